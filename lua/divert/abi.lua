@@ -1,0 +1,89 @@
+-- Generated from core/ld_abi.h by tools/gen_abi.sh. Do not edit.
+local ffi = require "ffi"
+ffi.cdef [[
+
+enum {
+	LD_BATCH_MAX   = 64,     /* packets handed to Lua in one call */
+	LD_PACKET_MAX  = 65535,  /* largest packet the kernel copies to us */
+};
+
+/*
+ * Verdicts use the kernel's NF_* numbers so the core passes them through
+ * unchanged. LD_QUEUE carries the target queue number in bits 16..31,
+ * exactly as the kernel's NF_QUEUE_NR() encoding does.
+ */
+enum ld_verdict {
+	LD_DROP   = 0,  /* NF_DROP */
+	LD_PASS   = 1,  /* NF_ACCEPT */
+	LD_QUEUE  = 3,  /* NF_QUEUE, queue number << 16 */
+	LD_REPEAT = 4,  /* NF_REPEAT: traverse the hook again */
+};
+
+/* What the kernel told us about a packet (struct ld_packet.flags). */
+enum ld_packet_flag {
+	LD_PKT_GSO           = 1,   /* NFQA_SKB_GSO: a GSO packet, may exceed the MTU */
+	LD_PKT_CSUM_NOTREADY = 2,   /* NFQA_SKB_CSUMNOTREADY: L4 checksum not filled in yet */
+	LD_PKT_CSUM_VERIFIED = 4,   /* NFQA_SKB_CSUM_VERIFIED: hardware checked it */
+	LD_PKT_HAS_UID       = 8,   /* uid is valid (socket owner known) */
+	LD_PKT_HAS_GID       = 16,  /* gid is valid */
+	LD_PKT_HAS_CT        = 32,  /* ct_info and ct_mark are valid */
+	LD_PKT_TRUNCATED     = 64,  /* len < orig_len: bytes beyond len were not copied */
+};
+
+/* What the policy asked for besides the verdict (struct ld_packet.set). */
+enum ld_packet_set {
+	LD_SET_MARK     = 1,   /* send new_mark as the packet mark */
+	LD_SET_CT_MARK  = 2,   /* send new_ct_mark as the conntrack mark */
+	LD_SET_MODIFIED = 4,   /* bytes or length changed: send data[0..len) back */
+	LD_SET_HOLD     = 8,   /* keep the packet queued for hold_ns, then verdict */
+};
+
+/*
+ * One queued packet. The core fills the first part from the netlink
+ * message; data points INTO the receive buffer (no copy). The policy fills
+ * the second part; the core turns it into the verdict message.
+ */
+struct ld_packet {
+	uint8_t  *data;        /* packet bytes, starting at the IP header */
+	uint32_t  len;         /* bytes valid at data; the policy may change it (<= cap) */
+	uint32_t  cap;         /* bytes writable at data (room to grow in place) */
+	uint32_t  orig_len;    /* length of the packet on the wire (>= len when truncated) */
+	uint32_t  id;          /* the kernel's packet id, used in the verdict */
+	uint32_t  mark;        /* skb mark when queued */
+	uint32_t  ct_mark;     /* conntrack mark (LD_PKT_HAS_CT) */
+	uint32_t  ct_info;     /* enum ip_conntrack_info (LD_PKT_HAS_CT) */
+	uint32_t  uid;         /* socket owner uid (LD_PKT_HAS_UID) */
+	uint32_t  gid;         /* socket owner gid (LD_PKT_HAS_GID) */
+	uint32_t  indev;       /* input ifindex, 0 if none */
+	uint32_t  outdev;      /* output ifindex, 0 if none */
+	uint16_t  hw_proto;    /* ETH_P_IP / ETH_P_IPV6, host order */
+	uint8_t   hook;        /* NF_INET_PRE_ROUTING .. NF_INET_POST_ROUTING */
+	uint8_t   flags;       /* enum ld_packet_flag */
+	uint64_t  tstamp_ns;   /* when the core received it (or capture time in replay) */
+
+	/* written by the policy */
+	uint32_t  verdict;     /* enum ld_verdict; preset to the default verdict */
+	uint32_t  set;         /* enum ld_packet_set */
+	uint32_t  new_mark;    /* LD_SET_MARK */
+	uint32_t  new_ct_mark; /* LD_SET_CT_MARK */
+	uint64_t  hold_ns;     /* LD_SET_HOLD: delay before the verdict is sent */
+	uint32_t  dup;         /* extra copies to inject after the verdict */
+	uint32_t  reserved;
+};
+
+/*
+ * A batch handed to Lua. One per worker, allocated once; the dispatch
+ * function learns its address at start-up and reads n/next on every call.
+ */
+struct ld_batch {
+	struct ld_packet *pkts;   /* LD_BATCH_MAX descriptors */
+	uint32_t  n;              /* packets in this batch */
+	uint32_t  next;           /* index being handled; on a Lua error the core
+	                           * gives pkts[next] the default verdict and resumes */
+	uint32_t  queue;          /* queue number of this worker */
+	uint32_t  default_verdict;
+	uint64_t  now_ns;         /* clock at dispatch (CLOCK_MONOTONIC, or virtual) */
+};
+
+]]
+return ffi
