@@ -211,6 +211,15 @@ veth_pair() {
 	ip -n "$2" -6 addr add "$ADDR6_B/64" dev "$VETH_B" nodad || fail "addr $ADDR6_B"
 	ip -n "$1" link set "$VETH_A" up || fail "up $VETH_A"
 	ip -n "$2" link set "$VETH_B" up || fail "up $VETH_B"
+	# static neighbours: no ARP/ND round (a fresh link loses the first
+	# datagrams while IPv6 neighbour discovery retries)
+	_ma=$(ip netns exec "$1" cat "/sys/class/net/$VETH_A/address") || fail "mac $VETH_A"
+	_mb=$(ip netns exec "$2" cat "/sys/class/net/$VETH_B/address") || fail "mac $VETH_B"
+	ip -n "$1" neigh replace "$ADDR_B" lladdr "$_mb" dev "$VETH_A" nud permanent &&
+	ip -n "$1" neigh replace "$ADDR6_B" lladdr "$_mb" dev "$VETH_A" nud permanent &&
+	ip -n "$2" neigh replace "$ADDR_A" lladdr "$_ma" dev "$VETH_B" nud permanent &&
+	ip -n "$2" neigh replace "$ADDR6_A" lladdr "$_ma" dev "$VETH_B" nud permanent ||
+		fail "static neighbours on $VETH_A/$VETH_B"
 }
 
 # ------------------------------------------------------------------ firewall
