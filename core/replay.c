@@ -1,0 +1,895 @@
+// SPDX-License-Identifier: MIT
+/*
+ * replay.c - `luadivert replay POLICY IN.pcap -w OUT.pcap`: run a policy over
+ * the packets of a capture file, without root and without a network.
+ *
+ * The policy runs in the same Lua host, through the same batch dispatch, as
+ * on live traffic (lua_host.h): records are read with libpcap, the IP packet
+ * behind each link header is copied into a per-batch buffer with room to grow
+ * to 64 KiB (as NFQUEUE would hand it over), and Lua is called once per batch.
+ *
+ * Time is virtual: a packet's tstamp_ns is its capture time. A packet that is
+ * not held is "released" at its capture time; a held one at capture time +
+ * hold_ns. Before each record's outcome is written, every held packet due at
+ * or before its capture time is written first, so the output is in release
+ * order and carries release times as timestamps:
+ *
+ *   record:   r1(t=0)  r2(t=10, hold 15)  r3(t=20)  r4(t=30)
+ *   output:   r1@0     r3@20              r2@25     r4@30
+ *
+ * Frames that are not IP go to the output untouched, at their capture time.
+ * Live, a held packet waits in the kernel queue; here its frame waits in a
+ * slot store (replay_store.h) and its release time in the timer heap.
+ */
+#include "commands.h"
+#include "ld_abi.h"
+#include "lua_host.h"
+#include "replay_link.h"
+#include "replay_store.h"
+#include "timer_heap.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RP_NS_PER_SEC 1000000000ull
+
+enum {
+	RP_STRIDE      = LD_LINK_HDR_MAX + LD_PACKET_MAX + 1, /* headroom for the link header + packet */
+	RP_ARENA       = 8 << 20,          /* original records of one batch */
+	RP_RECS        = 4 * LD_BATCH_MAX, /* records (IP or not) in one batch */
+	RP_MAX_HELD    = 1 << 20,          /* default --max-held */
+	RP_DUP_MAX     = 1024,             /* extra copies of one packet, at most */
+	RP_SLOT_HDR    = 8,                /* caplen(4) wirelen(4) in front of a held frame */
+	RP_PEEK        = 4096,             /* bytes read to learn the timestamp resolution */
+	RP_BAR         = 30,               /* progress bar width */
+	PCAPNG_SHB     = 0x0a0d0d0a,
+	PCAPNG_IDB     = 1,
+	PCAPNG_BOM     = 0x1a2b3c4d,
+	PCAPNG_TSRESOL = 9,                /* if_tsresol option code */
+	PCAP_MAGIC_NS  = (int)0xa1b23c4du,
+};
+
+#define RP_PROGRESS_NS 200000000ull       /* progress bar refresh: 5 per second */
+
+enum { OPT_VERDICTS = 256, OPT_SEED, OPT_BATCH, OPT_DEFAULT, OPT_SNAPLEN, OPT_MAX_HELD, OPT_LUA_DIR };
+
+/* One input record of the batch being handled, IP or not. */
+struct rp_rec {
+	uint64_t ts_ns;     /* capture time */
+	uint32_t num;       /* record number in the input, from 1 */
+	uint32_t off;       /* where its bytes are in the arena */
+	uint32_t caplen;    /* captured bytes (link header included) */
+	uint32_t wirelen;   /* length on the wire */
+	uint32_t hdr_len;   /* link header (IP records) */
+	uint32_t ip_len;    /* bytes handed to the policy */
+	uint32_t ip_orig;   /* orig_len handed to the policy */
+	int32_t  pkt;       /* index in the batch, -1 when not IP */
+};
+
+struct rp_stats {
+	uint64_t records, ip, nonip, truncated;
+	uint64_t pass, drop, queue, repeat, other;
+	uint64_t modified, marked, held, overflow, dups, errors;
+	uint64_t bytes_in, bytes_out, written;
+};
+
+struct rp {
+	/* options */
+	const char *policy, *in_path, *out_path, *verdicts_path, *lua_dir, *seed;
+	uint32_t batch_max, default_verdict, max_held;
+	long snaplen;
+	int quiet;
+
+	/* files */
+	FILE *in_file;
+	pcap_t *in, *dead;
+	pcap_dumper_t *out;
+	FILE *vf;
+	int dlt, nano, progress;
+	uint32_t snap_out;
+	off_t in_size;
+
+	/* the batch handed to Lua, and the bytes behind it */
+	struct ld_lua *lua;
+	struct ld_batch batch;
+	struct ld_packet pkts[LD_BATCH_MAX];
+	uint8_t *pbuf;            /* LD_BATCH_MAX * RP_STRIDE */
+	uint8_t *arena;           /* original records of this batch */
+	uint32_t arena_used;
+	struct rp_rec rec[RP_RECS];
+	uint32_t nrec;
+
+	/* held packets */
+	struct ld_heap heap;
+	struct ld_rstore store;
+
+	struct rp_stats st;
+	uint64_t t_start, t_shown;
+	char read_err[PCAP_ERRBUF_SIZE + 64];
+	int failed;               /* a write or memory error: stop */
+};
+
+static void rp_usage(FILE *f)
+{
+	fputs("usage: luadivert replay POLICY IN.pcap -w OUT.pcap [options]\n"
+	      "Run POLICY over the packets of a capture (pcap or pcapng) as NFQUEUE would hand\n"
+	      "them over, and write what it lets through, in release order, to OUT.pcap.\n"
+	      "Time is the capture's: held packets come out at capture time + hold.\n"
+	      "  -w, --write FILE            output capture (pcap format; - for standard output)\n"
+	      "      --verdicts FILE         one line per input record:\n"
+	      "                              record verdict mark len new_len hold_ns dup\n"
+	      "      --seed N                seed for the policy's random choices\n"
+	      "                              (the policy sees it as LUADIVERT_SEED)\n"
+	      "      --batch N               packets per policy call, 1..64 (default 64)\n"
+	      "      --default-verdict V     pass or drop: verdict when the handler fails\n"
+	      "      --snaplen N             snap length of the output (default: the input's)\n"
+	      "      --max-held N            packets held at once; more are dropped and\n"
+	      "                              counted (default 1048576)\n"
+	      "      --lua-dir DIR           where the divert Lua modules are\n"
+	      "  -q, --quiet                 no progress bar and no summary\n"
+	      "  -h, --help                  this text\n", f);
+}
+
+static uint64_t rp_clock_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * RP_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+/* Parse an unsigned decimal in [lo, hi]; 0 on success. */
+static int rp_number(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v < lo || v > hi) {
+		fprintf(stderr, "luadivert replay: %s: expected a number from %" PRIu64
+			" to %" PRIu64 ", got '%s'\n", opt, lo, hi, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Fill @r from the command line. Return 0, or the exit status (2 or 0 for --help). */
+static int rp_parse(struct rp *r, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "write",           required_argument, NULL, 'w' },
+		{ "verdicts",        required_argument, NULL, OPT_VERDICTS },
+		{ "seed",            required_argument, NULL, OPT_SEED },
+		{ "batch",           required_argument, NULL, OPT_BATCH },
+		{ "default-verdict", required_argument, NULL, OPT_DEFAULT },
+		{ "snaplen",         required_argument, NULL, OPT_SNAPLEN },
+		{ "max-held",        required_argument, NULL, OPT_MAX_HELD },
+		{ "lua-dir",         required_argument, NULL, OPT_LUA_DIR },
+		{ "quiet",           no_argument,       NULL, 'q' },
+		{ "help",            no_argument,       NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int c;
+
+	r->batch_max = LD_BATCH_MAX;
+	r->default_verdict = LD_PASS;
+	r->max_held = RP_MAX_HELD;
+	r->snaplen = -1;
+	optind = 0;  /* glibc: start over, main() may have parsed already */
+	opterr = 1;
+	while ((c = getopt_long(argc, argv, "w:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'w':
+			r->out_path = optarg;
+			break;
+		case OPT_VERDICTS:
+			r->verdicts_path = optarg;
+			break;
+		case OPT_SEED:
+			if (rp_number("--seed", optarg, 0, UINT64_MAX, &v))
+				return 2;
+			r->seed = optarg;
+			break;
+		case OPT_BATCH:
+			if (rp_number("--batch", optarg, 1, LD_BATCH_MAX, &v))
+				return 2;
+			r->batch_max = (uint32_t)v;
+			break;
+		case OPT_DEFAULT:
+			if (!strcmp(optarg, "pass")) {
+				r->default_verdict = LD_PASS;
+			} else if (!strcmp(optarg, "drop")) {
+				r->default_verdict = LD_DROP;
+			} else {
+				fprintf(stderr, "luadivert replay: --default-verdict: pass or drop, got '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case OPT_SNAPLEN:
+			if (rp_number("--snaplen", optarg, 1, INT32_MAX, &v))
+				return 2;
+			r->snaplen = (long)v;
+			break;
+		case OPT_MAX_HELD:
+			if (rp_number("--max-held", optarg, 1, UINT32_MAX / 2, &v))
+				return 2;
+			r->max_held = (uint32_t)v;
+			break;
+		case OPT_LUA_DIR:
+			r->lua_dir = optarg;
+			break;
+		case 'q':
+			r->quiet = 1;
+			break;
+		case 'h':
+			rp_usage(stdout);
+			return -1;
+		default:
+			rp_usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 2 || !r->out_path) {
+		fprintf(stderr, "luadivert replay: %s\n", argc - optind != 2 ?
+			"expected a policy and an input capture" : "missing -w OUT.pcap");
+		rp_usage(stderr);
+		return 2;
+	}
+	r->policy = argv[optind];
+	r->in_path = argv[optind + 1];
+	return 0;
+}
+
+static uint32_t rd32(const uint8_t *p, int swap)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return swap ? __builtin_bswap32(v) : v;
+}
+
+static uint16_t rd16(const uint8_t *p, int swap)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return swap ? __builtin_bswap16(v) : v;
+}
+
+/*
+ * pcapng: does the first interface record (IDB) ask for a resolution finer
+ * than a microsecond? Blocks: type(4) length(4) body length(4); the SHB body
+ * starts with the byte-order magic, the IDB body with linktype(2)
+ * reserved(2) snaplen(4) and then options code(2) len(2) value (padded to 4).
+ */
+static int rp_pcapng_nano(const uint8_t *b, size_t n)
+{
+	uint32_t shb_len, idb_len, off, end;
+	int swap;
+
+	if (n < 12)
+		return 1;
+	swap = rd32(b + 8, 0) != PCAPNG_BOM;
+	shb_len = rd32(b + 4, swap);
+	if (shb_len < 28 || (size_t)shb_len + 16 > n || rd32(b + shb_len, swap) != PCAPNG_IDB)
+		return 1;  /* cannot tell: keep nanoseconds, which lose nothing */
+	idb_len = rd32(b + shb_len + 4, swap);
+	if ((size_t)shb_len + idb_len > n || idb_len < 20)
+		return 1;
+	off = shb_len + 16;
+	end = shb_len + idb_len - 4;
+	while (off + 4 <= end) {
+		uint16_t code = rd16(b + off, swap), len = rd16(b + off + 2, swap);
+
+		if (code == 0 || off + 4 + len > end)
+			break;
+		if (code == PCAPNG_TSRESOL && len >= 1) {
+			uint8_t res = b[off + 4];
+
+			/* high bit: a power of two, else a power of ten, negative */
+			return res & 0x80 ? (res & 0x7f) > 20 : res > 6;
+		}
+		off += 4 + ((len + 3u) & ~3u);
+	}
+	return 0;  /* the default resolution is 10^-6 */
+}
+
+/*
+ * Should the output carry nanoseconds? Yes when the input does (nanosecond
+ * pcap, or pcapng with a finer if_tsresol) or when we cannot look (a pipe).
+ * The file position is put back for libpcap.
+ */
+static int rp_input_nano(FILE *f)
+{
+	uint8_t b[RP_PEEK];
+	size_t n;
+	uint32_t magic;
+
+	if (fseeko(f, 0, SEEK_CUR))
+		return 1;
+	n = fread(b, 1, sizeof(b), f);
+	if (fseeko(f, 0, SEEK_SET))
+		return 1;
+	if (n < 4)
+		return 0;
+	memcpy(&magic, b, sizeof(magic));
+	if (magic == (uint32_t)PCAP_MAGIC_NS || magic == __builtin_bswap32((uint32_t)PCAP_MAGIC_NS))
+		return 1;
+	if (magic == PCAPNG_SHB)
+		return rp_pcapng_nano(b, n);
+	return 0;
+}
+
+static int rp_open_input(struct rp *r)
+{
+	char errbuf[PCAP_ERRBUF_SIZE];
+	struct stat sb;
+	const char *name;
+	int snap;
+
+	r->in_file = strcmp(r->in_path, "-") ? fopen(r->in_path, "rb") : stdin;
+	if (!r->in_file) {
+		fprintf(stderr, "luadivert replay: %s: %s\n", r->in_path, strerror(errno));
+		return -1;
+	}
+	if (!fstat(fileno(r->in_file), &sb) && S_ISREG(sb.st_mode))
+		r->in_size = sb.st_size;
+	r->nano = rp_input_nano(r->in_file);
+	errbuf[0] = 0;
+	r->in = pcap_fopen_offline_with_tstamp_precision(r->in_file, PCAP_TSTAMP_PRECISION_NANO,
+							  errbuf);
+	if (!r->in) {
+		fprintf(stderr, "luadivert replay: %s: not a readable capture: %s\n", r->in_path,
+			errbuf);
+		if (r->in_file != stdin && fclose(r->in_file))
+			fprintf(stderr, "luadivert replay: %s: %s\n", r->in_path, strerror(errno));
+		r->in_file = NULL;
+		return -1;
+	}
+	r->in_file = NULL;  /* libpcap owns it now */
+	r->dlt = pcap_datalink(r->in);
+	if (!ld_link_supported(r->dlt)) {
+		name = pcap_datalink_val_to_name(r->dlt);
+		fprintf(stderr, "luadivert replay: %s: link type %d (%s) is not supported; replay reads "
+			"Ethernet (with VLAN tags), raw IP, Linux cooked (SLL, SLL2), BSD loopback "
+			"and PPP captures\n", r->in_path, r->dlt, name ? name : "unknown");
+		return -1;
+	}
+	snap = pcap_snapshot(r->in);
+	r->snap_out = r->snaplen > 0 ? (uint32_t)r->snaplen : snap > 0 ? (uint32_t)snap : LD_PACKET_MAX;
+	return 0;
+}
+
+/* Refuse to truncate the file we are about to read. */
+static int rp_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (!strcmp(a, "-") || !strcmp(b, "-"))
+		return 0;
+	if (stat(a, &sa) || stat(b, &sb))
+		return 0;
+	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static int rp_open_output(struct rp *r)
+{
+	if (rp_same_file(r->in_path, r->out_path)) {
+		fprintf(stderr, "luadivert replay: %s: the output would overwrite the input\n",
+			r->out_path);
+		return -1;
+	}
+	r->dead = pcap_open_dead_with_tstamp_precision(r->dlt, (int)r->snap_out,
+			r->nano ? PCAP_TSTAMP_PRECISION_NANO : PCAP_TSTAMP_PRECISION_MICRO);
+	if (!r->dead) {
+		fprintf(stderr, "luadivert replay: cannot set up the output (out of memory)\n");
+		return -1;
+	}
+	r->out = pcap_dump_open(r->dead, r->out_path);
+	if (!r->out) {
+		fprintf(stderr, "luadivert replay: %s\n", pcap_geterr(r->dead));
+		return -1;
+	}
+	if (r->verdicts_path) {
+		r->vf = strcmp(r->verdicts_path, "-") ? fopen(r->verdicts_path, "w") : stdout;
+		if (!r->vf) {
+			fprintf(stderr, "luadivert replay: %s: %s\n", r->verdicts_path, strerror(errno));
+			return -1;
+		}
+		fputs("# record verdict mark len new_len hold_ns dup\n", r->vf);
+	}
+	return 0;
+}
+
+/* Buffers for one batch and the held packets: allocated once, here. */
+static int rp_alloc(struct rp *r)
+{
+	r->pbuf = malloc((size_t)LD_BATCH_MAX * RP_STRIDE);
+	r->arena = malloc(RP_ARENA);
+	if (!r->pbuf || !r->arena || ld_heap_init(&r->heap, r->max_held)) {
+		fprintf(stderr, "luadivert replay: out of memory\n");
+		return -1;
+	}
+	ld_rstore_init(&r->store);
+	r->batch.pkts = r->pkts;
+	r->batch.default_verdict = r->default_verdict;
+	return 0;
+}
+
+static uint8_t *rp_pkt_data(struct rp *r, uint32_t i)
+{
+	return r->pbuf + (size_t)i * RP_STRIDE + LD_LINK_HDR_MAX;
+}
+
+static void rp_write(struct rp *r, uint64_t ts_ns, const uint8_t *frame, uint32_t caplen,
+		     uint32_t wirelen)
+{
+	struct pcap_pkthdr h;
+	uint64_t frac = ts_ns % RP_NS_PER_SEC;
+
+	h.ts.tv_sec = (time_t)(ts_ns / RP_NS_PER_SEC);
+	h.ts.tv_usec = (suseconds_t)(r->nano ? frac : frac / 1000);
+	h.caplen = caplen;
+	h.len = wirelen > caplen ? wirelen : caplen;
+	pcap_dump((u_char *)r->out, &h, frame);
+	r->st.written++;
+	r->st.bytes_out += caplen;
+}
+
+/* Write a released packet: nothing when dropped, else 1 + dup copies. */
+static void rp_emit(struct rp *r, uint64_t ts_ns, uint32_t verdict, uint32_t dup,
+		    const uint8_t *frame, uint32_t caplen, uint32_t wirelen)
+{
+	if (verdict == LD_DROP)
+		return;
+	if (dup > RP_DUP_MAX)
+		dup = RP_DUP_MAX;
+	for (uint32_t i = 0; i <= dup; i++)
+		rp_write(r, ts_ns, frame, caplen, wirelen);
+	r->st.dups += dup;
+}
+
+/* Write every held packet due at or before @t, in due order. */
+static void rp_release_until(struct rp *r, uint64_t t)
+{
+	const struct ld_held *top;
+	struct ld_held h;
+	uint32_t wirelen;
+	uint8_t *m;
+
+	while ((top = ld_heap_peek(&r->heap)) && top->due_ns <= t) {
+		ld_heap_pop(&r->heap, &h);
+		m = ld_rstore_ptr(&r->store, h.slot);
+		memcpy(&wirelen, m + 4, sizeof(wirelen));
+		rp_emit(r, h.due_ns, h.verdict, h.dup, m + RP_SLOT_HDR, h.len, wirelen);
+		ld_rstore_put(&r->store, h.slot);
+	}
+}
+
+static const char *rp_verdict_name(uint32_t v, char *buf, size_t n)
+{
+	switch (v & 0xffff) {
+	case LD_DROP:
+		return "DROP";
+	case LD_PASS:
+		return "PASS";
+	case LD_REPEAT:
+		return "REPEAT";
+	case LD_QUEUE:
+		snprintf(buf, n, "QUEUE:%u", v >> 16);
+		return buf;
+	default:
+		snprintf(buf, n, "VERDICT:%u", v);
+		return buf;
+	}
+}
+
+static void rp_count_verdict(struct rp_stats *st, uint32_t v)
+{
+	switch (v & 0xffff) {
+	case LD_DROP:
+		st->drop++;
+		break;
+	case LD_PASS:
+		st->pass++;
+		break;
+	case LD_QUEUE:
+		st->queue++;
+		break;
+	case LD_REPEAT:
+		st->repeat++;
+		break;
+	default:
+		st->other++;
+		break;
+	}
+}
+
+/*
+ * The frame to write for an IP record: the original record when the policy
+ * did not change the packet, else the original link header followed by the
+ * new bytes (built in the headroom in front of them). Bytes the capture
+ * never had (snap length) stay missing: the wire length keeps them.
+ */
+static const uint8_t *rp_frame(struct rp *r, const struct rp_rec *rec, struct ld_packet *p,
+			       uint32_t *caplen, uint32_t *wirelen)
+{
+	uint8_t *data = rp_pkt_data(r, (uint32_t)rec->pkt);
+	uint32_t missing = rec->ip_orig - rec->ip_len;
+
+	if (!(p->set & LD_SET_MODIFIED)) {
+		*caplen = rec->caplen;
+		*wirelen = rec->wirelen;
+		return r->arena + rec->off;
+	}
+	if (p->len > LD_PACKET_MAX)
+		p->len = LD_PACKET_MAX;
+	memcpy(data - rec->hdr_len, r->arena + rec->off, rec->hdr_len);
+	*caplen = rec->hdr_len + p->len;
+	*wirelen = *caplen + missing;
+	if (*caplen > r->snap_out)
+		*caplen = r->snap_out;
+	return data - rec->hdr_len;
+}
+
+/* Keep a frame until its release time. Return 0, 1 when the heap is full, -1 on error. */
+static int rp_hold(struct rp *r, const struct rp_rec *rec, const struct ld_packet *p,
+		   const uint8_t *frame, uint32_t caplen, uint32_t wirelen)
+{
+	struct ld_held e;
+	uint8_t *m;
+
+	memset(&e, 0, sizeof(e));
+	m = ld_rstore_get(&r->store, RP_SLOT_HDR + (size_t)caplen, &e.slot);
+	if (!m) {
+		fprintf(stderr, "luadivert replay: record %u: cannot hold %u bytes: %s\n",
+			rec->num, caplen, strerror(errno));
+		return -1;
+	}
+	memcpy(m, &caplen, sizeof(caplen));
+	memcpy(m + 4, &wirelen, sizeof(wirelen));
+	memcpy(m + RP_SLOT_HDR, frame, caplen);
+	e.due_ns = rec->ts_ns + p->hold_ns < rec->ts_ns ? UINT64_MAX : rec->ts_ns + p->hold_ns;
+	e.id = rec->num;
+	e.verdict = p->verdict;
+	e.set = p->set & ~(uint32_t)LD_SET_HOLD;
+	e.new_mark = p->new_mark;
+	e.new_ct_mark = p->new_ct_mark;
+	e.len = caplen;
+	e.dup = p->dup;
+	if (ld_heap_push(&r->heap, &e)) {
+		ld_rstore_put(&r->store, e.slot);
+		return 1;
+	}
+	return 0;
+}
+
+/* Act on the policy's decision for one IP record. */
+static void rp_decide(struct rp *r, const struct rp_rec *rec, struct ld_packet *p)
+{
+	const uint8_t *frame;
+	uint32_t caplen, wirelen;
+	char vbuf[32];
+	const char *vname;
+	int held = 0;
+
+	rp_count_verdict(&r->st, p->verdict);
+	r->st.marked += !!(p->set & LD_SET_MARK);
+	r->st.modified += !!(p->set & LD_SET_MODIFIED);
+	frame = rp_frame(r, rec, p, &caplen, &wirelen);
+	if (p->set & LD_SET_HOLD) {
+		held = rp_hold(r, rec, p, frame, caplen, wirelen);
+		if (held < 0)
+			r->failed = 1;
+		else if (held)
+			r->st.overflow++;
+		else
+			r->st.held++;
+	} else {
+		rp_emit(r, rec->ts_ns, p->verdict, p->dup, frame, caplen, wirelen);
+	}
+	if (r->vf) {
+		vname = held > 0 ? "OVERFLOW" : rp_verdict_name(p->verdict, vbuf, sizeof(vbuf));
+		fprintf(r->vf, "%u %s 0x%x %u %u %" PRIu64 " %u\n", rec->num, vname,
+			p->set & LD_SET_MARK ? p->new_mark : p->mark, rec->ip_len,
+			p->set & LD_SET_MODIFIED ? p->len : rec->ip_len,
+			p->set & LD_SET_HOLD ? p->hold_ns : 0, p->dup);
+	}
+}
+
+/* Run the policy over the batch, then write (or hold) each record in order. */
+static void rp_flush(struct rp *r)
+{
+	struct rp_rec *rec;
+
+	if (!r->nrec)
+		return;
+	if (r->batch.n) {
+		r->batch.next = 0;
+		r->batch.now_ns = r->pkts[r->batch.n - 1].tstamp_ns;
+		r->st.errors += ld_lua_dispatch(r->lua);
+	}
+	for (uint32_t k = 0; k < r->nrec && !r->failed; k++) {
+		rec = &r->rec[k];
+		rp_release_until(r, rec->ts_ns);
+		if (rec->pkt >= 0) {
+			rp_decide(r, rec, &r->pkts[rec->pkt]);
+			continue;
+		}
+		rp_write(r, rec->ts_ns, r->arena + rec->off, rec->caplen, rec->wirelen);
+		if (r->vf)
+			fprintf(r->vf, "%u NONIP - %u %u 0 0\n", rec->num, rec->caplen, rec->caplen);
+	}
+	r->nrec = 0;
+	r->batch.n = 0;
+	r->arena_used = 0;
+	if (ferror(pcap_dump_file(r->out))) {
+		fprintf(stderr, "luadivert replay: %s: write error\n", r->out_path);
+		r->failed = 1;
+	}
+}
+
+/* Hand the IP packet of @rec to the next descriptor of the batch. */
+static void rp_add_ip(struct rp *r, struct rp_rec *rec, const struct ld_link_l3 *l3)
+{
+	const uint8_t *ip = r->arena + rec->off + l3->hdr_len;
+	uint32_t i = r->batch.n++;
+	uint32_t ipcap = rec->caplen - l3->hdr_len;
+	uint32_t ipwire = rec->wirelen - l3->hdr_len;
+	uint32_t decl = ld_link_ip_len(l3->hw_proto, ip, ipcap);
+	struct ld_packet *p = &r->pkts[i];
+
+	/* The kernel hands over the IP packet without link padding: trim it. */
+	if (decl && decl < ipcap)
+		ipcap = ipwire = decl;
+	else if (decl && decl < ipwire)
+		ipwire = decl;
+	if (ipcap > LD_PACKET_MAX)
+		ipcap = LD_PACKET_MAX;
+	memcpy(rp_pkt_data(r, i), ip, ipcap);
+	memset(p, 0, sizeof(*p));
+	p->data = rp_pkt_data(r, i);
+	p->len = ipcap;
+	p->cap = LD_PACKET_MAX;
+	p->orig_len = ipwire;
+	p->id = rec->num;
+	p->hw_proto = l3->hw_proto;
+	p->flags = ipcap < ipwire ? LD_PKT_TRUNCATED : 0;
+	p->tstamp_ns = rec->ts_ns;
+	p->verdict = r->default_verdict;
+	rec->pkt = (int32_t)i;
+	rec->hdr_len = l3->hdr_len;
+	rec->ip_len = ipcap;
+	rec->ip_orig = ipwire;
+	r->st.ip++;
+	r->st.truncated += ipcap < ipwire;
+}
+
+/* Take one record from libpcap into the batch. */
+static void rp_add(struct rp *r, const struct pcap_pkthdr *h, const u_char *bytes)
+{
+	struct ld_link_l3 l3;
+	struct rp_rec *rec;
+	uint32_t caplen = h->caplen;
+
+	if (r->nrec == RP_RECS || (uint64_t)r->arena_used + caplen > RP_ARENA)
+		rp_flush(r);
+	if (caplen > RP_ARENA)  /* libpcap caps records at 256 KiB; be safe anyway */
+		caplen = RP_ARENA;
+	rec = &r->rec[r->nrec++];
+	rec->ts_ns = (uint64_t)h->ts.tv_sec * RP_NS_PER_SEC + (uint64_t)h->ts.tv_usec;
+	rec->num = (uint32_t)++r->st.records;
+	rec->off = r->arena_used;
+	rec->caplen = caplen;
+	rec->wirelen = h->len > caplen ? h->len : caplen;
+	rec->pkt = -1;
+	memcpy(r->arena + r->arena_used, bytes, caplen);
+	r->arena_used += caplen;
+	r->st.bytes_in += caplen;
+	if (ld_link_decap(r->dlt, bytes, caplen, &l3))
+		rp_add_ip(r, rec, &l3);
+	else
+		r->st.nonip++;
+	if (r->batch.n == r->batch_max)
+		rp_flush(r);
+}
+
+static void rp_progress(struct rp *r, int last)
+{
+	uint64_t now = rp_clock_ns(), el;
+	double frac = -1, rate, eta = 0;
+	char bar[RP_BAR + 1];
+	off_t pos;
+	int fill;
+
+	if (!r->progress || (!last && now - r->t_shown < RP_PROGRESS_NS))
+		return;
+	r->t_shown = now;
+	el = now - r->t_start;
+	pos = r->in_size > 0 ? ftello(pcap_file(r->in)) : -1;
+	if (last)
+		frac = 1;
+	else if (pos >= 0)
+		frac = (double)pos / (double)r->in_size;
+	rate = el ? (double)r->st.records * 1e9 / (double)el : 0;
+	if (frac > 0)
+		eta = (double)el / 1e9 * (1 - frac) / frac;
+	fill = frac > 0 ? (int)(frac * RP_BAR) : 0;
+	for (int i = 0; i < RP_BAR; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[RP_BAR] = 0;
+	if (frac >= 0)
+		fprintf(stderr, "\r[%s] %3d%% %" PRIu64 " packets %.0f/s %.0fs left ", bar,
+			(int)(frac * 100), r->st.records, rate, eta);
+	else
+		fprintf(stderr, "\r%" PRIu64 " packets %.0f/s ", r->st.records, rate);
+	if (last)
+		fputc('\n', stderr);
+}
+
+/* Read every record; on a read error stop, keeping what came before it. */
+static void rp_loop(struct rp *r)
+{
+	struct pcap_pkthdr *h;
+	const u_char *bytes;
+	int rc;
+
+	while (!r->failed) {
+		rc = pcap_next_ex(r->in, &h, &bytes);
+		if (rc == 1) {
+			rp_add(r, h, bytes);
+			if (r->nrec == 0)
+				rp_progress(r, 0);
+			continue;
+		}
+		if (rc != PCAP_ERROR_BREAK)
+			snprintf(r->read_err, sizeof(r->read_err), "record %" PRIu64 ": %s",
+				 r->st.records + 1, rc == PCAP_ERROR ? pcap_geterr(r->in) :
+				 "unexpected end of the capture");
+		break;
+	}
+	rp_flush(r);
+	if (!r->failed)
+		rp_release_until(r, UINT64_MAX);
+}
+
+static void rp_summary(const struct rp *r, uint64_t el)
+{
+	const struct rp_stats *s = &r->st;
+
+	fprintf(stderr,
+		"replay: %" PRIu64 " records in %.3f s (%.0f/s): %" PRIu64 " IP, %" PRIu64
+		" not IP (copied), %" PRIu64 " snap-truncated\n"
+		"verdicts: pass %" PRIu64 ", drop %" PRIu64 ", queue %" PRIu64 ", repeat %" PRIu64
+		", other %" PRIu64 "; modified %" PRIu64 ", marked %" PRIu64 ", held %" PRIu64
+		", held-overflow %" PRIu64 ", duplicates %" PRIu64 ", handler errors %" PRIu64 "\n"
+		"output: %" PRIu64 " records; bytes in %" PRIu64 ", bytes out %" PRIu64 "\n",
+		s->records, (double)el / 1e9, el ? (double)s->records * 1e9 / (double)el : 0.0,
+		s->ip, s->nonip, s->truncated, s->pass, s->drop, s->queue, s->repeat, s->other,
+		s->modified, s->marked, s->held, s->overflow, s->dups, s->errors, s->written,
+		s->bytes_in, s->bytes_out);
+}
+
+/* Flush and close the outputs; 0 when everything reached the files. */
+static int rp_close(struct rp *r)
+{
+	int bad = 0;
+
+	if (r->out) {
+		/* pcap_dump_close() cannot report an error: flush first and check */
+		if (pcap_dump_flush(r->out) || ferror(pcap_dump_file(r->out))) {
+			fprintf(stderr, "luadivert replay: %s: write error: %s\n", r->out_path,
+				strerror(errno));
+			bad = 1;
+		}
+		pcap_dump_close(r->out);
+		r->out = NULL;
+	}
+	if (r->vf) {
+		if (r->vf == stdout ? fflush(r->vf) : fclose(r->vf)) {
+			fprintf(stderr, "luadivert replay: %s: %s\n", r->verdicts_path, strerror(errno));
+			bad = 1;
+		}
+		r->vf = NULL;
+	}
+	return bad;
+}
+
+static void rp_free(struct rp *r)
+{
+	ld_lua_free(r->lua);
+	if (r->out)
+		pcap_dump_close(r->out);
+	if (r->vf && r->vf != stdout && fclose(r->vf))
+		fprintf(stderr, "luadivert replay: %s: %s\n", r->verdicts_path, strerror(errno));
+	if (r->dead)
+		pcap_close(r->dead);
+	if (r->in)
+		pcap_close(r->in);
+	ld_heap_free(&r->heap);
+	ld_rstore_free(&r->store);
+	free(r->pbuf);
+	free(r->arena);
+	free(r);
+}
+
+/**
+ * ld_cmd_replay() - `luadivert replay POLICY IN.pcap -w OUT.pcap [options]`
+ * @argc: argument count
+ * @argv: arguments, argv[0] = "replay"
+ *
+ * Runs POLICY over every packet of a pcap/pcapng capture with the live
+ * batch dispatch, on the capture's clock, and writes the outcome to a pcap
+ * file in release order. A read error stops the replay at that record:
+ * everything before it is handled, held packets are released, the output is
+ * written, and the error names the record.
+ *
+ * Return: 0 when the whole capture was replayed, 1 on a read, write or
+ * policy error, 2 on bad usage.
+ */
+int ld_cmd_replay(int argc, char **argv)
+{
+	struct ld_lua_cfg cfg;
+	struct rp *r = calloc(1, sizeof(*r));
+	char err[1024];
+	int rc, status = 1;
+
+	if (!r) {
+		fprintf(stderr, "luadivert replay: out of memory\n");
+		return 1;
+	}
+	rc = rp_parse(r, argc, argv);
+	if (rc) {
+		free(r);
+		return rc < 0 ? 0 : rc;
+	}
+	if (r->seed && setenv("LUADIVERT_SEED", r->seed, 1)) {
+		fprintf(stderr, "luadivert replay: setenv: %s\n", strerror(errno));
+		free(r);
+		return 1;
+	}
+	if (rp_open_input(r) || rp_alloc(r))
+		goto out;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.policy = r->policy;
+	cfg.lua_dir = r->lua_dir;
+	err[0] = 0;
+	r->lua = ld_lua_new(&cfg, &r->batch, err, sizeof(err));
+	if (!r->lua) {
+		fprintf(stderr, "luadivert replay: %s\n", err[0] ? err : "cannot load the policy");
+		goto out;
+	}
+	if (rp_open_output(r))
+		goto out;
+	r->progress = !r->quiet && isatty(STDERR_FILENO);
+	r->t_start = r->t_shown = rp_clock_ns();
+	rp_loop(r);
+	rp_progress(r, 1);
+	if (rp_close(r))
+		r->failed = 1;
+	/* the policy's on_stop runs here, before the summary */
+	ld_lua_free(r->lua);
+	r->lua = NULL;
+	if (!r->quiet)
+		rp_summary(r, rp_clock_ns() - r->t_start);
+	if (r->read_err[0])
+		fprintf(stderr, "luadivert replay: %s: %s (the records before it were replayed "
+			"and written)\n", r->in_path, r->read_err);
+	status = r->read_err[0] || r->failed;
+out:
+	rp_free(r);
+	return status;
+}
