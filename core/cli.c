@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+/* cli.c - option parsing helpers shared by the subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifndef LD_RUNDIR
+#define LD_RUNDIR "/run/luadivert"
+#endif
+
+int ld_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int ld_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "luadivert %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'luadivert %s --help'.\n", cmd);
+	return LD_EXIT_USAGE;
+}
+
+void ld_default_pidfile(uint32_t queue, char *out, unsigned long outlen)
+{
+	const char *dir = getenv("LUADIVERT_RUNDIR");
+
+	snprintf(out, outlen, "%s/queue-%u.pid", dir && *dir ? dir : LD_RUNDIR, queue);
+}

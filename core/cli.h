@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* cli.h - small helpers shared by the subcommands' option parsers. */
+#ifndef LD_CLI_H
+#define LD_CLI_H
+
+#include <stdint.h>
+
+enum { LD_EXIT_OK = 0, LD_EXIT_FAIL = 1, LD_EXIT_USAGE = 2 };
+
+/**
+ * ld_parse_u32() - parse a whole decimal number within [min, max]
+ * @s: text
+ * @min: smallest value allowed
+ * @max: largest value allowed
+ * @out: receives the value
+ *
+ * Return: 0, or -1 when @s is not such a number.
+ */
+int ld_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+
+/**
+ * ld_usage_error() - print "luadivert CMD: message" and a hint on stderr
+ * @cmd: subcommand name
+ * @fmt: printf format
+ *
+ * Return: LD_EXIT_USAGE, so callers can `return ld_usage_error(...)`.
+ */
+int ld_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/**
+ * ld_default_pidfile() - the pid file of the instance on @queue
+ * @queue: queue number
+ * @out: receives the path
+ * @outlen: size of @out
+ */
+void ld_default_pidfile(uint32_t queue, char *out, unsigned long outlen);
+
+#endif /* LD_CLI_H */

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/* counters.h - what a worker has done, printed on exit and on SIGUSR1. */
+#ifndef LD_COUNTERS_H
+#define LD_COUNTERS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct ld_counters {
+	uint64_t received;      /* packets read from the queue */
+	uint64_t passed;        /* verdicts: accept (including queue-to-N and repeat) */
+	uint64_t dropped;       /* verdicts: drop */
+	uint64_t modified;      /* verdicts that carried new packet bytes */
+	uint64_t errors;        /* handler errors and non-verdict returns */
+	uint64_t batches;       /* calls into Lua */
+	uint64_t held;          /* packets held for later */
+	uint64_t hold_overflow; /* holds refused because the hold table was full */
+	uint64_t injected;      /* duplicate copies sent through the raw socket */
+	uint64_t inject_errors; /* copies that could not be sent */
+	uint64_t send_errors;   /* verdict sendmsg failures */
+	uint64_t kernel_errors; /* error replies from the kernel to our verdicts */
+	uint64_t recv_errors;   /* ENOBUFS and other recoverable receive errors */
+	uint64_t reloads;       /* successful policy reloads */
+	uint64_t reload_errors; /* reloads refused because the new policy had errors */
+};
+
+/* The kernel's own view of a queue (/proc/net/netfilter/nfnetlink_queue). */
+struct ld_kernel_counters {
+	int      valid;          /* 0 when the queue was not listed */
+	uint32_t queue_total;    /* packets waiting in the kernel for a verdict */
+	uint32_t queue_dropped;  /* dropped by the kernel: queue full */
+	uint32_t user_dropped;   /* dropped by the kernel: could not send to us */
+	uint32_t id_sequence;    /* last packet id handed out */
+};
+
+/**
+ * ld_kernel_counters_read() - read the kernel's counters for @queue
+ * @queue: queue number
+ * @k: filled in; k->valid says whether the queue was found
+ *
+ * Return: 0, or -1 when the proc file cannot be read.
+ */
+int ld_kernel_counters_read(uint16_t queue, struct ld_kernel_counters *k);
+
+/**
+ * ld_counters_print() - print counters in "name value" form, one line
+ * @f: stream
+ * @queue: queue number, for the prefix
+ * @c: our counters
+ * @k: the kernel's counters (printed when valid)
+ */
+void ld_counters_print(FILE *f, uint16_t queue, const struct ld_counters *c,
+		       const struct ld_kernel_counters *k);
+
+#endif /* LD_COUNTERS_H */

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: MIT
+/*
+ * lua_host.c - the C half of the Lua boundary.
+ *
+ * The Lua half is lua/divert/host.lua: it loads the policy and returns a
+ * dispatch function that loops over the batch. C calls that function with
+ * lua_pcall once per batch. When it raises, batch->next names the packet
+ * that was being handled: it gets the default verdict, the error is logged
+ * (rate-limited) and dispatch is called again from the packet after it.
+ */
+#include "lua_host.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "log.h"
+
+#ifndef LD_LUADIR
+#define LD_LUADIR "/usr/local/share/lua/5.1"
+#endif
+
+struct ld_lua {
+	lua_State *L;
+	int dispatch_ref;          /* registry ref of the current dispatch function */
+	struct ld_batch *batch;
+	struct ld_log_limit *lim;
+	struct ld_log_limit own_lim;
+	char policy[PATH_MAX];
+};
+
+static int is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * Where the divert modules live: --lua-dir, then $LUADIVERT_LUA_DIR, then lua/
+ * next to the executable (a build tree), then the install directory.
+ */
+static void find_lua_dir(const char *given, char *out, size_t outlen)
+{
+	char exe[PATH_MAX - 16], probe[PATH_MAX + 16];
+	const char *env = getenv("LUADIVERT_LUA_DIR");
+	ssize_t n;
+
+	if (given) {
+		snprintf(out, outlen, "%s", given);
+		return;
+	}
+	if (env && *env) {
+		snprintf(out, outlen, "%s", env);
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		snprintf(probe, sizeof(probe), "%s/lua/divert", dirname(exe));
+		if (is_dir(probe)) {
+			snprintf(out, outlen, "%s/lua", exe);
+			return;
+		}
+		/* build/luadivert-asan sits one level further down */
+		snprintf(probe, sizeof(probe), "%s/../lua/divert", exe);
+		if (is_dir(probe)) {
+			snprintf(out, outlen, "%s/../lua", exe);
+			return;
+		}
+	}
+	snprintf(out, outlen, "%s", LD_LUADIR);
+}
+
+static void set_package_path(lua_State *L, const char *lua_dir, const char *policy)
+{
+	char pol[PATH_MAX];
+
+	snprintf(pol, sizeof(pol), "%s", policy);
+	lua_getglobal(L, "package");
+	lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s/?.lua;", lua_dir, lua_dir, dirname(pol));
+	lua_getfield(L, -2, "path");
+	lua_concat(L, 2);
+	lua_setfield(L, -2, "path");
+	lua_pop(L, 1);
+}
+
+/* Call host.<fn>(args already pushed) and keep the returned dispatch function. */
+static int call_host(struct ld_lua *h, const char *fn, int nargs, char *err, size_t errlen)
+{
+	lua_State *L = h->L;
+
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "divert.host");
+	if (lua_pcall(L, 1, 1, 0) != 0) {
+		snprintf(err, errlen, "loading the divert library: %s", lua_tostring(L, -1));
+		lua_pop(L, 1 + nargs);
+		return -1;
+	}
+	lua_getfield(L, -1, fn);
+	lua_remove(L, -2);
+	lua_insert(L, -1 - nargs);
+	if (lua_pcall(L, nargs, 1, 0) != 0) {
+		const char *msg = lua_tostring(L, -1);
+
+		snprintf(err, errlen, "%s", msg ? msg : "(error object is not a string)");
+		lua_pop(L, 1);
+		return -1;
+	}
+	if (!lua_isfunction(L, -1)) {
+		snprintf(err, errlen, "divert.host.%s returned no dispatch function", fn);
+		lua_pop(L, 1);
+		return -1;
+	}
+	if (h->dispatch_ref != LUA_NOREF)
+		luaL_unref(L, LUA_REGISTRYINDEX, h->dispatch_ref);
+	h->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
+
+struct ld_lua *ld_lua_new(const struct ld_lua_cfg *cfg, struct ld_batch *batch,
+			  char *err, size_t errlen)
+{
+	char lua_dir[PATH_MAX];
+	struct ld_lua *h;
+
+	if (access(cfg->policy, R_OK) != 0) {
+		snprintf(err, errlen, "%s: %s", cfg->policy, strerror(errno));
+		return NULL;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->dispatch_ref = LUA_NOREF;
+	h->batch = batch;
+	h->lim = cfg->log_limit ? cfg->log_limit : &h->own_lim;
+	snprintf(h->policy, sizeof(h->policy), "%s", cfg->policy);
+	h->L = luaL_newstate();
+	if (!h->L) {
+		snprintf(err, errlen, "cannot create a Lua state (out of memory)");
+		free(h);
+		return NULL;
+	}
+	luaL_openlibs(h->L);
+	find_lua_dir(cfg->lua_dir, lua_dir, sizeof(lua_dir));
+	set_package_path(h->L, lua_dir, cfg->policy);
+
+	lua_pushstring(h->L, cfg->policy);
+	lua_pushlightuserdata(h->L, batch);
+	if (call_host(h, "start", 2, err, errlen) < 0) {
+		lua_close(h->L);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+uint32_t ld_lua_dispatch(struct ld_lua *h)
+{
+	struct ld_batch *b = h->batch;
+	lua_State *L = h->L;
+	uint32_t errors = 0;
+
+	b->next = 0;
+	while (b->next < b->n) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, h->dispatch_ref);
+		if (lua_pcall(L, 0, 0, 0) == 0)
+			break;
+
+		struct ld_packet *p = &b->pkts[b->next];
+		const char *msg = lua_tostring(L, -1);
+
+		ld_log_limited(h->lim, "policy error, packet id %u gets the default verdict: %s",
+			       p->id, msg ? msg : "(error object is not a string)");
+		lua_pop(L, 1);
+		/* Whatever the handler had set on this packet is void. */
+		p->verdict = b->default_verdict;
+		p->set = 0;
+		p->hold_ns = 0;
+		p->dup = 0;
+		errors++;
+		b->next++;
+	}
+	return errors;
+}
+
+int ld_lua_reload(struct ld_lua *h, char *err, size_t errlen)
+{
+	lua_pushstring(h->L, h->policy);
+	return call_host(h, "reload", 1, err, errlen);
+}
+
+void ld_lua_free(struct ld_lua *h)
+{
+	if (!h)
+		return;
+	lua_getglobal(h->L, "require");
+	lua_pushliteral(h->L, "divert.host");
+	if (lua_pcall(h->L, 1, 1, 0) == 0) {
+		lua_getfield(h->L, -1, "stop");
+		if (lua_pcall(h->L, 0, 0, 0) != 0)
+			ld_log("policy on_stop: %s", lua_tostring(h->L, -1));
+	}
+	lua_settop(h->L, 0);
+	lua_close(h->L);
+	free(h);
+}

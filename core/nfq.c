@@ -1,0 +1,572 @@
+// SPDX-License-Identifier: MIT
+/*
+ * nfq.c - NFQUEUE through libmnl: configuration, batched receive, batched
+ * verdicts.
+ *
+ * A verdict message as sent (payload only when the policy changed bytes):
+ *
+ *   +----------+---------+------------------+-----------+----------+-------------+--------+
+ *   | nlmsghdr | nfgenmsg| NFQA_VERDICT_HDR | NFQA_MARK | NFQA_CT  | NFQA_PAYLOAD| data...| pad
+ *   |  16 B    |   4 B   | verdict, id      | optional  | optional | attr header | iovec  |
+ *   +----------+---------+------------------+-----------+----------+-------------+--------+
+ *   '------------------- built in ld_verdict_msg.hdr ---------------------------' '- in the
+ *                                                                     receive buffer, not copied
+ */
+#include "nfq.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+
+#ifndef NETLINK_NO_ENOBUFS
+#define NETLINK_NO_ENOBUFS 5
+#endif
+
+enum {
+	CFG_ACK_TIMEOUT_S = 2,          /* a config reply slower than this is an error */
+	RCVBUF_PER_PACKET = 2048,       /* socket buffer sized for the queue length */
+	RCVBUF_MIN = 4 << 20,
+	RCVBUF_MAX = 256 << 20,
+	SNDBUF = 8 << 20,               /* room for a batch of grown packets */
+	NFQ_COPY_RANGE = 0xffff,
+};
+
+static const uint8_t zero_pad[MNL_ALIGNTO];
+
+static void set_err(char *err, size_t errlen, const char *what, int e)
+{
+	snprintf(err, errlen, "%s: %s", what, strerror(e));
+}
+
+/* Packets that arrive while we wait for a config reply get the default verdict. */
+static void verdict_stray(struct ld_nfq *q, const struct nlmsghdr *nlh)
+{
+	struct nlattr *attr[NFQA_MAX + 1] = { 0 };
+	struct nfqnl_msg_packet_hdr *ph;
+
+	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR])
+		return;
+	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
+	q->c->received++;
+	if (q->cfg.default_verdict == LD_DROP)
+		q->c->dropped++;
+	else
+		q->c->passed++;
+	ld_nfq_verdict(q, ntohl(ph->packet_id), q->cfg.default_verdict, 0, 0, 0, NULL, 0);
+}
+
+/*
+ * Send one config message with NLM_F_ACK and wait for its reply.
+ * Return: 0, or the kernel's negative errno.
+ */
+static int config_request(struct ld_nfq *q, struct nlmsghdr *nlh)
+{
+	uint8_t buf[LD_RX_SLOT];
+	uint32_t seq = ++q->seq;
+	ssize_t n;
+
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	for (;;) {
+		n = recv(q->fd, buf, sizeof(buf), 0);
+		if (n < 0) {
+			if (errno == EINTR || errno == ENOBUFS)
+				continue;
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		}
+		int len = (int)n;
+		for (const struct nlmsghdr *m = (const void *)buf; mnl_nlmsg_ok(m, len);
+		     m = mnl_nlmsg_next(m, &len)) {
+			if (m->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(m);
+				if (m->nlmsg_seq == seq)
+					return e->error;
+				continue;
+			}
+			if ((m->nlmsg_type & 0xff) == NFQNL_MSG_PACKET)
+				verdict_stray(q, m);
+		}
+		ld_nfq_flush(q);
+	}
+}
+
+static int config_cmd(struct ld_nfq *q, uint8_t cmd)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->cfg.queue);
+
+	nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, cmd);
+	return config_request(q, nlh);
+}
+
+static int config_flags(struct ld_nfq *q, uint32_t flags, uint32_t mask)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->cfg.queue);
+
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(mask));
+	return config_request(q, nlh);
+}
+
+static int config_maxlen(struct ld_nfq *q, uint32_t maxlen)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->cfg.queue);
+
+	nfq_nlmsg_cfg_put_qmaxlen(nlh, maxlen);
+	return config_request(q, nlh);
+}
+
+static int config_params(struct ld_nfq *q)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->cfg.queue);
+
+	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, NFQ_COPY_RANGE);
+	return config_request(q, nlh);
+}
+
+static int socket_setup(struct ld_nfq *q, char *err, size_t errlen)
+{
+	struct timeval tv = { .tv_sec = CFG_ACK_TIMEOUT_S };
+	uint64_t want = (uint64_t)q->cfg.maxlen * RCVBUF_PER_PACKET;
+	int one = 1, rcvbuf, sndbuf = SNDBUF;
+
+	if (want < RCVBUF_MIN)
+		want = RCVBUF_MIN;
+	if (want > RCVBUF_MAX)
+		want = RCVBUF_MAX;
+	rcvbuf = (int)want;
+	/* FORCE needs CAP_NET_ADMIN, which binding a queue needs anyway. */
+	if (setsockopt(q->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0 &&
+	    setsockopt(q->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0) {
+		set_err(err, errlen, "SO_RCVBUF", errno);
+		return -1;
+	}
+	if (setsockopt(q->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0 &&
+	    setsockopt(q->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0) {
+		set_err(err, errlen, "SO_SNDBUF", errno);
+		return -1;
+	}
+	/* A full socket buffer must not turn into an error on every later read:
+	 * the kernel counts what it could not deliver (user_dropped). */
+	if (setsockopt(q->fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one)) < 0) {
+		set_err(err, errlen, "NETLINK_NO_ENOBUFS", errno);
+		return -1;
+	}
+	/* Config replies only: the event loop reads with MSG_DONTWAIT. */
+	if (setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		set_err(err, errlen, "SO_RCVTIMEO", errno);
+		return -1;
+	}
+	return 0;
+}
+
+static int buffers_setup(struct ld_nfq *q, uint32_t tx_cap, char *err, size_t errlen)
+{
+	/* mmap: pages of a slot are only touched as far as packets reach. */
+	q->rx = mmap(NULL, (size_t)LD_BATCH_MAX * LD_RX_SLOT, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (q->rx == MAP_FAILED) {
+		q->rx = NULL;
+		set_err(err, errlen, "receive buffers", errno);
+		return -1;
+	}
+	for (unsigned i = 0; i < LD_BATCH_MAX; i++) {
+		q->rx_iov[i].iov_base = q->rx + (size_t)i * LD_RX_SLOT;
+		q->rx_iov[i].iov_len = LD_RX_SLOT;
+		memset(&q->rx_msgs[i], 0, sizeof(q->rx_msgs[i]));
+		q->rx_msgs[i].msg_hdr.msg_iov = &q->rx_iov[i];
+		q->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	q->tx_cap = tx_cap < LD_BATCH_MAX + 1 ? LD_BATCH_MAX + 1 : tx_cap;
+	q->tx = calloc(q->tx_cap, sizeof(*q->tx));
+	q->tx_iov = calloc((size_t)q->tx_cap * 3, sizeof(*q->tx_iov));
+	if (!q->tx || !q->tx_iov) {
+		set_err(err, errlen, "verdict buffers", ENOMEM);
+		return -1;
+	}
+	return 0;
+}
+
+static void nfq_release(struct ld_nfq *q)
+{
+	if (q->nl)
+		mnl_socket_close(q->nl);
+	q->nl = NULL;
+	q->fd = -1;
+	if (q->rx)
+		munmap(q->rx, (size_t)LD_BATCH_MAX * LD_RX_SLOT);
+	q->rx = NULL;
+	free(q->tx);
+	free(q->tx_iov);
+	q->tx = NULL;
+	q->tx_iov = NULL;
+}
+
+int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
+		struct ld_counters *c, struct ld_log_limit *lim, char *err, size_t errlen)
+{
+	uint32_t flags;
+	int rc;
+
+	memset(q, 0, sizeof(*q));
+	q->fd = -1;
+	q->cfg = *cfg;
+	q->c = c;
+	q->lim = lim;
+	q->seq = (uint32_t)time(NULL);
+	if (buffers_setup(q, tx_cap, err, errlen) < 0)
+		goto fail;
+	q->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!q->nl) {
+		set_err(err, errlen, "netlink socket", errno);
+		goto fail;
+	}
+	if (mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		set_err(err, errlen, "netlink bind", errno);
+		goto fail;
+	}
+	q->fd = mnl_socket_get_fd(q->nl);
+	q->portid = mnl_socket_get_portid(q->nl);
+	if (socket_setup(q, err, errlen) < 0)
+		goto fail;
+
+	rc = config_cmd(q, NFQNL_CFG_CMD_BIND);
+	if (rc == -EBUSY) {
+		snprintf(err, errlen, "queue %u is already bound by another process "
+			 "(see /proc/net/netfilter/nfnetlink_queue)", cfg->queue);
+		goto fail;
+	}
+	if (rc == -EPERM) {
+		snprintf(err, errlen, "binding queue %u: %s (run as root or with CAP_NET_ADMIN)",
+			 cfg->queue, strerror(-rc));
+		goto fail;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "binding queue %u: %s", cfg->queue, strerror(-rc));
+		goto fail;
+	}
+	rc = config_params(q);
+	if (rc == 0)
+		rc = config_maxlen(q, cfg->maxlen);
+	if (rc < 0) {
+		snprintf(err, errlen, "configuring queue %u: %s", cfg->queue, strerror(-rc));
+		goto fail_unbind;
+	}
+	flags = NFQA_CFG_F_GSO | NFQA_CFG_F_UID_GID | NFQA_CFG_F_CONNTRACK |
+		(cfg->fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
+	rc = config_flags(q, flags, flags | NFQA_CFG_F_FAIL_OPEN);
+	if (rc == -EOPNOTSUPP) {
+		/* Kernels without the conntrack glue refuse CONNTRACK: go on without. */
+		flags &= ~(uint32_t)NFQA_CFG_F_CONNTRACK;
+		rc = config_flags(q, flags, flags | NFQA_CFG_F_FAIL_OPEN);
+		if (rc == 0)
+			ld_log("queue %u: this kernel gives no conntrack information to queues",
+			       cfg->queue);
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "setting flags on queue %u: %s", cfg->queue, strerror(-rc));
+		goto fail_unbind;
+	}
+	return 0;
+
+fail_unbind:
+	config_cmd(q, NFQNL_CFG_CMD_UNBIND);
+fail:
+	nfq_release(q);
+	return -1;
+}
+
+static uint32_t attr_u32(const struct nlattr *a)
+{
+	return ntohl(mnl_attr_get_u32(a));
+}
+
+static void parse_ct(const struct nlattr *ct, struct ld_packet *p)
+{
+	const struct nlattr *a;
+
+	mnl_attr_for_each_nested(a, ct) {
+		if (mnl_attr_get_type(a) == CTA_MARK &&
+		    mnl_attr_validate(a, MNL_TYPE_U32) == 0) {
+			p->ct_mark = attr_u32(a);
+			p->flags |= LD_PKT_HAS_CT;
+		}
+	}
+}
+
+/* Fill @p from one NFQNL_MSG_PACKET. Return: 0, or -1 when it is unusable. */
+static int parse_packet(struct ld_nfq *q, const struct nlmsghdr *nlh, const uint8_t *slot_end,
+			struct ld_packet *p, uint64_t now_ns)
+{
+	struct nlattr *attr[NFQA_MAX + 1] = { 0 };
+	const struct nfqnl_msg_packet_hdr *ph;
+	uint32_t skbinfo, room;
+
+	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR])
+		return -1;
+	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
+	memset(p, 0, sizeof(*p));
+	p->id = ntohl(ph->packet_id);
+	p->hw_proto = ntohs(ph->hw_protocol);
+	p->hook = ph->hook;
+	p->tstamp_ns = now_ns;
+	p->verdict = q->cfg.default_verdict;
+	if (attr[NFQA_PAYLOAD]) {
+		p->data = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
+		p->len = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
+		room = (uint32_t)(slot_end - p->data);
+		p->cap = room < LD_PACKET_MAX ? room : LD_PACKET_MAX;
+	}
+	p->orig_len = p->len;
+	if (attr[NFQA_CAP_LEN]) {
+		/* The kernel copied less than the whole packet. */
+		p->orig_len = attr_u32(attr[NFQA_CAP_LEN]);
+		if (p->orig_len > p->len)
+			p->flags |= LD_PKT_TRUNCATED;
+	}
+	if (attr[NFQA_MARK])
+		p->mark = attr_u32(attr[NFQA_MARK]);
+	if (attr[NFQA_IFINDEX_INDEV])
+		p->indev = attr_u32(attr[NFQA_IFINDEX_INDEV]);
+	if (attr[NFQA_IFINDEX_OUTDEV])
+		p->outdev = attr_u32(attr[NFQA_IFINDEX_OUTDEV]);
+	if (attr[NFQA_UID]) {
+		p->uid = attr_u32(attr[NFQA_UID]);
+		p->flags |= LD_PKT_HAS_UID;
+	}
+	if (attr[NFQA_GID]) {
+		p->gid = attr_u32(attr[NFQA_GID]);
+		p->flags |= LD_PKT_HAS_GID;
+	}
+	if (attr[NFQA_CT_INFO]) {
+		p->ct_info = attr_u32(attr[NFQA_CT_INFO]);
+		p->flags |= LD_PKT_HAS_CT;
+	}
+	if (attr[NFQA_CT])
+		parse_ct(attr[NFQA_CT], p);
+	if (attr[NFQA_SKB_INFO]) {
+		skbinfo = attr_u32(attr[NFQA_SKB_INFO]);
+		if (skbinfo & NFQA_SKB_GSO)
+			p->flags |= LD_PKT_GSO;
+		/* Checksums are not yet valid (e.g. GRO/GSO or a locally generated
+		 * packet with offload): the L4 field holds only the pseudo-header
+		 * sum; the stack or the NIC finishes it after our verdict. */
+		if (skbinfo & NFQA_SKB_CSUMNOTREADY)
+			p->flags |= LD_PKT_CSUM_NOTREADY;
+		if (skbinfo & NFQA_SKB_CSUM_NOTVERIFIED)
+			p->flags |= LD_PKT_CSUM_NOTVERIFIED;
+	}
+	q->last_id = p->id;
+	q->seen_any = 1;
+	return 0;
+}
+
+static void kernel_error(struct ld_nfq *q, const struct nlmsghdr *nlh)
+{
+	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+
+	if (e->error == 0)
+		return;
+	q->c->kernel_errors++;
+	ld_log_limited(q->lim, "queue %u: kernel refused a message (type %u): %s",
+		       q->cfg.queue, e->msg.nlmsg_type, strerror(-e->error));
+}
+
+int ld_nfq_recv_batch(struct ld_nfq *q, struct ld_packet *pkts, uint64_t now_ns)
+{
+	int got, n = 0;
+
+	got = recvmmsg(q->fd, q->rx_msgs, LD_BATCH_MAX, MSG_DONTWAIT, NULL);
+	if (got < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		if (errno == ENOBUFS || errno == ENOMEM) {
+			/* The kernel dropped messages for us; it counts them too. */
+			q->c->recv_errors++;
+			ld_log_limited(q->lim, "queue %u: receive: %s (kernel dropped packets)",
+				       q->cfg.queue, strerror(errno));
+			return 0;
+		}
+		return -1;
+	}
+	for (int i = 0; i < got; i++) {
+		const uint8_t *slot = q->rx_iov[i].iov_base;
+		int len = (int)q->rx_msgs[i].msg_len;
+
+		if (q->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+			q->c->recv_errors++;
+			ld_log_limited(q->lim, "queue %u: netlink message truncated", q->cfg.queue);
+			continue;
+		}
+		for (const struct nlmsghdr *nlh = (const void *)slot; mnl_nlmsg_ok(nlh, len);
+		     nlh = mnl_nlmsg_next(nlh, &len)) {
+			if (nlh->nlmsg_type == NLMSG_ERROR) {
+				kernel_error(q, nlh);
+				continue;
+			}
+			if ((nlh->nlmsg_type & 0xff) != NFQNL_MSG_PACKET)
+				continue;
+			if (n == LD_BATCH_MAX) {
+				/* More than one packet per datagram overflowed the batch. */
+				verdict_stray(q, nlh);
+				continue;
+			}
+			if (parse_packet(q, nlh, slot + LD_RX_SLOT, &pkts[n], now_ns) == 0)
+				n++;
+		}
+	}
+	return n;
+}
+
+static struct ld_verdict_msg *tx_slot(struct ld_nfq *q)
+{
+	if (q->tx_n == q->tx_cap)
+		ld_nfq_flush(q);
+	return &q->tx[q->tx_n++];
+}
+
+void ld_nfq_verdict(struct ld_nfq *q, uint32_t id, uint32_t verdict, uint32_t set,
+		    uint32_t mark, uint32_t ct_mark, const uint8_t *payload, uint32_t len)
+{
+	struct ld_verdict_msg *m = tx_slot(q);
+	struct nlmsghdr *nlh = nfq_nlmsg_put((char *)m->hdr, NFQNL_MSG_VERDICT, q->cfg.queue);
+
+	nfq_nlmsg_verdict_put(nlh, (int)id, (int)verdict);
+	if (set & LD_SET_MARK)
+		nfq_nlmsg_verdict_put_mark(nlh, mark);
+	if (set & LD_SET_CT_MARK) {
+		struct nlattr *nest = mnl_attr_nest_start(nlh, NFQA_CT);
+
+		mnl_attr_put_u32(nlh, CTA_MARK, htonl(ct_mark));
+		mnl_attr_nest_end(nlh, nest);
+	}
+	m->payload = NULL;
+	m->payload_len = 0;
+	if (payload) {
+		struct nlattr *a = mnl_nlmsg_get_payload_tail(nlh);
+
+		a->nla_type = NFQA_PAYLOAD;
+		a->nla_len = (uint16_t)(MNL_ATTR_HDRLEN + len);
+		nlh->nlmsg_len += MNL_ATTR_HDRLEN;
+		m->hdr_len = nlh->nlmsg_len;
+		nlh->nlmsg_len += MNL_ALIGN(len);
+		m->payload = payload;
+		m->payload_len = len;
+		return;
+	}
+	m->hdr_len = nlh->nlmsg_len;
+}
+
+void ld_nfq_verdict_batch(struct ld_nfq *q, uint32_t max_id, uint32_t verdict)
+{
+	struct ld_verdict_msg *m = tx_slot(q);
+	struct nlmsghdr *nlh = nfq_nlmsg_put((char *)m->hdr, NFQNL_MSG_VERDICT_BATCH,
+					     q->cfg.queue);
+
+	nfq_nlmsg_verdict_put(nlh, (int)max_id, (int)verdict);
+	m->hdr_len = nlh->nlmsg_len;
+	m->payload = NULL;
+	m->payload_len = 0;
+}
+
+static void send_iov(struct ld_nfq *q, struct iovec *iov, size_t n, uint32_t msgs)
+{
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	struct msghdr mh = {
+		.msg_name = &kernel, .msg_namelen = sizeof(kernel),
+		.msg_iov = iov, .msg_iovlen = n,
+	};
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (sendmsg(q->fd, &mh, 0) >= 0)
+			return;
+		if (errno != EINTR && errno != ENOBUFS && errno != ENOMEM)
+			break;
+	}
+	q->c->send_errors++;
+	ld_log_limited(q->lim, "queue %u: sending %u verdicts: %s", q->cfg.queue, msgs,
+		       strerror(errno));
+}
+
+void ld_nfq_flush(struct ld_nfq *q)
+{
+	size_t niov = 0, bytes = 0;
+	uint32_t msgs = 0;
+
+	for (uint32_t i = 0; i < q->tx_n; i++) {
+		struct ld_verdict_msg *m = &q->tx[i];
+		uint32_t total = m->hdr_len + MNL_ALIGN(m->payload_len);
+
+		if (msgs && (bytes + total > LD_SEND_BYTES_MAX || niov + 3 > LD_SEND_IOV_MAX)) {
+			send_iov(q, q->tx_iov, niov, msgs);
+			niov = bytes = msgs = 0;
+		}
+		q->tx_iov[niov++] = (struct iovec){ m->hdr, m->hdr_len };
+		if (m->payload) {
+			q->tx_iov[niov++] = (struct iovec){ (void *)m->payload, m->payload_len };
+			if (MNL_ALIGN(m->payload_len) != m->payload_len)
+				q->tx_iov[niov++] = (struct iovec){
+					(void *)zero_pad, MNL_ALIGN(m->payload_len) - m->payload_len };
+		}
+		bytes += total;
+		msgs++;
+	}
+	if (msgs)
+		send_iov(q, q->tx_iov, niov, msgs);
+	q->tx_n = 0;
+}
+
+uint64_t ld_nfq_close(struct ld_nfq *q, uint32_t sweep_verdict)
+{
+	struct ld_packet pkts[LD_BATCH_MAX];
+	uint64_t drained = 0;
+	int n, rc;
+
+	if (!q->nl)
+		return 0;
+	/* From now on the kernel decides for new packets itself. */
+	rc = config_maxlen(q, 0);
+	if (rc == 0)
+		rc = config_flags(q, sweep_verdict == LD_DROP ? 0 : NFQA_CFG_F_FAIL_OPEN,
+				  NFQA_CFG_F_FAIL_OPEN);
+	if (rc < 0)
+		ld_log("queue %u: closing: %s", q->cfg.queue, strerror(-rc));
+	q->cfg.default_verdict = sweep_verdict;
+	while ((n = ld_nfq_recv_batch(q, pkts, 0)) > 0) {
+		for (int i = 0; i < n; i++) {
+			ld_nfq_verdict(q, pkts[i].id, sweep_verdict, 0, 0, 0, NULL, 0);
+			if (sweep_verdict == LD_DROP)
+				q->c->dropped++;
+			else
+				q->c->passed++;
+		}
+		q->c->received += (uint64_t)n;
+		drained += (uint64_t)n;
+		ld_nfq_flush(q);
+	}
+	/* Anything still queued whose message we never read (lost to a full
+	 * socket buffer) gets the verdict too: ids are serial numbers. */
+	ld_nfq_verdict_batch(q, q->last_id + LD_SWEEP_WINDOW, sweep_verdict);
+	ld_nfq_flush(q);
+	rc = config_cmd(q, NFQNL_CFG_CMD_UNBIND);
+	if (rc < 0)
+		ld_log("queue %u: unbind: %s", q->cfg.queue, strerror(-rc));
+	nfq_release(q);
+	return drained;
+}

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+/*
+ * reload_cli.c - `luadivert reload`: signal the running instance and report
+ * whether its policy reloaded, from the status file it writes next to its
+ * pid file ("<generation> ok|error <message>").
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "commands.h"
+
+static const char usage[] =
+	"usage: luadivert reload [--queue N | --pidfile FILE] [--timeout SECONDS]\n"
+	"\n"
+	"Ask the luadivert running on queue N (default 0) to reload its policy, and\n"
+	"wait for the outcome. Exit status 0 when the new policy runs, 1 when it had\n"
+	"errors (the old one keeps running) or no instance answered.\n";
+
+/* Read "<generation> <ok|error> <message>"; return 0 when the file exists. */
+static int read_status(const char *path, uint64_t *gen, char *word, char *msg, size_t msglen)
+{
+	char line[1400];
+	FILE *f = fopen(path, "re");
+	int rc = -1;
+
+	*gen = 0;
+	if (!f)
+		return -1;
+	if (fgets(line, sizeof(line), f)) {
+		char *p = NULL;
+
+		*gen = strtoull(line, &p, 10);
+		if (p && sscanf(p, " %15s", word) == 1) {
+			char *m = strstr(p, word) + strlen(word);
+
+			m += strspn(m, " ");
+			snprintf(msg, msglen, "%s", m);
+			msg[strcspn(msg, "\n")] = '\0';
+			rc = 0;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+int ld_cmd_reload(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "queue", required_argument, NULL, 'q' },
+		{ "pidfile", required_argument, NULL, 'p' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char pidfile[PATH_MAX] = "", status[PATH_MAX + 8], word[16] = "", msg[1300] = "";
+	uint32_t queue = 0, timeout = 10;
+	uint64_t before, gen;
+	long pid = 0;
+	FILE *f;
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "q:p:t:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'q':
+			if (ld_parse_u32(optarg, 0, 65535, &queue) < 0)
+				return ld_usage_error("reload", "--queue: '%s' is not 0..65535", optarg);
+			break;
+		case 'p':
+			snprintf(pidfile, sizeof(pidfile), "%s", optarg);
+			break;
+		case 't':
+			if (ld_parse_u32(optarg, 1, 3600, &timeout) < 0)
+				return ld_usage_error("reload", "--timeout: '%s' is not 1..3600", optarg);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return LD_EXIT_OK;
+		default:
+			return ld_usage_error("reload", "unknown or incomplete option");
+		}
+	}
+	if (optind != argc)
+		return ld_usage_error("reload", "unexpected argument '%s'", argv[optind]);
+	if (!pidfile[0])
+		ld_default_pidfile(queue, pidfile, sizeof(pidfile));
+	snprintf(status, sizeof(status), "%s.status", pidfile);
+
+	f = fopen(pidfile, "re");
+	if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+		fprintf(stderr, "luadivert reload: no running instance found through %s%s%s\n",
+			pidfile, f ? "" : ": ", f ? "" : strerror(errno));
+		if (f)
+			fclose(f);
+		return LD_EXIT_FAIL;
+	}
+	fclose(f);
+	read_status(status, &before, word, msg, sizeof(msg));
+	if (kill((pid_t)pid, SIGHUP) < 0) {
+		fprintf(stderr, "luadivert reload: signalling pid %ld: %s\n", pid, strerror(errno));
+		return LD_EXIT_FAIL;
+	}
+	for (uint32_t waited = 0; waited < timeout * 100; waited++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		if (read_status(status, &gen, word, msg, sizeof(msg)) == 0 && gen > before) {
+			if (strcmp(word, "ok") == 0) {
+				printf("%s\n", msg);
+				return LD_EXIT_OK;
+			}
+			fprintf(stderr, "luadivert reload: %s\n", msg);
+			return LD_EXIT_FAIL;
+		}
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "luadivert reload: pid %ld did not report within %u s\n", pid, timeout);
+	return LD_EXIT_FAIL;
+}

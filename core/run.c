@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: MIT
+/* run.c - `luadivert run` (live traffic from a queue) and `luadivert check`. */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "log.h"
+#include "lua_host.h"
+#include "worker.h"
+
+static const char run_usage[] =
+	"usage: luadivert run POLICY [options]\n"
+	"\n"
+	"Run the Lua policy POLICY on the packets of an NFQUEUE queue.\n"
+	"Send packets to the queue with a firewall rule, e.g.\n"
+	"  iptables -A OUTPUT -p udp -j NFQUEUE --queue-num 0 --queue-bypass\n"
+	"\n"
+	"options:\n"
+	"  -q, --queue N              queue number (0..65535, default 0)\n"
+	"      --queue-maxlen N       kernel queue length (default 4096; raised to fit --hold-max)\n"
+	"      --fail-open            the kernel accepts packets when the queue is full\n"
+	"      --default-verdict V    pass|drop: verdict when the handler fails (default pass)\n"
+	"      --hold-max N           packets held at once for shaping (default 4096)\n"
+	"      --hold-copies N        held packets with changed bytes (default 256)\n"
+	"      --held-on-exit V       release|drop held packets at exit (default release)\n"
+	"      --pidfile FILE         pid file (default /run/luadivert/queue-N.pid)\n"
+	"      --watch                reload when the policy file changes\n"
+	"      --lua-dir DIR          where the divert Lua modules are\n"
+	"  -h, --help                 this text\n"
+	"\n"
+	"Signals: SIGHUP reloads the policy, SIGUSR1 prints the counters,\n"
+	"SIGINT/SIGTERM stop after giving every packet a verdict.\n";
+
+static const char check_usage[] =
+	"usage: luadivert check POLICY [--lua-dir DIR]\n"
+	"\n"
+	"Load POLICY, run its init, and report errors with file:line. Needs no root\n"
+	"and touches no queue. Exit status 0 when the policy is usable, 1 otherwise.\n";
+
+enum {
+	OPT_MAXLEN = 256, OPT_FAIL_OPEN, OPT_DEFAULT, OPT_HOLD_MAX, OPT_HOLD_COPIES,
+	OPT_HELD_EXIT, OPT_PIDFILE, OPT_WATCH, OPT_LUA_DIR,
+};
+
+static const struct option run_opts[] = {
+	{ "queue", required_argument, NULL, 'q' },
+	{ "queue-maxlen", required_argument, NULL, OPT_MAXLEN },
+	{ "fail-open", no_argument, NULL, OPT_FAIL_OPEN },
+	{ "default-verdict", required_argument, NULL, OPT_DEFAULT },
+	{ "hold-max", required_argument, NULL, OPT_HOLD_MAX },
+	{ "hold-copies", required_argument, NULL, OPT_HOLD_COPIES },
+	{ "held-on-exit", required_argument, NULL, OPT_HELD_EXIT },
+	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
+	{ "watch", no_argument, NULL, OPT_WATCH },
+	{ "lua-dir", required_argument, NULL, OPT_LUA_DIR },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_verdict(const char *s, uint32_t *v)
+{
+	if (strcmp(s, "pass") == 0 || strcmp(s, "accept") == 0)
+		*v = LD_PASS;
+	else if (strcmp(s, "drop") == 0)
+		*v = LD_DROP;
+	else
+		return -1;
+	return 0;
+}
+
+/* Create the pid file's directory if needed, then write our pid. */
+static int write_pidfile(const char *path)
+{
+	char dir[PATH_MAX];
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST)
+		return -1;
+	f = fopen(path, "we");
+	if (!f)
+		return -1;
+	fprintf(f, "%ld\n", (long)getpid());
+	return fclose(f);
+}
+
+/* Signals are read from a signalfd by the event loop, never handled async. */
+static int block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+int ld_cmd_run(int argc, char **argv)
+{
+	struct ld_worker_cfg cfg = {
+		.nfq = { .queue = 0, .maxlen = LD_QUEUE_MAXLEN_DEFAULT, .default_verdict = LD_PASS },
+		.hold_max = LD_HOLD_MAX_DEFAULT,
+		.hold_copies = LD_HOLD_COPIES_DEFAULT,
+		.held_on_exit = LD_HELD_RELEASE,
+		.signal_fd = -1,
+	};
+	char pidfile[PATH_MAX] = "", status[PATH_MAX + 8], err[1024];
+	struct ld_worker *w;
+	uint32_t v;
+	int opt, policy_failed, rc;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "q:h", run_opts, NULL)) != -1) {
+		switch (opt) {
+		case 'q':
+			if (ld_parse_u32(optarg, 0, 65535, &v) < 0)
+				return ld_usage_error("run", "--queue: '%s' is not 0..65535", optarg);
+			cfg.nfq.queue = (uint16_t)v;
+			break;
+		case OPT_MAXLEN:
+			if (ld_parse_u32(optarg, 1, 1u << 24, &cfg.nfq.maxlen) < 0)
+				return ld_usage_error("run", "--queue-maxlen: '%s' is not 1..16777216",
+						      optarg);
+			break;
+		case OPT_FAIL_OPEN:
+			cfg.nfq.fail_open = 1;
+			break;
+		case OPT_DEFAULT:
+			if (parse_verdict(optarg, &cfg.nfq.default_verdict) < 0)
+				return ld_usage_error("run", "--default-verdict: '%s' is not pass or drop",
+						      optarg);
+			break;
+		case OPT_HOLD_MAX:
+			if (ld_parse_u32(optarg, 0, 1u << 22, &cfg.hold_max) < 0)
+				return ld_usage_error("run", "--hold-max: '%s' is not 0..4194304", optarg);
+			break;
+		case OPT_HOLD_COPIES:
+			if (ld_parse_u32(optarg, 0, 65536, &cfg.hold_copies) < 0)
+				return ld_usage_error("run", "--hold-copies: '%s' is not 0..65536", optarg);
+			break;
+		case OPT_HELD_EXIT:
+			if (strcmp(optarg, "release") == 0)
+				cfg.held_on_exit = LD_HELD_RELEASE;
+			else if (strcmp(optarg, "drop") == 0)
+				cfg.held_on_exit = LD_HELD_DROP;
+			else
+				return ld_usage_error("run", "--held-on-exit: '%s' is not release or drop",
+						      optarg);
+			break;
+		case OPT_PIDFILE:
+			snprintf(pidfile, sizeof(pidfile), "%s", optarg);
+			break;
+		case OPT_WATCH:
+			cfg.watch = 1;
+			break;
+		case OPT_LUA_DIR:
+			cfg.lua_dir = optarg;
+			break;
+		case 'h':
+			fputs(run_usage, stdout);
+			return LD_EXIT_OK;
+		default:
+			return ld_usage_error("run", "unknown or incomplete option");
+		}
+	}
+	if (optind != argc - 1)
+		return ld_usage_error("run", optind == argc ? "missing POLICY" : "more than one POLICY");
+	cfg.policy = argv[optind];
+	if (!pidfile[0])
+		ld_default_pidfile(cfg.nfq.queue, pidfile, sizeof(pidfile));
+
+	cfg.signal_fd = block_signals();
+	if (cfg.signal_fd < 0) {
+		ld_log("signalfd: %s", strerror(errno));
+		return LD_EXIT_FAIL;
+	}
+	w = ld_worker_new(&cfg, err, sizeof(err), &policy_failed);
+	if (!w) {
+		ld_log("%s", err);
+		close(cfg.signal_fd);
+		return LD_EXIT_FAIL;
+	}
+	if (write_pidfile(pidfile) < 0)
+		ld_log("warning: pid file %s: %s (luadivert reload will not find us)", pidfile,
+		       strerror(errno));
+	snprintf(status, sizeof(status), "%s.status", pidfile);
+	ld_worker_set_status_file(w, status);
+	ld_log("queue %u: running %s (pid %ld)", cfg.nfq.queue, cfg.policy, (long)getpid());
+	rc = ld_worker_run(w);
+	ld_worker_free(w);
+	unlink(pidfile);
+	unlink(status);
+	close(cfg.signal_fd);
+	return rc == 0 ? LD_EXIT_OK : LD_EXIT_FAIL;
+}
+
+int ld_cmd_check(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "lua-dir", required_argument, NULL, OPT_LUA_DIR },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ld_packet pkts[LD_BATCH_MAX];
+	struct ld_batch batch = { .pkts = pkts, .default_verdict = LD_PASS };
+	struct ld_lua_cfg cfg = { 0 };
+	struct ld_lua *L;
+	char err[1024];
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_LUA_DIR:
+			cfg.lua_dir = optarg;
+			break;
+		case 'h':
+			fputs(check_usage, stdout);
+			return LD_EXIT_OK;
+		default:
+			return ld_usage_error("check", "unknown or incomplete option");
+		}
+	}
+	if (optind != argc - 1)
+		return ld_usage_error("check", optind == argc ? "missing POLICY" : "more than one POLICY");
+	cfg.policy = argv[optind];
+	L = ld_lua_new(&cfg, &batch, err, sizeof(err));
+	if (!L) {
+		ld_log("%s", err);
+		return LD_EXIT_FAIL;
+	}
+	ld_lua_free(L);
+	printf("%s: ok\n", cfg.policy);
+	return LD_EXIT_OK;
+}

@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: MIT
+/*
+ * worker.c - the event loop of one queue.
+ *
+ *   epoll ─┬─ netlink socket readable → receive a batch → one Lua call →
+ *          │                            verdicts (one sendmsg) → next batch
+ *          ├─ timerfd                  → release held packets that are due
+ *          └─ signalfd                 → stop / reload / print counters
+ *
+ * Signals never run code of ours asynchronously: they are read from the
+ * signalfd like any other event, and a reload happens between two batches.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "reload.h"
+
+struct ld_worker {
+	struct ld_worker_cfg cfg;
+	struct ld_nfq nfq;
+	struct ld_lua *lua;
+	struct ld_batch batch;
+	struct ld_packet pkts[LD_BATCH_MAX];
+	struct ld_heap heap;
+	uint8_t *store;          /* hold_copies slots of LD_PACKET_MAX bytes, mmap'd */
+	uint32_t *store_free;    /* stack of free slot numbers */
+	uint32_t store_nfree;
+	uint32_t *release_slots; /* slots to free once the releasing send is done */
+	uint32_t release_nslots;
+	int epfd;
+	int tfd;
+	uint64_t armed_ns;       /* when the timerfd fires, 0 = disarmed */
+	int stop;
+	int failed;
+	struct ld_reload reload;
+	struct ld_counters c;
+	struct ld_log_limit lim;
+};
+
+static int epoll_add(int epfd, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int store_init(struct ld_worker *w)
+{
+	uint32_t n = w->cfg.hold_copies;
+
+	w->store_free = calloc(n ? n : 1, sizeof(uint32_t));
+	w->release_slots = calloc(n ? n : 1, sizeof(uint32_t));
+	if (!w->store_free || !w->release_slots)
+		return -1;
+	if (n) {
+		w->store = mmap(NULL, (size_t)n * LD_PACKET_MAX, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (w->store == MAP_FAILED) {
+			w->store = NULL;
+			return -1;
+		}
+	}
+	for (uint32_t i = 0; i < n; i++)
+		w->store_free[i] = n - 1 - i;
+	w->store_nfree = n;
+	return 0;
+}
+
+struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size_t errlen,
+				int *policy_failed)
+{
+	struct ld_worker *w = calloc(1, sizeof(*w));
+	struct ld_lua_cfg lcfg;
+
+	*policy_failed = 0;
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->cfg = *cfg;
+	w->epfd = w->tfd = -1;
+	w->nfq.fd = -1;
+	w->batch.pkts = w->pkts;
+	w->batch.queue = cfg->nfq.queue;
+	w->batch.default_verdict = cfg->nfq.default_verdict;
+
+	lcfg = (struct ld_lua_cfg){ .policy = cfg->policy, .lua_dir = cfg->lua_dir,
+				    .log_limit = &w->lim };
+	w->lua = ld_lua_new(&lcfg, &w->batch, err, errlen);
+	if (!w->lua) {
+		*policy_failed = 1;
+		goto fail;
+	}
+	if (ld_heap_init(&w->heap, cfg->hold_max) < 0 || store_init(w) < 0) {
+		snprintf(err, errlen, "hold table: %s", strerror(errno));
+		goto fail;
+	}
+	if (ld_reload_init(&w->reload, cfg->policy, cfg->watch, err, errlen) < 0)
+		goto fail;
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (w->epfd < 0 || w->tfd < 0) {
+		snprintf(err, errlen, "epoll/timerfd: %s", strerror(errno));
+		goto fail;
+	}
+	/* Held packets stay in the kernel queue: make room for them. */
+	if (w->cfg.nfq.maxlen < cfg->hold_max + LD_QUEUE_HEADROOM)
+		w->cfg.nfq.maxlen = cfg->hold_max + LD_QUEUE_HEADROOM;
+	if (ld_nfq_open(&w->nfq, &w->cfg.nfq, LD_BATCH_MAX * 2, &w->c, &w->lim, err, errlen) < 0)
+		goto fail;
+	if (epoll_add(w->epfd, w->nfq.fd) < 0 || epoll_add(w->epfd, w->tfd) < 0 ||
+	    (cfg->signal_fd >= 0 && epoll_add(w->epfd, cfg->signal_fd) < 0) ||
+	    (w->reload.watch_fd >= 0 && epoll_add(w->epfd, w->reload.watch_fd) < 0)) {
+		snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
+		goto fail;
+	}
+	return w;
+fail:
+	ld_worker_free(w);
+	return NULL;
+}
+
+static void arm_timer(struct ld_worker *w)
+{
+	const struct ld_held *top = ld_heap_peek(&w->heap);
+	uint64_t due = top ? top->due_ns : 0;
+	struct itimerspec its = { 0 };
+
+	if (due == w->armed_ns)
+		return;
+	if (due) {
+		its.it_value.tv_sec = (time_t)(due / 1000000000u);
+		its.it_value.tv_nsec = (long)(due % 1000000000u);
+	}
+	if (timerfd_settime(w->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+		ld_log_limited(&w->lim, "timerfd_settime: %s", strerror(errno));
+		return;
+	}
+	w->armed_ns = due;
+}
+
+static void count_verdict(struct ld_counters *c, uint32_t verdict)
+{
+	if ((verdict & 0xff) == LD_DROP)
+		c->dropped++;
+	else
+		c->passed++;
+}
+
+/* Keep @p for later; return 0, or -1 when the hold table is full. */
+static int hold_packet(struct ld_worker *w, const struct ld_packet *p)
+{
+	struct ld_held e = {
+		.due_ns = p->tstamp_ns + p->hold_ns,
+		.id = p->id,
+		.verdict = p->verdict,
+		.set = p->set & ~(uint32_t)LD_SET_HOLD,
+		.new_mark = p->new_mark,
+		.new_ct_mark = p->new_ct_mark,
+		.slot = LD_HELD_NO_SLOT,
+		.dup = p->dup,
+	};
+
+	if (w->heap.n >= w->heap.cap)
+		return -1;
+	if (e.set & LD_SET_MODIFIED) {
+		/* The receive buffer is reused by the next batch: keep a copy. */
+		if (!w->store_nfree)
+			return -1;
+		e.slot = w->store_free[--w->store_nfree];
+		e.len = p->len;
+		memcpy(w->store + (size_t)e.slot * LD_PACKET_MAX, p->data, p->len);
+	}
+	return ld_heap_push(&w->heap, &e);
+}
+
+/* A payload we may send back: changed, and whole (not cut by the copy range). */
+static const uint8_t *payload_of(struct ld_worker *w, const struct ld_packet *p)
+{
+	if (!(p->set & LD_SET_MODIFIED))
+		return NULL;
+	if ((p->flags & LD_PKT_TRUNCATED) || p->len == 0 || p->len > p->cap ||
+	    p->len > LD_PACKET_MAX) {
+		w->c.errors++;
+		ld_log_limited(&w->lim, "packet id %u: modified bytes not sent (%s)", p->id,
+			       (p->flags & LD_PKT_TRUNCATED) ? "the kernel gave only part of it"
+							     : "bad length");
+		return NULL;
+	}
+	return p->data;
+}
+
+static void send_one(struct ld_worker *w, uint32_t id, uint32_t verdict, uint32_t set,
+		     uint32_t mark, uint32_t ct_mark, const uint8_t *payload, uint32_t len)
+{
+	ld_nfq_verdict(&w->nfq, id, verdict, set & (LD_SET_MARK | LD_SET_CT_MARK), mark,
+		       ct_mark, payload, len);
+	count_verdict(&w->c, verdict);
+	if (payload)
+		w->c.modified++;
+}
+
+/*
+ * Turn the batch's verdicts into messages. Plain accepts become one
+ * VERDICT_BATCH, sent after the individual verdicts; that is only safe while
+ * no held packet is in the kernel queue, since a batch verdict covers every
+ * queued packet up to its id.
+ */
+static void send_batch_verdicts(struct ld_worker *w)
+{
+	uint32_t max_accept = 0;
+	int have_accept = 0, can_batch;
+
+	for (uint32_t i = 0; i < w->batch.n; i++) {
+		struct ld_packet *p = &w->pkts[i];
+
+		if (!(p->set & LD_SET_HOLD))
+			continue;
+		if (hold_packet(w, p) == 0) {
+			w->c.held++;
+			continue;
+		}
+		/* Tail drop: the newest packet does not fit. */
+		w->c.hold_overflow++;
+		p->verdict = LD_DROP;
+		p->set = 0;
+		ld_log_limited(&w->lim, "hold table full (%u packets): dropping packet id %u",
+			       w->heap.cap, p->id);
+	}
+	can_batch = w->heap.n == 0;
+	for (uint32_t i = 0; i < w->batch.n; i++) {
+		struct ld_packet *p = &w->pkts[i];
+		const uint8_t *payload;
+
+		if (p->set & LD_SET_HOLD)
+			continue;
+		if (can_batch && p->verdict == LD_PASS && !(p->set & ~(uint32_t)LD_SET_HOLD) &&
+		    !p->dup) {
+			max_accept = p->id;
+			have_accept = 1;
+			w->c.passed++;
+			continue;
+		}
+		payload = payload_of(w, p);
+		send_one(w, p->id, p->verdict, p->set, p->new_mark, p->new_ct_mark, payload,
+			 p->len);
+	}
+	if (have_accept)
+		ld_nfq_verdict_batch(&w->nfq, max_accept, LD_PASS);
+	ld_nfq_flush(&w->nfq);
+}
+
+/* Verdict every held packet due by @now (all of them when @all). */
+static void release_held(struct ld_worker *w, uint64_t now, int all, int drop)
+{
+	struct ld_held e;
+	const struct ld_held *top;
+	int any = 0;
+
+	while ((top = ld_heap_peek(&w->heap)) && (all || top->due_ns <= now)) {
+		const uint8_t *payload = NULL;
+
+		ld_heap_pop(&w->heap, &e);
+		if (e.slot != LD_HELD_NO_SLOT) {
+			payload = w->store + (size_t)e.slot * LD_PACKET_MAX;
+			w->release_slots[w->release_nslots++] = e.slot;
+		}
+		if (drop)
+			send_one(w, e.id, LD_DROP, 0, 0, 0, NULL, 0);
+		else
+			send_one(w, e.id, e.verdict, e.set, e.new_mark, e.new_ct_mark, payload, e.len);
+		any = 1;
+		/* The payload copies must outlive the send that carries them. */
+		if (w->release_nslots == w->cfg.hold_copies || w->nfq.tx_n >= w->nfq.tx_cap - 1) {
+			ld_nfq_flush(&w->nfq);
+			while (w->release_nslots)
+				w->store_free[w->store_nfree++] = w->release_slots[--w->release_nslots];
+		}
+	}
+	if (any)
+		ld_nfq_flush(&w->nfq);
+	while (w->release_nslots)
+		w->store_free[w->store_nfree++] = w->release_slots[--w->release_nslots];
+	arm_timer(w);
+}
+
+static int handle_queue(struct ld_worker *w)
+{
+	for (int b = 0; b < LD_BATCHES_PER_WAKEUP; b++) {
+		uint64_t now = ld_now_ns();
+		int n = ld_nfq_recv_batch(&w->nfq, w->pkts, now);
+
+		if (n < 0) {
+			ld_log("queue %u: receive: %s", w->cfg.nfq.queue, strerror(errno));
+			return -1;
+		}
+		if (n == 0)
+			return 0;
+		w->batch.n = (uint32_t)n;
+		w->batch.now_ns = now;
+		w->c.received += (uint64_t)n;
+		w->c.batches++;
+		w->c.errors += ld_lua_dispatch(w->lua);
+		send_batch_verdicts(w);
+		release_held(w, now, 0, 0);
+		if (w->reload.pending)
+			ld_reload_run(&w->reload, w->lua, &w->c);
+		if (n < LD_BATCH_MAX)
+			return 0;
+	}
+	return 0;
+}
+
+static void print_counters(struct ld_worker *w)
+{
+	struct ld_kernel_counters k;
+
+	ld_kernel_counters_read(w->cfg.nfq.queue, &k);
+	ld_counters_print(stderr, w->cfg.nfq.queue, &w->c, &k);
+}
+
+static void handle_signals(struct ld_worker *w)
+{
+	struct signalfd_siginfo si;
+
+	while (read(w->cfg.signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGINT:
+		case SIGTERM:
+			w->stop = 1;
+			break;
+		case SIGHUP:
+			w->reload.pending = 1;
+			break;
+		case SIGUSR1:
+			print_counters(w);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+int ld_worker_run(struct ld_worker *w)
+{
+	struct epoll_event evs[4];
+
+	while (!w->stop) {
+		int n = epoll_wait(w->epfd, evs, 4, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ld_log("epoll_wait: %s", strerror(errno));
+			w->failed = 1;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == w->nfq.fd) {
+				if (handle_queue(w) < 0) {
+					w->failed = 1;
+					w->stop = 1;
+				}
+			} else if (fd == w->tfd) {
+				uint64_t ticks;
+
+				if (read(w->tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+					ld_log_limited(&w->lim, "timerfd: %s", strerror(errno));
+				w->armed_ns = 0;
+				release_held(w, ld_now_ns(), 0, 0);
+			} else if (fd == w->cfg.signal_fd) {
+				handle_signals(w);
+			} else if (fd == w->reload.watch_fd) {
+				ld_reload_watch_event(&w->reload);
+			}
+		}
+		/* A reload asked for while idle runs now; under traffic, between batches. */
+		if (w->reload.pending && !w->stop)
+			ld_reload_run(&w->reload, w->lua, &w->c);
+	}
+	return w->failed ? -1 : 0;
+}
+
+void ld_worker_set_status_file(struct ld_worker *w, const char *path)
+{
+	ld_reload_set_status_file(&w->reload, path);
+}
+
+void ld_worker_free(struct ld_worker *w)
+{
+	if (!w)
+		return;
+	if (w->nfq.nl) {
+		struct ld_kernel_counters k;
+
+		release_held(w, 0, 1, w->cfg.held_on_exit == LD_HELD_DROP);
+		/* The queue's kernel counters vanish with it: read them first. */
+		ld_kernel_counters_read(w->cfg.nfq.queue, &k);
+		ld_nfq_close(&w->nfq, w->cfg.nfq.default_verdict);
+		ld_counters_print(stderr, w->cfg.nfq.queue, &w->c, &k);
+	}
+	ld_lua_free(w->lua);
+	ld_reload_free(&w->reload);
+	ld_heap_free(&w->heap);
+	if (w->store)
+		munmap(w->store, (size_t)w->cfg.hold_copies * LD_PACKET_MAX);
+	free(w->store_free);
+	free(w->release_slots);
+	if (w->epfd >= 0)
+		close(w->epfd);
+	if (w->tfd >= 0)
+		close(w->tfd);
+	free(w);
+}

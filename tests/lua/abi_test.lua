@@ -1,0 +1,31 @@
+-- The C compiler and LuaJIT's ffi.cdef must agree on every shared struct:
+-- compare build/tools/abi_dump's field offsets and struct sizes with
+-- ffi.offsetof/ffi.sizeof (every offset plus the total size pins the layout).
+package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+local ffi = require "divert.abi"
+
+local dump = io.popen("build/tools/abi_dump")
+local checked, bad = 0, 0
+for line in dump:lines() do
+  local name, off, size = line:match("^(%S+) (%d+) (%d+)$")
+  off, size = tonumber(off), tonumber(size)
+  local s, f = name:match("^(ld_%w+)%.(.+)$")
+  local lua_off, lua_size
+  if s then
+    lua_off, lua_size = ffi.offsetof("struct " .. s, f), size
+  elseif name:match("^ld_") then
+    lua_off, lua_size = 0, ffi.sizeof("struct " .. name)
+  else
+    lua_off, lua_size = 0, ffi.C[name]
+  end
+  checked = checked + 1
+  if lua_off ~= off or lua_size ~= size then
+    bad = bad + 1
+    print(string.format("not ok %s: C offset %d size %d, Lua offset %s size %s",
+                        name, off, size, tostring(lua_off), tostring(lua_size)))
+  end
+end
+dump:close()
+assert(checked > 20, "build/tools/abi_dump printed too little: run make first")
+print(string.format("abi: %d fields and sizes checked, %d differ", checked, bad))
+os.exit(bad == 0 and 0 or 1)
