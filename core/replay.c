@@ -77,7 +77,7 @@ struct rp_rec {
 struct rp_stats {
 	uint64_t records, ip, nonip, truncated;
 	uint64_t pass, drop, queue, repeat, other;
-	uint64_t modified, marked, held, overflow, dups, errors;
+	uint64_t modified, refused, marked, held, overflow, dups, errors;
 	uint64_t bytes_in, bytes_out, written;
 };
 
@@ -521,25 +521,28 @@ static void rp_count_verdict(struct rp_stats *st, uint32_t v)
 /*
  * The frame to write for an IP record: the original record when the policy
  * did not change the packet, else the original link header followed by the
- * new bytes (built in the headroom in front of them). Bytes the capture
- * never had (snap length) stay missing: the wire length keeps them.
+ * new bytes (built in the headroom in front of them). As live (worker.c),
+ * new bytes of a packet we only had part of, or of an empty or oversized
+ * packet, are not used: the original goes out and the refusal is counted.
  */
 static const uint8_t *rp_frame(struct rp *r, const struct rp_rec *rec, struct ld_packet *p,
 			       uint32_t *caplen, uint32_t *wirelen)
 {
 	uint8_t *data = rp_pkt_data(r, (uint32_t)rec->pkt);
-	uint32_t missing = rec->ip_orig - rec->ip_len;
 
+	if ((p->set & LD_SET_MODIFIED) &&
+	    (rec->ip_len < rec->ip_orig || p->len == 0 || p->len > LD_PACKET_MAX)) {
+		p->set &= ~(uint32_t)LD_SET_MODIFIED;
+		r->st.refused++;
+	}
 	if (!(p->set & LD_SET_MODIFIED)) {
 		*caplen = rec->caplen;
 		*wirelen = rec->wirelen;
 		return r->arena + rec->off;
 	}
-	if (p->len > LD_PACKET_MAX)
-		p->len = LD_PACKET_MAX;
 	memcpy(data - rec->hdr_len, r->arena + rec->off, rec->hdr_len);
 	*caplen = rec->hdr_len + p->len;
-	*wirelen = *caplen + missing;
+	*wirelen = *caplen;
 	if (*caplen > r->snap_out)
 		*caplen = r->snap_out;
 	return data - rec->hdr_len;
@@ -588,8 +591,8 @@ static void rp_decide(struct rp *r, const struct rp_rec *rec, struct ld_packet *
 
 	rp_count_verdict(&r->st, p->verdict);
 	r->st.marked += !!(p->set & LD_SET_MARK);
-	r->st.modified += !!(p->set & LD_SET_MODIFIED);
 	frame = rp_frame(r, rec, p, &caplen, &wirelen);
+	r->st.modified += !!(p->set & LD_SET_MODIFIED);
 	if (p->set & LD_SET_HOLD) {
 		held = rp_hold(r, rec, p, frame, caplen, wirelen);
 		if (held < 0)
@@ -770,17 +773,19 @@ static void rp_summary(const struct rp *r, uint64_t el)
 {
 	const struct rp_stats *s = &r->st;
 
-	fprintf(stderr,
-		"replay: %" PRIu64 " records in %.3f s (%.0f/s): %" PRIu64 " IP, %" PRIu64
-		" not IP (copied), %" PRIu64 " snap-truncated\n"
-		"verdicts: pass %" PRIu64 ", drop %" PRIu64 ", queue %" PRIu64 ", repeat %" PRIu64
-		", other %" PRIu64 "; modified %" PRIu64 ", marked %" PRIu64 ", held %" PRIu64
-		", held-overflow %" PRIu64 ", duplicates %" PRIu64 ", handler errors %" PRIu64 "\n"
-		"output: %" PRIu64 " records; bytes in %" PRIu64 ", bytes out %" PRIu64 "\n",
-		s->records, (double)el / 1e9, el ? (double)s->records * 1e9 / (double)el : 0.0,
-		s->ip, s->nonip, s->truncated, s->pass, s->drop, s->queue, s->repeat, s->other,
-		s->modified, s->marked, s->held, s->overflow, s->dups, s->errors, s->written,
-		s->bytes_in, s->bytes_out);
+	fprintf(stderr, "replay: %" PRIu64 " records (%" PRIu64 " IP, %" PRIu64 " not IP) in %.3f s,"
+		" %.0f records/s\n", s->records, s->ip, s->nonip, (double)el / 1e9,
+		el ? (double)s->records * 1e9 / (double)el : 0.0);
+	fprintf(stderr, "verdicts: pass %" PRIu64 ", drop %" PRIu64 ", queue %" PRIu64 ", repeat %"
+		PRIu64 "; modified %" PRIu64 ", marked %" PRIu64 ", held %" PRIu64 ", duplicates %"
+		PRIu64 ", errors %" PRIu64 "\n", s->pass, s->drop, s->queue, s->repeat, s->modified,
+		s->marked, s->held, s->dups, s->errors);
+	fprintf(stderr, "output: %" PRIu64 " records, %" PRIu64 " bytes (input %" PRIu64 " bytes)\n",
+		s->written, s->bytes_out, s->bytes_in);
+	if (s->truncated || s->overflow || s->refused || s->other)
+		fprintf(stderr, "notes: %" PRIu64 " snap-truncated, %" PRIu64 " dropped (hold table "
+			"full), %" PRIu64 " changes not used (truncated packet or bad length), %" PRIu64
+			" unknown verdicts (passed)\n", s->truncated, s->overflow, s->refused, s->other);
 }
 
 /* Flush and close the outputs; 0 when everything reached the files. */
