@@ -1,0 +1,69 @@
+-- divert: verdicts, and the library's modules loaded on first use.
+--
+--   local divert = require "divert"
+--   return function (pkt)
+--     local udp = pkt:udp()
+--     if udp and udp:dst_port() == 53 then return divert.DROP end
+--     return divert.PASS
+--   end
+--
+-- Verdicts are the kernel's NF_* numbers so the core passes them through
+-- unchanged (core/ld_abi.h, enum ld_verdict). `require "divert"` stays cheap:
+-- it loads no FFI code until a submodule is touched (divert.tcp, ...).
+local bit = require "bit"
+local band, bor, lshift = bit.band, bit.bor, bit.lshift
+
+local M = {
+	DROP   = 0,  -- NF_DROP
+	PASS   = 1,  -- NF_ACCEPT
+	REPEAT = 4,  -- NF_REPEAT: the packet traverses the hook again
+}
+
+local QUEUE = 3  -- NF_QUEUE; the target queue goes in bits 16..31
+
+--- divert.queue(n) -> verdict that sends the packet to queue n (0..65535).
+-- Like every bit op it returns a signed 32-bit number (queue >= 32768 gives
+-- a negative number); the core stores it as uint32_t, which is the same bits.
+function M.queue(n)
+	if type(n) ~= "number" or n < 0 or n > 65535 or n % 1 ~= 0 then
+		error("divert.queue: queue number must be an integer 0..65535, got " .. tostring(n), 2)
+	end
+	return bor(QUEUE, lshift(n, 16))
+end
+
+--- divert.is_verdict(v) -> true when v is a number the core accepts as a verdict.
+function M.is_verdict(v)
+	if type(v) ~= "number" then return false end
+	if v == 0 or v == 1 or v == 4 then return true end
+	-- queue verdicts: low 16 bits are NF_QUEUE, the rest a queue number;
+	-- accept both the signed (bit op) and the unsigned spelling
+	if v % 1 ~= 0 or v < -2147483648 or v > 4294967295 then return false end
+	return band(v, 0xffff) == QUEUE
+end
+
+-- Submodules load on first use: divert.ipv4, divert.checksum, ...
+local lazy = {
+	abi = true, packet = true, ipv4 = true, ipv6 = true, tcp = true, udp = true,
+	icmp = true, checksum = true, addr = true, prefixset = true, flow = true,
+	payload = true, view = true, shape = true, host = true,
+}
+setmetatable(M, { __index = function (t, k)
+	if lazy[k] then
+		local mod = require("divert." .. k)
+		rawset(t, k, mod)
+		return mod
+	end
+end })
+
+function M.selftest()
+	assert(M.PASS == 1 and M.DROP == 0 and M.REPEAT == 4)
+	assert(M.queue(0) == 3 and M.queue(1) == 65539 and M.queue(65535) == bor(3, lshift(65535, 16)))
+	assert(M.is_verdict(M.queue(65535)) and M.is_verdict(0xffff0003))
+	assert(M.is_verdict(M.queue(7)) and M.is_verdict(M.PASS) and M.is_verdict(M.DROP))
+	assert(not M.is_verdict(2) and not M.is_verdict("1") and not M.is_verdict(nil)
+	       and not M.is_verdict(1.5) and not M.is_verdict(-1) and not M.is_verdict(5))
+	assert(not pcall(M.queue, 65536) and not pcall(M.queue, -1) and not pcall(M.queue, 1.5))
+	assert(not pcall(M.queue, "1"))
+end
+
+return M

@@ -1,0 +1,185 @@
+-- divert.view: what the protocol views share (internal; policies use the
+-- views through divert.packet or divert.ipv4/ipv6/tcp/udp/icmp).
+--
+-- A view is a small FFI struct laid over packet bytes after a bounds check:
+-- p points at its header, len is how many bytes from p belong to the
+-- datagram AND lie in the buffer, so every accessor may read p[0..hlen)
+-- without another check. Views are preallocated and re-pointed per packet,
+-- so looking at a packet allocates nothing.
+--
+-- Every write through a view marks the owning packet LD_SET_MODIFIED (the
+-- core then sends the new bytes back). Standalone views belong to a dummy
+-- packet, so the same code runs with or without a descriptor.
+local ffi = require "ffi"
+local bit = require "bit"
+require "divert.abi"
+local checksum = require "divert.checksum"
+
+local band, bor, rshift = bit.band, bit.bor, bit.rshift
+
+ffi.cdef [[
+/* A packet object (divert.packet): a descriptor plus the parse cache. */
+struct divert_pkt {
+	struct ld_packet *d;   /* the descriptor the object is attached to */
+	int32_t  slot;         /* index of this object's views in divert.packet */
+	int8_t   l3;           /* 0 not parsed yet, 4 or 6, -1 malformed */
+	uint8_t  why;          /* reason code when l3 == -1 */
+	uint8_t  csum_done;    /* CSUMNOTREADY packet whose L4 checksum we completed */
+	uint8_t  pad;
+};
+]]
+
+-- The fields every view has; each protocol appends its own.
+local VIEW_FIELDS = [[
+	uint8_t  *p;           /* first byte of this header */
+	uint8_t  *ip;          /* the IP header in front (pseudo-header), or NULL */
+	struct divert_pkt *pk; /* owner: LD_SET_MODIFIED and checksum state */
+	uint32_t  len;         /* bytes from p to the end of the datagram, within the buffer */
+	uint32_t  hlen;        /* length of this header */
+	uint32_t  l4off;       /* IP views: transport header offset from p */
+	uint32_t  l4len;       /* IP views: transport segment bytes in the buffer */
+	uint8_t   ipver;       /* 4 or 6 (the IP in front for transport views), 0 if unknown */
+	uint8_t   l4proto;     /* IP views: upper-layer protocol number */
+	uint8_t   frag;        /* IP views: a non-first fragment (no transport header) */
+	uint8_t   whole;       /* the transport segment is complete in the buffer */
+	uint8_t   l4why;       /* IP views: reason code why the transport part is unusable */
+	uint8_t   proto;       /* transport views: protocol number (6, 17, 1, 58) */
+]]
+
+local M = {}
+
+--- view.define(name, extra_fields, methods) -> ctype of struct divert_<name>.
+function M.define(name, extra, methods)
+	ffi.cdef("struct divert_" .. name .. " {" .. VIEW_FIELDS .. (extra or "") .. "};")
+	local ct = ffi.metatype("struct divert_" .. name, { __index = methods })
+	return ct
+end
+
+-- Reasons for nil results. Stored as small codes in structs; the strings are
+-- constants, so returning one allocates nothing.
+M.WHY = {
+	"truncated",                  -- 1
+	"not ip",                     -- 2
+	"bad header length",          -- 3
+	"bad total length",           -- 4
+	"truncated extension header", -- 5
+	"too many extension headers", -- 6
+	"hop-by-hop header not first",-- 7
+	"fragment",                   -- 8
+	"bad length field",           -- 9
+	"no packet attached",         -- 10
+}
+M.TRUNCATED, M.NOT_IP, M.BAD_HLEN, M.BAD_TOTLEN, M.TRUNC_EXT, M.TOO_MANY_EXT,
+	M.HBH_NOT_FIRST, M.FRAGMENT, M.BAD_LEN, M.NO_PACKET = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+
+local pkt_t = ffi.typeof("struct divert_pkt")
+M.pkt_t = pkt_t
+
+-- The owner of standalone views: a packet nobody reads.
+local dummy_desc = ffi.new("struct ld_packet")
+local dummy_pkt = pkt_t()
+dummy_pkt.d = dummy_desc
+dummy_pkt.slot = -1
+M.dummy_pkt = dummy_pkt
+
+-- Big-endian field access. Byte loads: no alignment or endianness question,
+-- and LuaJIT compiles them to a few instructions.
+local function rd16(p, o) return p[o] * 256 + p[o + 1] end
+local function rd32(p, o) return ((p[o] * 256 + p[o + 1]) * 256 + p[o + 2]) * 256 + p[o + 3] end
+local function wr16(p, o, v) p[o] = rshift(v, 8); p[o + 1] = band(v, 255) end
+local function wr32(p, o, v)
+	p[o] = band(rshift(v, 24), 255); p[o + 1] = band(rshift(v, 16), 255)
+	p[o + 2] = band(rshift(v, 8), 255); p[o + 3] = band(v, 255)
+end
+M.rd16, M.rd32, M.wr16, M.wr32 = rd16, rd32, wr16, wr32
+
+local MODIFIED = 4      -- LD_SET_MODIFIED
+local NOTREADY = 2      -- LD_PKT_CSUM_NOTREADY
+
+--- view.modified(v): the bytes under v changed; tell the core.
+local function modified(v)
+	local d = v.pk.d
+	d.set = bor(d.set, MODIFIED)
+end
+M.modified = modified
+
+-- A packet the kernel queued with CHECKSUM_PARTIAL (CSUMNOTREADY) carries
+-- only the pseudo-header sum in its transport checksum field; the device or
+-- GSO would have finished it. But a verdict with a payload makes the kernel
+-- (nfqnl_mangle) mark the skb CHECKSUM_NONE, so the bytes we send back must
+-- carry the COMPLETE checksum. Like skb_checksum_help(), the first library
+-- write to such a packet therefore computes the full checksum over the whole
+-- segment; after that, incremental updates keep it right.
+local function must_complete(pk)
+	return band(pk.d.flags, NOTREADY) ~= 0 and pk.csum_done == 0
+end
+M.must_complete = must_complete
+
+--- view.complete_l4(pk, ip, ipver, l4, l4len, proto, whole)
+local function complete_l4(pk, ip, ipver, l4, l4len, proto, whole)
+	if whole ~= 0 and ip ~= nil and checksum.fill_l4(ip, ipver, l4, l4len, proto) then
+		pk.csum_done = 1
+	end
+end
+M.complete_l4 = complete_l4
+
+--- view.l4_changed(v, old_sum, new_sum): a transport view's bytes changed
+-- (old_sum/new_sum: folded sums of the old and new 16-bit words); keep its
+-- checksum right and mark the packet modified.
+local update = checksum.adjust
+local CSUM_OFF = checksum.CSUM_OFF
+local function l4_changed(v, old_sum, new_sum)
+	local pk = v.pk
+	local d = pk.d
+	d.set = bor(d.set, MODIFIED)
+	if must_complete(pk) then
+		return complete_l4(pk, v.ip, v.ipver, v.p, v.len, v.proto, v.whole)
+	end
+	local off = CSUM_OFF[v.proto]
+	local p = v.p
+	local hc = rd16(p, off)
+	if v.proto == 17 and hc == 0 and v.ipver ~= 6 then return end  -- UDP/IPv4 sent without checksum
+	hc = update(hc, old_sum, new_sum)
+	if v.proto == 17 and hc == 0 then hc = 65535 end
+	wr16(p, off, hc)
+end
+M.l4_changed = l4_changed
+
+--- view.pseudo_changed(ipv, old_sum, new_sum): an IP view's address changed;
+-- fix the transport checksum, whose pseudo-header covers the addresses.
+function M.pseudo_changed(ipv, old_sum, new_sum)
+	local proto = ipv.l4proto
+	if ipv.frag ~= 0 or ipv.l4why ~= 0 then return end
+	if not (proto == 6 or proto == 17 or (proto == 58 and ipv.ipver == 6)) then return end
+	local off = CSUM_OFF[proto]
+	if ipv.l4len < off + 2 then return end
+	local pk = ipv.pk
+	local l4 = ipv.p + ipv.l4off
+	if must_complete(pk) then
+		return complete_l4(pk, ipv.p, ipv.ipver, l4, ipv.l4len, proto, ipv.whole)
+	end
+	local hc = rd16(l4, off)
+	if proto == 17 and hc == 0 and ipv.ipver == 4 then return end
+	hc = update(hc, old_sum, new_sum)
+	if proto == 17 and hc == 0 then hc = 65535 end
+	wr16(l4, off, hc)
+end
+
+--- view.reason(code) -> the reason string for a code.
+function M.reason(code) return M.WHY[code] end
+
+--- Argument checks for writers: misuse is an error at the caller's line.
+function M.check_uint(v, max, what)
+	if type(v) ~= "number" or v < 0 or v > max or v % 1 ~= 0 then
+		error(what .. ": expected an integer 0.." .. max .. ", got " .. tostring(v), 3)
+	end
+end
+
+function M.selftest()
+	local b = ffi.new("uint8_t[4]")
+	wr32(b, 0, 0xc0a80001); assert(rd32(b, 0) == 0xc0a80001 and rd16(b, 2) == 1)
+	wr16(b, 0, 0xbeef); assert(b[0] == 0xbe and b[1] == 0xef)
+	assert(M.WHY[M.NO_PACKET] == "no packet attached")
+end
+
+return M
