@@ -153,7 +153,10 @@ def ether(payload, ethertype, tags=()):
 
 
 def _same(a, b):
-    ca, cb = read(a), read(b)
+    try:
+        ca, cb = read(a), read(b)
+    except (OSError, ValueError, struct.error, IndexError) as e:
+        return "cannot read: %s" % e
     if ca.linktype != cb.linktype:
         return "link types differ: %d and %d" % (ca.linktype, cb.linktype)
     if len(ca.records) != len(cb.records):
