@@ -103,26 +103,30 @@ function M.ipv4_header(ip)
 end
 
 --- Pseudo-header sums. ip points at the IP header; l4len is the length of
--- the transport segment (header + data).
+-- the transport segment (header + data). dstoff: where the destination
+-- address is, from ip; for IPv6 with a routing header that is the final
+-- destination inside the routing header (RFC 8200 section 8.1), which
+-- divert.ipv6 finds (view.dstoff). Default: the header's own field.
 local function pseudo4(ip, proto, l4len)
 	return fold(partial(ip + 12, 8) + proto + l4len % 65536 + (l4len - l4len % 65536) / 65536)
 end
-local function pseudo6(ip, proto, l4len)
-	return fold(partial(ip + 8, 32) + proto + l4len % 65536 + (l4len - l4len % 65536) / 65536)
+local function pseudo6(ip, proto, l4len, dstoff)
+	local s = partial(ip + 8, 16) + partial(ip + (dstoff or 24), 16)
+	return fold(s + proto + l4len % 65536 + (l4len - l4len % 65536) / 65536)
 end
 M.pseudo4, M.pseudo6 = pseudo4, pseudo6
 
---- checksum.l4(ip, ipver, l4, l4len, proto) -> the checksum the transport
+--- checksum.l4(ip, ipver, l4, l4len, proto [, dstoff]) -> the checksum the transport
 -- header at l4 should carry, or nil for a protocol without one we know.
 -- The current value of the field is left out of the sum, so nothing is
 -- written; ICMP over IPv4 has no pseudo-header.
-local function l4sum(ip, ipver, l4, l4len, proto)
+local function l4sum(ip, ipver, l4, l4len, proto, dstoff)
 	local off = CSUM_OFF[proto]
 	if not off or l4len < off + 2 then return nil end
 	local s = partial(l4, l4len)
 	s = s + (65535 - rd16(l4, off))          -- take the stored checksum out
 	if proto ~= 1 then
-		s = s + (ipver == 4 and pseudo4(ip, proto, l4len) or pseudo6(ip, proto, l4len))
+		s = s + (ipver == 4 and pseudo4(ip, proto, l4len) or pseudo6(ip, proto, l4len, dstoff))
 	end
 	local c = finish(s)
 	if proto == 17 and c == 0 then c = 65535 end  -- 0 means "no checksum" for UDP
@@ -130,10 +134,10 @@ local function l4sum(ip, ipver, l4, l4len, proto)
 end
 M.l4 = l4sum
 
---- checksum.fill_l4(ip, ipver, l4, l4len, proto) -> true after writing the
+--- checksum.fill_l4(ip, ipver, l4, l4len, proto [, dstoff]) -> true after writing the
 -- complete transport checksum, or nil when the protocol has none we know.
-function M.fill_l4(ip, ipver, l4, l4len, proto)
-	local c = l4sum(ip, ipver, l4, l4len, proto)
+function M.fill_l4(ip, ipver, l4, l4len, proto, dstoff)
+	local c = l4sum(ip, ipver, l4, l4len, proto, dstoff)
 	if not c then return nil end
 	wr16(l4, CSUM_OFF[proto], c)
 	return true

@@ -22,6 +22,7 @@ local check_uint, l4_changed = V.check_uint, V.l4_changed
 local M = {}
 local icmp = {}
 local view_t = V.define("icmp", "", icmp)
+M.methods = icmp   -- the view methods (for tests and extensions)
 
 -- Error messages quote the packet that caused them.
 local ERR4 = { [3] = true, [4] = true, [5] = true, [11] = true, [12] = true }
@@ -42,10 +43,11 @@ end
 
 --- v:attach(ptr, len, proto [, ip, ipver, whole]) -> v, or nil and a
 -- reason. proto is 1 (ICMP) or 58 (ICMPv6).
-function icmp:attach(p, len, proto, ip, ipver, whole)
+function icmp:attach(p, len, proto, ip, ipver, whole, dstoff)
 	if len < 8 then return nil, "truncated" end
 	self.p = p; self.len = len; self.hlen = 8; self.proto = proto
 	self.ip = ip; self.ipver = ipver or (proto == 58 and 6 or 4)
+	self.dstoff = dstoff or 24
 	self.whole = (whole == nil or whole ~= 0) and (ip ~= nil or proto == 1) and 1 or 0
 	return self
 end
@@ -170,7 +172,7 @@ function icmp:hdr_len() return 8 end
 --- icmp:checksum_ok() -> boolean, or nil when it cannot be checked
 function icmp:checksum_ok()
 	if self.whole == 0 then return nil end
-	return checksum.l4(self.ip, self.ipver, self.p, self.len, self.proto) == rd16(self.p, 2)
+	return checksum.l4(self.ip, self.ipver, self.p, self.len, self.proto, self.dstoff) == rd16(self.p, 2)
 end
 
 function M.selftest()

@@ -25,6 +25,7 @@ local M = {}
 local ipv4 = {}
 
 local view_t = V.define("ipv4", "", ipv4)
+M.methods = ipv4   -- the view methods (for tests and extensions)
 
 --- ipv4.new() -> a standalone view, not yet attached.
 function M.new()
@@ -50,7 +51,7 @@ function ipv4:attach(p, len)
 		tot = len; whole = 0
 	end
 	self.p = p; self.ip = p; self.len = tot; self.hlen = hlen
-	self.ipver = 4; self.l4proto = p[9]; self.proto = 0
+	self.ipver = 4; self.l4proto = p[9]; self.proto = 0; self.dstoff = 16
 	self.l4off = hlen; self.l4len = tot - hlen; self.l4why = 0
 	local fo = rd16(p, 6)
 	self.frag = band(fo, 0x1fff) ~= 0 and 1 or 0

@@ -35,6 +35,7 @@ local view_t = V.define("ipv6", [[
 	uint16_t  ext_len[8];
 	uint32_t  frag_off;       /* offset of the fragment header from p, 0 if none */
 ]], ipv6)
+M.methods = ipv6   -- the view methods (for tests and extensions)
 
 -- Which next-header values are extension headers we can walk over.
 local EXT = ffi.new("uint8_t[256]")
@@ -61,7 +62,7 @@ function ipv6:attach(p, len)
 	end
 	self.p = p; self.ip = p; self.len = stop; self.hlen = 40
 	self.ipver = 6; self.proto = 0; self.frag = 0; self.l4why = 0
-	self.n_ext = 0; self.frag_at = 0; self.frag_off = 0
+	self.n_ext = 0; self.frag_at = 0; self.frag_off = 0; self.dstoff = 24
 	local nh, off, n = p[6], 40, 0
 	while EXT[nh] == 1 do
 		if n >= MAX_EXT then self.l4why = V.TOO_MANY_EXT; break end
@@ -78,6 +79,16 @@ function ipv6:attach(p, len)
 		end
 		n = n + 1
 		local next_nh = p[off]
+		if nh == 43 and p[off + 3] > 0 then
+			-- segments left: the transport checksum uses the final
+			-- destination, the last address of type 0/2, or segment 0 of SRH
+			local rt = p[off + 2]
+			if (rt == 0 or rt == 2) and hl >= 24 then
+				self.dstoff = off + 8 + (rshift(p[off + 1], 1) - 1) * 16
+			elseif rt == 4 and hl >= 24 then
+				self.dstoff = off + 8
+			end
+		end
 		if nh == 44 then
 			self.frag_off = off
 			if n <= MAX_REC then self.frag_at = n end
@@ -184,7 +195,8 @@ local function addr_field(off, name)
 		ffi.copy(p + off, v, 16)
 		local ns = partial(p + off, 16)
 		modified(self)
-		V.pseudo_changed(self, os, ns)
+		-- with a routing header in transit, dst is not in the pseudo-header
+		if off == 8 or off == self.dstoff then V.pseudo_changed(self, os, ns) end
 	end
 end
 ipv6.src = addr_field(8, "ipv6:src")

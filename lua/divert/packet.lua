@@ -315,24 +315,24 @@ end
 function P.tcp(self)
 	local ip, why = l4(self, 6)
 	if not ip then return nil, why end
-	return TCP[self.slot]:attach(ip.p + ip.l4off, ip.l4len, ip.p, ip.ipver, ip.whole)
+	return TCP[self.slot]:attach(ip.p + ip.l4off, ip.l4len, ip.p, ip.ipver, ip.whole, ip.dstoff)
 end
 function P.udp(self)
 	local ip, why = l4(self, 17)
 	if not ip then return nil, why end
-	return UDP[self.slot]:attach(ip.p + ip.l4off, ip.l4len, ip.p, ip.ipver, ip.whole)
+	return UDP[self.slot]:attach(ip.p + ip.l4off, ip.l4len, ip.p, ip.ipver, ip.whole, ip.dstoff)
 end
 function P.icmp(self)
 	local ip, why = l4(self, 1)
 	if not ip then return nil, why end
 	if ip.ipver ~= 4 then return nil, "other protocol" end
-	return ICMP[self.slot]:attach(ip.p + ip.l4off, ip.l4len, 1, ip.p, 4, ip.whole)
+	return ICMP[self.slot]:attach(ip.p + ip.l4off, ip.l4len, 1, ip.p, 4, ip.whole, ip.dstoff)
 end
 function P.icmpv6(self)
 	local ip, why = l4(self, 58)
 	if not ip then return nil, why end
 	if ip.ipver ~= 6 then return nil, "other protocol" end
-	return ICMP6[self.slot]:attach(ip.p + ip.l4off, ip.l4len, 58, ip.p, 6, ip.whole)
+	return ICMP6[self.slot]:attach(ip.p + ip.l4off, ip.l4len, 58, ip.p, 6, ip.whole, ip.dstoff)
 end
 
 --- pkt:l4proto() -> the transport protocol number (after IPv6 extension
@@ -389,7 +389,7 @@ function P.fix_checksums(self)
 	if pr == 17 and ip.ipver == 4 and rd16(l4p, 6) == 0 and band(d.flags, PKT_NOTREADY) == 0 then
 		return true
 	end
-	checksum.fill_l4(ip.p, ip.ipver, l4p, ip.l4len, pr)
+	checksum.fill_l4(ip.p, ip.ipver, l4p, ip.l4len, pr, ip.dstoff)
 	self.csum_done = 1
 	return true
 end

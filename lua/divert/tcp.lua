@@ -24,6 +24,7 @@ local fold = checksum.fold
 local M = {}
 local tcp = {}
 local view_t = V.define("tcp", "", tcp)
+M.methods = tcp   -- the view methods (for tests and extensions)
 
 --- Flag bits by name (tcp:flag(name)).
 local FLAGS = { fin = 0x01, syn = 0x02, rst = 0x04, psh = 0x08, ack = 0x10,
@@ -43,13 +44,14 @@ end
 -- len: bytes of the segment in the buffer; ip/ipver: the IP header in
 -- front (for the pseudo-header; optional); whole: 0 when the segment is not
 -- all in the buffer (no full checksum possible), default 1.
-function tcp:attach(p, len, ip, ipver, whole)
+function tcp:attach(p, len, ip, ipver, whole, dstoff)
 	if len < 20 then return nil, "truncated" end
 	local hlen = rshift(p[12], 4) * 4
 	if hlen < 20 then return nil, "bad header length" end
 	if hlen > len then return nil, "truncated" end
 	self.p = p; self.len = len; self.hlen = hlen; self.proto = 6
 	self.ip = ip; self.ipver = ipver or 0
+	self.dstoff = dstoff or (ipver == 6 and 24 or 16)
 	self.whole = (whole == nil or whole ~= 0) and ip ~= nil and 1 or 0
 	return self
 end
@@ -129,6 +131,15 @@ function tcp:urgent(v)
 	check_uint(v, 65535, "tcp:urgent"); set16(self, 18, v)
 end
 
+-- Folded sum of the 16-bit words (aligned to the header start) that hold
+-- bytes [at, at+n): options need not be aligned, the checksum words are.
+-- The header length is even, so the last word never leaves the header.
+local function span(p, at, n)
+	local s = 0
+	for w = band(at, bnot(1)), at + n - 1, 2 do s = s + rd16(p, w) end
+	return fold(s)
+end
+
 --- tcp:option(kind) -> offset (from the TCP header) and length of the
 -- first option of that kind, or nil (absent, or the option list is broken)
 function tcp:option(kind)
@@ -160,12 +171,10 @@ function tcp:mss(v)
 	if not o or l ~= 4 then return nil end
 	if v == nil then return rd16(self.p, o + 2) end
 	check_uint(v, 65535, "tcp:mss")
-	-- the option is not 16-bit aligned in every packet: update the checksum
-	-- over the aligned words it touches
-	local p, a = self.p, band(o + 2, bnot(1))
-	local before = rd16(p, a) + rd16(p, a + 2)
+	local p = self.p
+	local before = span(p, o + 2, 2)
 	wr16(p, o + 2, v)
-	l4_changed(self, fold(before), fold(rd16(p, a) + rd16(p, a + 2)))
+	l4_changed(self, before, span(p, o + 2, 2))
 	return true
 end
 
@@ -176,10 +185,9 @@ function tcp:wscale(v)
 	local p = self.p
 	if v == nil then return p[o + 2] end
 	check_uint(v, 14, "tcp:wscale")
-	local a = band(o + 2, bnot(1))
-	local old = rd16(p, a)
+	local before = span(p, o + 2, 1)
 	p[o + 2] = v
-	l4_changed(self, old, rd16(p, a))
+	l4_changed(self, before, span(p, o + 2, 1))
 	return true
 end
 
@@ -221,14 +229,9 @@ end
 -- Write a 32-bit value at any offset (options need not be aligned).
 function tcp:_write32(at, v)
 	local p = self.p
-	local a = band(at, bnot(1))
-	local n = at == a and 2 or 3      -- aligned words touched
-	local before = 0
-	for k = 0, n - 1 do before = before + rd16(p, a + 2 * k) end
+	local before = span(p, at, 4)
 	wr32(p, at, v)
-	local after = 0
-	for k = 0, n - 1 do after = after + rd16(p, a + 2 * k) end
-	l4_changed(self, fold(before), fold(after))
+	l4_changed(self, before, span(p, at, 4))
 end
 
 --- tcp:payload() -> ptr, len of the data after the header
@@ -238,7 +241,7 @@ function tcp:payload() return self.p + self.hlen, self.len - self.hlen end
 -- header known, or the segment is not all in the buffer)
 function tcp:checksum_ok()
 	if self.whole == 0 then return nil end
-	return checksum.l4(self.ip, self.ipver, self.p, self.len, 6) == rd16(self.p, 16)
+	return checksum.l4(self.ip, self.ipver, self.p, self.len, 6, self.dstoff) == rd16(self.p, 16)
 end
 
 function M.selftest()

@@ -18,6 +18,7 @@ local check_uint, l4_changed = V.check_uint, V.l4_changed
 local M = {}
 local udp = {}
 local view_t = V.define("udp", "", udp)
+M.methods = udp   -- the view methods (for tests and extensions)
 
 function M.new()
 	local v = view_t()
@@ -26,7 +27,7 @@ function M.new()
 end
 
 --- v:attach(ptr, len [, ip, ipver, whole]) -> v, or nil and a reason.
-function udp:attach(p, len, ip, ipver, whole)
+function udp:attach(p, len, ip, ipver, whole, dstoff)
 	if len < 8 then return nil, "truncated" end
 	local ulen = rd16(p, 4)
 	local w = (whole == nil or whole ~= 0) and ip ~= nil and 1 or 0
@@ -41,7 +42,8 @@ function udp:attach(p, len, ip, ipver, whole)
 		end
 	end
 	self.p = p; self.len = len; self.hlen = 8; self.proto = 17
-	self.ip = ip; self.ipver = ipver or 0; self.whole = w
+	self.ip = ip; self.ipver = ipver or 0
+	self.dstoff = dstoff or (ipver == 6 and 24 or 16); self.whole = w
 	return self
 end
 
@@ -91,7 +93,7 @@ function udp:checksum_ok()
 	local c = rd16(self.p, 6)
 	if c == 0 and self.ipver == 4 then return true end
 	if self.whole == 0 then return nil end
-	return checksum.l4(self.ip, self.ipver, self.p, self.len, 17) == c
+	return checksum.l4(self.ip, self.ipver, self.p, self.len, 17, self.dstoff) == c
 end
 
 function M.selftest()

@@ -44,6 +44,7 @@ local VIEW_FIELDS = [[
 	uint8_t   whole;       /* the transport segment is complete in the buffer */
 	uint8_t   l4why;       /* IP views: reason code why the transport part is unusable */
 	uint8_t   proto;       /* transport views: protocol number (6, 17, 1, 58) */
+	uint16_t  dstoff;      /* where in the IP header the pseudo-header's destination is */
 ]]
 
 local M = {}
@@ -115,9 +116,9 @@ local function must_complete(pk)
 end
 M.must_complete = must_complete
 
---- view.complete_l4(pk, ip, ipver, l4, l4len, proto, whole)
-local function complete_l4(pk, ip, ipver, l4, l4len, proto, whole)
-	if whole ~= 0 and ip ~= nil and checksum.fill_l4(ip, ipver, l4, l4len, proto) then
+--- view.complete_l4(pk, ip, ipver, l4, l4len, proto, whole, dstoff)
+local function complete_l4(pk, ip, ipver, l4, l4len, proto, whole, dstoff)
+	if whole ~= 0 and ip ~= nil and checksum.fill_l4(ip, ipver, l4, l4len, proto, dstoff) then
 		pk.csum_done = 1
 	end
 end
@@ -133,7 +134,7 @@ local function l4_changed(v, old_sum, new_sum)
 	local d = pk.d
 	d.set = bor(d.set, MODIFIED)
 	if must_complete(pk) then
-		return complete_l4(pk, v.ip, v.ipver, v.p, v.len, v.proto, v.whole)
+		return complete_l4(pk, v.ip, v.ipver, v.p, v.len, v.proto, v.whole, v.dstoff)
 	end
 	local off = CSUM_OFF[v.proto]
 	local p = v.p
@@ -156,7 +157,7 @@ function M.pseudo_changed(ipv, old_sum, new_sum)
 	local pk = ipv.pk
 	local l4 = ipv.p + ipv.l4off
 	if must_complete(pk) then
-		return complete_l4(pk, ipv.p, ipv.ipver, l4, ipv.l4len, proto, ipv.whole)
+		return complete_l4(pk, ipv.p, ipv.ipver, l4, ipv.l4len, proto, ipv.whole, ipv.dstoff)
 	end
 	local hc = rd16(l4, off)
 	if proto == 17 and hc == 0 and ipv.ipver == 4 then return end
