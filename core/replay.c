@@ -81,6 +81,13 @@ struct rp_stats {
 	uint64_t bytes_in, bytes_out, written;
 };
 
+/* The head of a pipe, read to learn the timestamp resolution, and replayed. */
+struct rp_peek {
+	FILE *src;
+	uint8_t b[RP_PEEK];
+	size_t n, pos;
+};
+
 struct rp {
 	/* options */
 	const char *policy, *in_path, *out_path, *verdicts_path, *lua_dir, *seed;
@@ -90,6 +97,7 @@ struct rp {
 
 	/* files */
 	FILE *in_file;
+	struct rp_peek peek;      /* stays put while libpcap reads a pipe through it */
 	pcap_t *in, *dead;
 	pcap_dumper_t *out;
 	FILE *vf;
@@ -308,28 +316,63 @@ static int rp_pcapng_nano(const uint8_t *b, size_t n)
 }
 
 /*
- * Should the output carry nanoseconds? Yes when the input does (nanosecond
- * pcap, or pcapng with a finer if_tsresol) or when we cannot look (a pipe).
- * The file position is put back for libpcap.
+ * A pipe cannot be rewound: the bytes read to look at its header are served
+ * again through a stdio cookie, then the rest of the pipe.
  */
-static int rp_input_nano(FILE *f)
+static ssize_t rp_peek_read(void *cookie, char *buf, size_t size)
 {
-	uint8_t b[RP_PEEK];
-	size_t n;
-	uint32_t magic;
+	struct rp_peek *pk = cookie;
+	size_t k;
 
-	if (fseeko(f, 0, SEEK_CUR))
-		return 1;
-	n = fread(b, 1, sizeof(b), f);
-	if (fseeko(f, 0, SEEK_SET))
-		return 1;
-	if (n < 4)
+	if (pk->pos < pk->n) {
+		k = pk->n - pk->pos < size ? pk->n - pk->pos : size;
+		memcpy(buf, pk->b + pk->pos, k);
+		pk->pos += k;
+		return (ssize_t)k;
+	}
+	k = fread(buf, 1, size, pk->src);
+	return k == 0 && ferror(pk->src) ? -1 : (ssize_t)k;
+}
+
+static int rp_peek_close(void *cookie)
+{
+	struct rp_peek *pk = cookie;
+
+	return pk->src == stdin ? 0 : fclose(pk->src);
+}
+
+/*
+ * Should the output carry nanoseconds? Yes when the input does: a
+ * nanosecond pcap, or a pcapng whose first interface has a finer
+ * if_tsresol. *fp is rewound, or replaced by a cookie stream for a pipe.
+ * Return: 1 or 0, or -1 on a read error (errno set).
+ */
+static int rp_input_nano(struct rp *r, FILE **fp)
+{
+	static const cookie_io_functions_t io = { .read = rp_peek_read, .close = rp_peek_close };
+	struct rp_peek *pk = &r->peek;
+	FILE *f = *fp, *c;
+	uint32_t magic;
+	int seekable = !fseeko(f, 0, SEEK_CUR);
+
+	pk->n = fread(pk->b, 1, sizeof(pk->b), f);
+	if (ferror(f) || (seekable && fseeko(f, 0, SEEK_SET)))
+		return -1;
+	if (!seekable) {
+		pk->src = f;
+		pk->pos = 0;
+		c = fopencookie(pk, "rb", io);
+		if (!c)
+			return -1;
+		*fp = c;
+	}
+	if (pk->n < 4)
 		return 0;
-	memcpy(&magic, b, sizeof(magic));
+	memcpy(&magic, pk->b, sizeof(magic));
 	if (magic == (uint32_t)PCAP_MAGIC_NS || magic == __builtin_bswap32((uint32_t)PCAP_MAGIC_NS))
 		return 1;
 	if (magic == PCAPNG_SHB)
-		return rp_pcapng_nano(b, n);
+		return rp_pcapng_nano(pk->b, pk->n);
 	return 0;
 }
 
@@ -347,7 +390,14 @@ static int rp_open_input(struct rp *r)
 	}
 	if (!fstat(fileno(r->in_file), &sb) && S_ISREG(sb.st_mode))
 		r->in_size = sb.st_size;
-	r->nano = rp_input_nano(r->in_file);
+	r->nano = rp_input_nano(r, &r->in_file);
+	if (r->nano < 0) {
+		fprintf(stderr, "luadivert replay: %s: %s\n", r->in_path, strerror(errno));
+		if (r->in_file != stdin && fclose(r->in_file))
+			fprintf(stderr, "luadivert replay: %s: %s\n", r->in_path, strerror(errno));
+		r->in_file = NULL;
+		return -1;
+	}
 	errbuf[0] = 0;
 	r->in = pcap_fopen_offline_with_tstamp_precision(r->in_file, PCAP_TSTAMP_PRECISION_NANO,
 							  errbuf);
