@@ -33,15 +33,20 @@ void ld_log(const char *fmt, ...)
 	va_end(ap);
 }
 
+void ld_log_limit_flush(struct ld_log_limit *lim)
+{
+	if (lim->suppressed)
+		ld_log("(%llu similar messages suppressed)", (unsigned long long)lim->suppressed);
+	lim->suppressed = 0;
+}
+
 void ld_log_limited(struct ld_log_limit *lim, const char *fmt, ...)
 {
 	uint64_t now = ld_now_ns();
 	va_list ap;
 
 	if (now - lim->window_ns >= NS_PER_SEC) {
-		if (lim->suppressed)
-			ld_log("(%llu similar messages suppressed)",
-			       (unsigned long long)lim->suppressed);
+		ld_log_limit_flush(lim);
 		lim->window_ns = now;
 		lim->sent = 0;
 		lim->suppressed = 0;

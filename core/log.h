@@ -31,6 +31,12 @@ void ld_log_limited(struct ld_log_limit *lim, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /**
+ * ld_log_limit_flush() - say how many messages were held back, if any
+ * @lim: the limiter
+ */
+void ld_log_limit_flush(struct ld_log_limit *lim);
+
+/**
  * ld_now_ns() - CLOCK_MONOTONIC in nanoseconds
  *
  * Return: the time; the clock cannot fail on Linux for a valid clock id.

@@ -247,6 +247,14 @@ int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
 		goto fail;
 
 	rc = config_cmd(q, NFQNL_CFG_CMD_BIND);
+	if (rc == -EPERM) {
+		/* The kernel says EPERM both when we lack CAP_NET_ADMIN and when
+		 * another socket owns the queue; the proc file tells which. */
+		struct ld_kernel_counters k;
+
+		if (ld_kernel_counters_read(cfg->queue, &k) == 0 && k.valid)
+			rc = -EBUSY;
+	}
 	if (rc == -EBUSY) {
 		snprintf(err, errlen, "queue %u is already bound by another process "
 			 "(see /proc/net/netfilter/nfnetlink_queue)", cfg->queue);

@@ -410,6 +410,7 @@ void ld_worker_free(struct ld_worker *w)
 		/* The queue's kernel counters vanish with it: read them first. */
 		ld_kernel_counters_read(w->cfg.nfq.queue, &k);
 		ld_nfq_close(&w->nfq, w->cfg.nfq.default_verdict);
+		ld_log_limit_flush(&w->lim);
 		ld_counters_print(stderr, w->cfg.nfq.queue, &w->c, &k);
 	}
 	ld_lua_free(w->lua);
