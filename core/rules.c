@@ -37,6 +37,14 @@ enum {
 	NBACKENDS = 2,           /* index 0 nft, 1 legacy */
 };
 
+/*
+ * Loads at or above this offset are Linux's BPF "ancillary data" (SKF_AD_OFF
+ * in linux/filter.h, which clashes with pcap/bpf.h): libpcap uses them for
+ * inbound/outbound (the packet type), which at a netfilter hook does not
+ * mean the direction: locally made packets are not PACKET_OUTGOING there.
+ */
+static const uint32_t skf_ad_off = 0xfffff000u;
+
 /* The table every luadivert chain lives in: the only one with all five hooks. */
 static const char rules_table[] = "mangle";
 
@@ -273,6 +281,22 @@ static int prog_rejects_all(const struct bpf_program *bp)
 	       BPF_RVAL(bp->bf_insns[0].code) == BPF_K && bp->bf_insns[0].k == 0;
 }
 
+/* Does the program read socket-level metadata instead of packet bytes? */
+static int prog_uses_ancillary(const struct bpf_program *bp)
+{
+	unsigned i;
+
+	for (i = 0; i < bp->bf_len; i++) {
+		const struct bpf_insn *in = &bp->bf_insns[i];
+		unsigned cls = BPF_CLASS(in->code), mode = BPF_MODE(in->code);
+
+		if ((cls == BPF_LD || cls == BPF_LDX) && (mode == BPF_ABS || mode == BPF_IND) &&
+		    in->k >= skf_ad_off)
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * Compile @expr for raw IP packets. Return 1 with @bp filled (free it with
  * pcap_freecode), 0 if the expression can match no packet, -1 on error
@@ -372,6 +396,13 @@ int ld_rules_compile(const struct ld_rules_cfg *cfg, struct ld_rules_prog *prog,
 	if (rc == 0) {
 		set_err(err, errlen, "filter \"%s\" matches no packet (libpcap: expression "
 			"rejects all packets)", cfg->filter);
+		goto fail;
+	}
+	if (prog_uses_ancillary(&bp)) {
+		set_err(err, errlen, "invalid filter \"%s\": inbound/outbound and other tests of "
+			"socket metadata mean nothing at a netfilter hook: choose the direction "
+			"with --hook", cfg->filter);
+		pcap_freecode(&bp);
 		goto fail;
 	}
 	pcap_freecode(&bp);

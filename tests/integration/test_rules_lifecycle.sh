@@ -24,6 +24,8 @@ check "syntax error: no mangle table created (nft)" \
 	[ "$(ns_exec "$NS" iptables-nft-save | grep -c '^\*')" = 0 ]
 div_try "$NS" drop --queue 0 --filter 'port 70000'
 check "bad port: exit 2 and message" sh -c "[ $DIV_RC = 2 ] && grep -q 'port' '$DIV_OUT'"
+div_try "$NS" drop --queue 0 --filter 'udp and inbound'
+check "inbound (socket metadata): exit 2, points at --hook" sh -c "[ $DIV_RC = 2 ] && grep -q -- '--hook' '$DIV_OUT'"
 div_try "$NS" drop --queue 0 --filter 'ip6 and udp' --family 4
 check "no IPv4 match with --family 4: exit 2" [ "$DIV_RC" = 2 ]
 div_try "$NS" drop --queue 0 --filter \
