@@ -115,7 +115,7 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size
 		goto fail;
 	}
 	/* Held packets stay in the kernel queue: make room for them. */
-	if (w->cfg.nfq.maxlen < cfg->hold_max + LD_QUEUE_HEADROOM)
+	if (cfg->hold_max && w->cfg.nfq.maxlen < cfg->hold_max + LD_QUEUE_HEADROOM)
 		w->cfg.nfq.maxlen = cfg->hold_max + LD_QUEUE_HEADROOM;
 	if (ld_nfq_open(&w->nfq, &w->cfg.nfq, LD_BATCH_MAX * 2, &w->c, &w->lim, err, errlen) < 0)
 		goto fail;
