@@ -5,8 +5,9 @@
 #
 # Makes a synthetic Ethernet capture (IPv4/UDP and IPv6/UDP, 64..200-byte
 # frames, 256 flows, 1 us apart), then replays it on one core through:
-#   pass-all        return divert.PASS
-#   parse-match     pkt:udp(), compare the destination port, drop port 53
+#   pass-all        scripts/examples/pass_all.lua: return divert.PASS
+#   parse-match     scripts/examples/drop_dns.lua: pkt:udp(), compare the
+#                   destination port, drop port 53
 #   hold            pkt:hold(1) on every packet (timer heap + hold store)
 # and prints the best of 3 runs of each. The goal (issue 7) is >= 1M packets/s
 # for pass-all. Reports; asserts nothing.
@@ -50,19 +51,8 @@ with open(path, "wb") as out:
     out.write(b"".join(chunk))
 EOF
 
-cat >"$T/pass.lua" <<'EOF'
-local divert = require "divert"
-return function (pkt) return divert.PASS end
-EOF
-cat >"$T/match.lua" <<'EOF'
-local divert = require "divert"
-local PASS, DROP = divert.PASS, divert.DROP
-return function (pkt)
-	local udp = pkt:udp()
-	if udp and udp:dst_port() == 53 then return DROP end
-	return PASS
-end
-EOF
+cp "$ROOT/scripts/examples/pass_all.lua" "$T/pass.lua"
+cp "$ROOT/scripts/examples/drop_dns.lua" "$T/match.lua"
 cat >"$T/hold.lua" <<'EOF'
 local divert = require "divert"
 return function (pkt) pkt:hold(1) return divert.PASS end

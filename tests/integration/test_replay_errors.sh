@@ -37,10 +37,7 @@ REC=$((REC / 10))
 head -c $((24 + 6 * REC + REC / 2)) ten.pcap >cut.pcap
 echo "not a capture at all" >junk.pcap
 
-cat >pass.lua <<'EOF'
-local divert = require "divert"
-return function (pkt) return divert.PASS end
-EOF
+cp "$LDT_ROOT/scripts/examples/pass_all.lua" pass.lua || fail "no pass_all.lua"
 # holds every packet 5 ms: held packets must still come out on a read error
 cat >hold.lua <<'EOF'
 local divert = require "divert"

@@ -14,10 +14,7 @@ PCAPS="$(cd "$(dirname "$0")/../../.." && pwd)/shared/pcaps"
 ldt_tmpdir; T=$LDT_TMP
 PY="$LDT_ROOT/tests/integration/replay_pcap.py"
 
-cat >"$T/pass.lua" <<'EOF'
-local divert = require "divert"
-return function (pkt) return divert.PASS end
-EOF
+cp "$LDT_ROOT/scripts/examples/pass_all.lua" "$T/pass.lua" || fail "no pass_all.lua"
 # Reads every layer it finds (nothing is written, so nothing is modified).
 cat >"$T/parse.lua" <<'EOF'
 local divert = require "divert"

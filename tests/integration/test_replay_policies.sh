@@ -145,18 +145,9 @@ EOF
 python3 chk.py make || fail "cannot write the fixtures"
 
 # ---------------------------------------------------------------- policies
-cat >pass.lua <<'EOF'
-local divert = require "divert"
-return function (pkt) return divert.PASS end
-EOF
-cat >drop.lua <<'EOF'
-local divert = require "divert"
-return function (pkt)
-	local udp = pkt:udp()
-	if udp and udp:dst_port() == 53 then return divert.DROP end
-	return divert.PASS
-end
-EOF
+# the examples a user starts from
+cp "$LDT_ROOT/scripts/examples/pass_all.lua" pass.lua || fail "no pass_all.lua"
+cp "$LDT_ROOT/scripts/examples/drop_dns.lua" drop.lua || fail "no drop_dns.lua"
 cat >rewrite.lua <<'EOF'
 local divert = require "divert"
 local new = string.rep("replaced by the policy ", 9)
