@@ -26,9 +26,7 @@ import importlib.util, struct, sys
 spec = importlib.util.spec_from_file_location("rp", sys.argv[1])
 rp = importlib.util.module_from_spec(spec); spec.loader.exec_module(rp)
 path, n = sys.argv[2], int(sys.argv[3])
-S4, D4 = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
-S6 = bytes.fromhex("fd000198001800000000000000000001")
-D6 = bytes.fromhex("fd000198001800000000000000000002")
+S4, D4, S6, D6 = rp.SRC4, rp.DST4, rp.SRC6, rp.DST6
 frames = []
 for f in range(256):
     size = 18 + (f * 37) % 130          # UDP payload 18..147 bytes

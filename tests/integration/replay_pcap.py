@@ -19,6 +19,11 @@ LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_PPP, LINKTYPE_RAW = 0, 1, 9, 101
 LINKTYPE_LOOP, LINKTYPE_SLL, LINKTYPE_IPV4, LINKTYPE_IPV6 = 108, 113, 228, 229
 LINKTYPE_SLL2 = 276
 
+# Addresses of the test packets: the benchmarking range, and a ULA.
+SRC4, DST4 = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
+SRC6 = bytes.fromhex("fd000198001800000000000000000001")
+DST6 = bytes.fromhex("fd000198001800000000000000000002")
+
 
 class Capture:
     def __init__(self, linktype, snaplen, nano, records):

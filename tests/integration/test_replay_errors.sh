@@ -17,7 +17,7 @@ cd "$T" || fail "cd $T"
 python3 - "$PY" <<'EOF' || fail "cannot write the fixtures"
 import sys, importlib.util
 spec = importlib.util.spec_from_file_location("rp", sys.argv[1]); rp = importlib.util.module_from_spec(spec); spec.loader.exec_module(rp)
-S, D = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
+S, D = rp.SRC4, rp.DST4
 recs = [(1700000000 * 10**9 + i * 10**6,
          rp.ether(rp.ipv4_udp(S, D, 1000 + i, 2000, b"x" * 20, ident=i), 0x0800))
         for i in range(10)]

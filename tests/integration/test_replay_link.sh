@@ -19,9 +19,7 @@ cat >links.py <<'EOF'
 import struct, sys
 import rp
 
-S4, D4 = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
-S6 = bytes.fromhex("fd000198001800000000000000000001")
-D6 = bytes.fromhex("fd000198001800000000000000000002")
+S4, D4, S6, D6 = rp.SRC4, rp.DST4, rp.SRC6, rp.DST6
 
 def v4(port): return rp.ipv4_udp(S4, D4, 1234, port, b"link test v4")
 def v6(port): return rp.ipv6_udp(S6, D6, 1234, port, b"link test v6")

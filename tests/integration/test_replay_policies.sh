@@ -29,9 +29,7 @@ cat >chk.py <<'EOF'
 import struct, sys
 import rp
 
-S4, D4 = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
-S6 = bytes.fromhex("fd000198001800000000000000000001")
-D6 = bytes.fromhex("fd000198001800000000000000000002")
+S4, D4, S6, D6 = rp.SRC4, rp.DST4, rp.SRC6, rp.DST6
 ARP = bytes.fromhex("0001080006040001020000000001c6120001000000000000c6120002")
 BASE = 1700000000 * 10**9 + 123456 * 1000      # microsecond capture
 BASE_NS = 1700000000 * 10**9 + 987654321       # nanosecond capture
