@@ -689,10 +689,9 @@ static void rp_flush(struct rp *r)
 	r->nrec = 0;
 	r->batch.n = 0;
 	r->arena_used = 0;
-	if (ferror(pcap_dump_file(r->out))) {
-		fprintf(stderr, "luadivert replay: %s: write error\n", r->out_path);
+	/* a full disk stops the replay; rp_close() says why */
+	if (ferror(pcap_dump_file(r->out)))
 		r->failed = 1;
-	}
 }
 
 /* Hand the IP packet of @rec to the next descriptor of the batch. */
@@ -854,8 +853,12 @@ static int rp_close(struct rp *r)
 		r->out = NULL;
 	}
 	if (r->vf) {
-		if (r->vf == stdout ? fflush(r->vf) : fclose(r->vf)) {
-			fprintf(stderr, "luadivert replay: %s: %s\n", r->verdicts_path, strerror(errno));
+		/* a write error that a later flush hid still shows in ferror() */
+		int verr = ferror(r->vf) != 0;
+
+		if ((r->vf == stdout ? fflush(r->vf) : fclose(r->vf)) || verr) {
+			fprintf(stderr, "luadivert replay: %s: write error: %s\n", r->verdicts_path,
+				strerror(errno));
 			bad = 1;
 		}
 		r->vf = NULL;

@@ -12,6 +12,9 @@
 #   seed     -> same --seed: identical files, whatever --batch; other seed:
 #               different decisions
 #   dup      -> two copies; mark -> in the verdicts file
+#   errors   -> the default verdict (--default-verdict), counted
+#   queue(n), REPEAT -> written like PASS, counted by name
+#   hold table full (--max-held) -> the newest dropped, counted, OVERFLOW
 #   snap     -> a snap-length-truncated packet shows len < orig_len to the
 #               policy; changes to it are refused, as live
 # No root needed.
@@ -197,6 +200,25 @@ return function (pkt)
 	return divert.PASS
 end
 EOF
+# a handler that fails on port 53: those packets get the default verdict
+cat >fails.lua <<'EOF'
+local divert = require "divert"
+return function (pkt)
+	local udp = pkt:udp()
+	if udp and udp:dst_port() == 53 then error("no DNS here") end
+	return divert.PASS
+end
+EOF
+# verdicts with no meaning offline: written, and counted by name
+cat >queue.lua <<'EOF'
+local divert = require "divert"
+return function (pkt)
+	local udp = pkt:udp()
+	if udp and udp:dst_port() == 80 then return divert.queue(3) end
+	if udp and udp:dst_port() == 9 then return divert.REPEAT end
+	return divert.PASS
+end
+EOF
 # says "changed" for every packet (bytes untouched); cut ones whose
 # lengths look right get a mark, visible in the verdicts file
 cat >snap.lua <<'EOF'
@@ -250,6 +272,26 @@ check "seed 7 again, batch 5: replays" run seed7b random.lua mix.pcap --seed 7 -
 check "same seed: identical output files" cmp -s seed7a.pcap seed7b.pcap
 check "seed 8: replays" run seed8 random.lua mix.pcap --seed 8
 check "other seed: other decisions" python3 chk.py ndiff seed7a.pcap seed8.pcap
+
+check "handler errors, --default-verdict drop: replays" \
+	run fails fails.lua mix.pcap --default-verdict drop --verdicts fails.v
+check "handler errors, --default-verdict drop: those packets missing" python3 chk.py drop fails.pcap
+check "handler errors: counted" has fails.err "errors 5"
+check "handler errors: verdicts file" [ "$(line fails.v 1)" = "1 DROP 0x0 48 48 0 0" ]
+check "handler errors, default pass: replays" run failp fails.lua mix.pcap
+check "handler errors, default pass: output equals the input" python3 rp.py same mix.pcap failp.pcap
+
+check "queue and repeat: replays" run queue queue.lua mix.pcap --verdicts queue.v
+check "queue and repeat: written like pass" python3 rp.py same mix.pcap queue.pcap
+check "queue and repeat: counted" has queue.err "pass 5, drop 0, queue 25, repeat 5"
+check "queue and repeat: verdicts file" [ "$(line queue.v 2) $(line queue.v 8)" = \
+	"2 QUEUE:3 0x0 58 58 0 0 8 REPEAT 0x0 128 128 0 0" ]
+
+# 35 IP packets held 50 ms within 40 ms, room for 10: the first 10 are held
+check "hold table full: replays" run full delay.lua mix.pcap --max-held 10 --verdicts full.v
+check "hold table full: newest 25 dropped and counted" has full.err "25 dropped (hold table full)"
+check "hold table full: OVERFLOW in the verdicts file" [ "$(grep -c OVERFLOW full.v)" = 25 ]
+check "hold table full: 10 held + 5 not IP written" [ "$(python3 rp.py dump full.pcap | wc -l)" = 15 ]
 
 check "dup+mark: replays" run dup dupmark.lua mix.pcap --verdicts dup.v
 check "dup+mark: marked packets twice, port 53 dropped" python3 chk.py dup dup.pcap
