@@ -4,7 +4,7 @@
 # records before it are written, held ones too, exit 1), a record with an
 # impossible length, an unknown link type, a file that is not a capture, a
 # policy that does not load (exit 1, no output file), bad arguments (exit 2),
-# an output that would overwrite the input. No root needed.
+# an output that would overwrite the input, a full disk. No root needed.
 LDT_AREA=replay-err
 . "$(dirname "$0")/../lib/netns.sh"
 require_cmd python3
@@ -102,6 +102,12 @@ cp ten.pcap same.pcap
 "$LUADIVERT" replay -q pass.lua same.pcap -w same.pcap 2>same.err; rc=$?
 check "output = input: exit 1" status "$rc" 1
 check "output = input: input untouched" cmp -s ten.pcap same.pcap
+
+if [ -w /dev/full ]; then
+	"$LUADIVERT" replay -q pass.lua ten.pcap -w /dev/full 2>full.err; rc=$?
+	check "full disk: exit 1" status "$rc" 1
+	check "full disk: says so" has full.err "write error"
+fi
 
 "$LUADIVERT" replay -q pass.lua ten.pcap -w ok.out 2>ok.err; rc=$?
 check "whole capture: exit 0" status "$rc" 0
