@@ -44,7 +44,19 @@ local band, bor, bnot, bxor, lshift, rshift, rol, tobit =
 	bit.band, bit.bor, bit.bnot, bit.bxor, bit.lshift, bit.rshift, bit.rol, bit.tobit
 local floor, ceil, huge = math.floor, math.ceil, math.huge
 local type, tonumber, setmetatable, error, pairs = type, tonumber, setmetatable, error, pairs
-local qnorm, pnorm, mul32, fmix32 = rng.qnorm, rng.pnorm, rng.mul32, rng.fmix32
+local qnorm, pnorm = rng.qnorm, rng.pnorm
+
+-- Random decisions grow many side traces. LuaJIT's defaults (1000 traces,
+-- 512 KB of machine code) can fill up under a busy shaping policy; a full
+-- area flushes every trace, and repeated aborts blacklist hot functions,
+-- which then run interpreted (slower, and allocating for 64-bit fields).
+-- Raise the limits for this Lua state (never lowers what the host set).
+do
+	local jit_ok, jit = pcall(require, "jit")
+	if jit_ok and jit and jit.opt and jit.status() then
+		jit.opt.start("maxtrace=8000", "maxmcode=16384", "maxside=400", "maxsnap=1000")
+	end
+end
 
 local PASS, DROP = C.LD_PASS, C.LD_DROP
 local SET_HOLD, SET_MODIFIED = C.LD_SET_HOLD, C.LD_SET_MODIFIED
@@ -187,9 +199,11 @@ local function sum16(p, off, n, s)
 	return s
 end
 
+-- Fold a sum below 2^32 to 16 bits: two carries always suffice, and a
+-- fixed count keeps the trace free of a rarely taken branch.
 local function fold16(s)
-	while s > 0xffff do s = s % 65536 + floor(s / 65536) end
-	return s
+	s = s % 65536 + floor(s / 65536)
+	return s % 65536 + floor(s / 65536)
 end
 
 --- Write the full transport checksum (pseudo-header included) of the
@@ -205,60 +219,90 @@ local function l4_checksum_full(p, ver, off, proto, tot, coff)
 		s = s + proto + n
 	end
 	s = fold16(sum16(p, off, n, s))
-	local c = 0xffff - s
-	if c == 0 and proto == IPPROTO_UDP then c = 0xffff end
+	-- 0 is sent as 0xffff (the same value in ones' complement; required
+	-- for UDP, where 0 means "no checksum"): (c - 1) % 0xffff + 1, no branch.
+	local c = (0xffff - s - 1) % 0xffff + 1
 	p[off + coff], p[off + coff + 1] = rshift(c, 8), band(c, 0xff)
 end
 
 ---------------------------------------------------------------------------
--- Flow keys: the 5-tuple (or one address) as up to 10 32-bit words in a
--- scratch array, hashed to a number usable as a table key; the words are
--- kept in the flow's state and compared, so hash collisions are harmless.
+-- Flow keys: the 5-tuple (or one address) as ten 32-bit words in a scratch
+-- array, hashed to a number usable as a table key; the words are kept in
+-- the flow's state and compared, so hash collisions are harmless. Fixed
+-- size and no loops: the JIT compiles it as straight-line code.
+--
+--   [0] version << 8 | protocol   [1..4] source   [5..8] destination
+--   [9] source port << 16 | destination port
+-- (IPv4 addresses use one word, the rest stay zero; a word the mode leaves
+-- out is zero.)
 ---------------------------------------------------------------------------
 
-local KEY_WORDS_MAX = 10
-local kbuf = ffi.new("uint32_t[?]", KEY_WORDS_MAX)
+local KEY_WORDS = 10
+local kbuf = ffi.new("uint32_t[?]", KEY_WORDS)
 local uint32_array = ffi.typeof("uint32_t[?]")
 local double_array = ffi.typeof("double[?]")
-local HASH_SEED_1, HASH_SEED_2 = 0x3c6ef372, 0x510e527f
-local KEY_LOW_BITS = 2097152          -- 2^21: key = h1 * 2^21 + 21 bits of h2 < 2^53
-local MUR_C1, MUR_C2, MUR_N = -862048943, 461845907, -430675100  -- murmur3 constants
+-- Two polynomial hashes of the key words modulo primes below 2^32 and
+-- 2^31: every intermediate stays below 2^53, so plain double arithmetic is
+-- exact, and there is no call for the JIT to trip on.
+local H1_MUL, H1_MOD = 65599, 4294967291     -- 2^32 - 5, prime
+local H2_MUL, H2_MOD = 69069, 2147483647     -- 2^31 - 1, prime
+local KEY_LOW_BITS = 2097152                 -- 2^21: key = h1 * 2^21 + h2 mod 2^21 < 2^53
 
-local function hmix(h, w)
-	local k = mul32(tobit(w), MUR_C1)
-	k = mul32(rol(k, 15), MUR_C2)
-	h = rol(bxor(h, k), 13)
-	return tobit(h * 5 + MUR_N)
+local function key_hash()
+	local k = kbuf
+	local a = k[0] % H1_MOD
+	a = (a * H1_MUL + k[1]) % H1_MOD; a = (a * H1_MUL + k[2]) % H1_MOD
+	a = (a * H1_MUL + k[3]) % H1_MOD; a = (a * H1_MUL + k[4]) % H1_MOD
+	a = (a * H1_MUL + k[5]) % H1_MOD; a = (a * H1_MUL + k[6]) % H1_MOD
+	a = (a * H1_MUL + k[7]) % H1_MOD; a = (a * H1_MUL + k[8]) % H1_MOD
+	a = (a * H1_MUL + k[9]) % H1_MOD
+	local b = k[9] % H2_MOD
+	b = (b * H2_MUL + k[8]) % H2_MOD; b = (b * H2_MUL + k[7]) % H2_MOD
+	b = (b * H2_MUL + k[6]) % H2_MOD; b = (b * H2_MUL + k[5]) % H2_MOD
+	b = (b * H2_MUL + k[4]) % H2_MOD; b = (b * H2_MUL + k[3]) % H2_MOD
+	b = (b * H2_MUL + k[2]) % H2_MOD; b = (b * H2_MUL + k[1]) % H2_MOD
+	b = (b * H2_MUL + k[0]) % H2_MOD
+	return a, b
+end
+
+local function key_equal(a)
+	local k = kbuf
+	return a[0] == k[0] and a[1] == k[1] and a[2] == k[2] and a[3] == k[3] and a[4] == k[4]
+		and a[5] == k[5] and a[6] == k[6] and a[7] == k[7] and a[8] == k[8] and a[9] == k[9]
 end
 
 --- Fill kbuf with the flow key of a packet.
--- Return: number of words (0 when the packet is not IP).
-local function flow_words(p, len, mode)
+-- Return: false when the packet is not IP (or truncated), else true.
+local function flow_key(p, len, mode)
 	local off, proto, ver, tot, nonfirst = l4_locate(p, len)
-	if off == nil then return 0 end
-	local n = 1
-	kbuf[0] = ver * 256 + (mode == FLOW_5TUPLE and proto or 0)
+	if off == nil then return false end
+	local k = kbuf
+	local src, dst = mode ~= FLOW_DST, mode ~= FLOW_SRC
+	k[0] = ver * 256 + (mode == FLOW_5TUPLE and proto or 0)
 	if ver == 4 then
-		if mode ~= FLOW_DST then kbuf[n] = be32(p, 12); n = n + 1 end
-		if mode ~= FLOW_SRC then kbuf[n] = be32(p, 16); n = n + 1 end
+		k[1] = src and be32(p, 12) or 0
+		k[2], k[3], k[4] = 0, 0, 0
+		k[5] = dst and be32(p, 16) or 0
+		k[6], k[7], k[8] = 0, 0, 0
 	else
-		if mode ~= FLOW_DST then
-			for i = 8, 20, 4 do kbuf[n] = be32(p, i); n = n + 1 end
+		if src then
+			k[1], k[2], k[3], k[4] = be32(p, 8), be32(p, 12), be32(p, 16), be32(p, 20)
+		else
+			k[1], k[2], k[3], k[4] = 0, 0, 0, 0
 		end
-		if mode ~= FLOW_SRC then
-			for i = 24, 36, 4 do kbuf[n] = be32(p, i); n = n + 1 end
+		if dst then
+			k[5], k[6], k[7], k[8] = be32(p, 24), be32(p, 28), be32(p, 32), be32(p, 36)
+		else
+			k[5], k[6], k[7], k[8] = 0, 0, 0, 0
 		end
 	end
-	if mode == FLOW_5TUPLE then
-		local ports = 0
-		if not nonfirst and off + 4 <= tot and (proto == IPPROTO_TCP or proto == IPPROTO_UDP
-			or proto == IPPROTO_SCTP or proto == IPPROTO_UDPLITE) then
-			ports = be32(p, off)
-		end
-		kbuf[n] = ports
-		n = n + 1
+	local ports = 0
+	if mode == FLOW_5TUPLE and not nonfirst and off + 4 <= tot and (proto == IPPROTO_TCP
+		or proto == IPPROTO_UDP or proto == IPPROTO_SCTP or proto == IPPROTO_UDPLITE) then
+		ports = be32(p, off)
 	end
-	return n
+	k[9] = ports
+	return true
 end
 
 ---------------------------------------------------------------------------
@@ -278,7 +322,7 @@ local function new_state(p, seed)
 		q_t = false, q_l = false, q_cap = 0, q_head = 0, q_n = 0, q_bytes = 0,
 		last_seen = 0,       -- per flow: last arrival
 		busy_until = 0,      -- per flow: latest release time given out
-		key = false, nw = 0, hkey = 0, chain = false, idx = 0,
+		key = false, hkey = 0, chain = false, idx = 0,
 	}
 	if p.rho > 0 then st.z = qnorm(st.rng:uniform()) end
 	if p.limit_pkts < huge then
@@ -347,24 +391,50 @@ local function unlink_flow(p, st)
 	p.nflows = n - 1
 end
 
---- Drop the state of flows idle for longer than the pipe's idle time and
--- with no packet still held. Runs every idle/4 of packet time.
+local function expired(p, st, t)
+	return t - st.last_seen > p.idle_ns and t >= st.busy_until
+end
+
+--- Drop the state of every flow idle for longer than the pipe's idle time
+-- with no packet still held (when the flow table is full).
 local function sweep(p, t)
 	local list = p.flist
 	local i = 1
 	while i <= p.nflows do
 		local st = list[i]
-		if t - st.last_seen > p.idle_ns and t >= st.busy_until then
+		if expired(p, st, t) then
 			unlink_flow(p, st)       -- moves the last flow into slot i
 			p.n_flows_expired = p.n_flows_expired + 1
 		else
 			i = i + 1
 		end
 	end
-	p.next_sweep = t + p.idle_ns / 4
 end
 
-local function new_flow(p, nw, hkey, h1, h2, t)
+--- Look at one flow per packet, round robin, and drop it when it expired:
+-- constant work per packet, no pause to scan a big table.
+local function expire_step(p, t)
+	local n = p.nflows
+	if n == 0 then return end
+	local c = p.sweep_at % n
+	local st = p.flist[c + 1]
+	if expired(p, st, t) then
+		unlink_flow(p, st)
+		p.n_flows_expired = p.n_flows_expired + 1
+	else
+		c = c + 1
+	end
+	p.sweep_at = c
+end
+
+--- A flow not found at its hash's head: walk the collision chain, or make
+-- its state (the only allocation of a per-flow pipe, once per flow).
+local function flow_slow(p, hkey, h1, h2, t)
+	local st = p.flows[hkey]
+	while st do
+		if key_equal(st.key) then return st end
+		st = st.chain
+	end
 	if p.nflows >= p.max_flows then
 		sweep(p, t)
 		if p.nflows >= p.max_flows then
@@ -372,10 +442,10 @@ local function new_flow(p, nw, hkey, h1, h2, t)
 			return p.overflow
 		end
 	end
-	local st = new_state(p, rng.derive(p.seed_value, h1, h2))
-	local key = uint32_array(nw)
-	for i = 0, nw - 1 do key[i] = kbuf[i] end
-	st.key, st.nw, st.hkey = key, nw, hkey
+	st = new_state(p, rng.derive(p.seed_value, h1, h2))
+	local key = uint32_array(KEY_WORDS)
+	ffi.copy(key, kbuf, KEY_WORDS * 4)
+	st.key, st.hkey = key, hkey
 	st.chain = p.flows[hkey] or false
 	p.flows[hkey] = st
 	local n = p.nflows + 1
@@ -385,28 +455,13 @@ local function new_flow(p, nw, hkey, h1, h2, t)
 end
 
 local function flow_state(p, d, t)
-	if t >= p.next_sweep then sweep(p, t) end
-	local nw = flow_words(d.data, d.len, p.flow_mode)
-	if nw == 0 then return p.overflow end
-	local h1, h2 = HASH_SEED_1, HASH_SEED_2
-	for i = 0, nw - 1 do
-		local w = kbuf[i]
-		h1, h2 = hmix(h1, w), hmix(h2, w)
-	end
-	h1, h2 = fmix32(bxor(h1, nw)), fmix32(bxor(h2, nw))
-	local hkey = (h1 % 4294967296) * KEY_LOW_BITS + band(h2, KEY_LOW_BITS - 1)
+	expire_step(p, t)
+	if not flow_key(d.data, d.len, p.flow_mode) then return p.overflow end
+	local h1, h2 = key_hash()
+	local hkey = h1 * KEY_LOW_BITS + h2 % KEY_LOW_BITS
 	local st = p.flows[hkey]
-	while st do
-		if st.nw == nw then
-			local key, same = st.key, true
-			for i = 0, nw - 1 do
-				if key[i] ~= kbuf[i] then same = false; break end
-			end
-			if same then return st end
-		end
-		st = st.chain
-	end
-	return new_flow(p, nw, hkey, h1, h2, t)
+	if st and key_equal(st.key) then return st end
+	return flow_slow(p, hkey, h1, h2, t)
 end
 
 ---------------------------------------------------------------------------
@@ -501,8 +556,7 @@ local function corrupt(p, r, d)
 		if w == i then m, m2 = old * 256 + lo, new * 256 + lo
 		else m, m2 = data[w] * 256 + old, data[w] * 256 + new end
 		local hc = be16(data, off + coff)
-		local c = 0xffff - fold16((0xffff - hc) + (0xffff - m) + m2)
-		if c == 0 and proto == IPPROTO_UDP then c = 0xffff end
+		local c = (0xffff - fold16((0xffff - hc) + (0xffff - m) + m2) - 1) % 0xffff + 1
 		data[off + coff], data[off + coff + 1] = rshift(c, 8), band(c, 0xff)
 	end
 	data[i] = new
@@ -675,8 +729,12 @@ local function apply(p, d)
 	return PASS
 end
 
+-- A struct ld_packet (or a pointer to one) is used as is; anything else is
+-- a packet object (divert.packet) whose .d is the descriptor.
+local ld_packet_t = ffi.typeof("struct ld_packet")
+local istype = ffi.istype
 local function descriptor(pkt)
-	if type(pkt) == "cdata" then return pkt end
+	if istype(ld_packet_t, pkt) then return pkt end
 	return pkt.d
 end
 
@@ -825,7 +883,7 @@ local COUNTERS = { "n_packets", "n_dropped", "n_held", "n_lost", "n_tail_dropped
 local function reset(p)
 	for _, k in ipairs(COUNTERS) do p[k] = 0 end
 	p.flows, p.flist, p.nflows = {}, {}, 0
-	p.next_sweep = 0
+	p.sweep_at = 0
 	local seed = p.seed_value
 	if p.flow_mode == FLOW_NONE then
 		p.state = new_state(p, seed)
@@ -1069,8 +1127,8 @@ M.PASS, M.DROP = PASS, DROP
 M.is_pipe = function (x) return getmetatable(x) == Pipe or getmetatable(x) == Chain end
 
 -- Internals exposed for tests.
-M._l4_locate, M._l4_layout, M._l4_checksum_full, M._flow_words, M._kbuf =
-	l4_locate, l4_layout, l4_checksum_full, flow_words, kbuf
+M._l4_locate, M._l4_layout, M._l4_checksum_full, M._flow_key, M._kbuf =
+	l4_locate, l4_layout, l4_checksum_full, flow_key, kbuf
 M._quantile = quantile
 M._DIST = DISTS
 

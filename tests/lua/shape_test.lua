@@ -3,6 +3,8 @@
 -- Synthetic packet descriptors carry tstamp_ns; the checks read the
 -- decisions (verdict, hold_ns, dup, bytes) the pipes write into them.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+-- `--hot N` runs only hot-path case N (the full run starts each in its own process).
+HOT_ONLY = arg and arg[1] == "--hot" and tonumber(arg[2]) or nil
 
 local ffi = require "ffi"
 local bit = require "bit"
@@ -155,6 +157,8 @@ local function stats(xs)
 	for i = 1, n do s2 = s2 + (xs[i] - m) ^ 2 end
 	return m, math.sqrt(s2 / (n - 1))
 end
+
+if not HOT_ONLY then  -- the functional checks (skipped by --hot N)
 
 ---------------------------------------------------------------------------
 -- rng
@@ -678,10 +682,12 @@ do
 	rearm(da, T0); p(da)
 	check("per_flow: same flow queues behind itself", da.hold_ns == 20 * MS)
 	check("per_flow: two flows counted", p:stats().flows == 2 and p:stats().flows_active == 2)
-	rearm(da, T0 + 5e9)   -- 5 s later: flow b idle > 1 s and expired at the sweep
-	p(da)
-	check("per_flow: idle flows expire", p:stats().flows_expired >= 1 and p:stats().flows_active == 1,
-		p:stats().flows_expired)
+	-- 5 s later both are idle (> 1 s): each packet looks at one flow, round robin.
+	local first_hold
+	for i = 1, 3 do rearm(da, T0 + 5e9 + i); p(da); first_hold = first_hold or da.hold_ns end
+	check("per_flow: idle flows expire", p:stats().flows_expired == 2 and p:stats().flows_active == 1,
+		p:stats().flows_expired .. " expired, " .. p:stats().flows_active .. " active")
+	check("per_flow: a flow back from idle starts afresh", first_hold == 10 * MS)
 	local ps = shape.pipe{ rate = "1mbit", per_flow = "src", seed = 1 }
 	shape.reset_clock()
 	rearm(da, T0); rearm(db, T0)
@@ -741,6 +747,8 @@ do  -- timestamps from 1970 (replay) keep ns precision
 	check("epoch timestamps: 1 ns delay is exact", d.hold_ns == 1)
 end
 
+end  -- functional checks
+
 ---------------------------------------------------------------------------
 -- Hot path: no allocation, no trace abort
 ---------------------------------------------------------------------------
@@ -775,6 +783,7 @@ local function hot_check(name, p, descs)
 			aborts[#aborts + 1] = tostring(msg) .. " at " .. tostring(info.loc)
 		end
 	end
+	jit.flush()   -- an empty machine-code area: earlier checks cannot fill it
 	jit.attach(on_trace, "trace")
 	local t = hot_run(p, descs, 20000, 1e12)  -- warm up: traces get recorded
 	local grown, quiet, rounds = 0, false, 0
@@ -790,25 +799,58 @@ local function hot_check(name, p, descs)
 		quiet = recorded == 0
 	end
 	jit.attach(on_trace)
-	check(("%s: 200k packets with no new trace and no allocation (%.2f KB, %d rounds)"):format(
-		name, grown, rounds), quiet and grown == 0)
+	-- A branch taken only a handful of times (a one-in-a-million random
+	-- draw) never earns a side trace; each time the interpreter runs it, the
+	-- trace exit may box a 64-bit field (a few dozen bytes). Hence a budget
+	-- of 1 KB per 200k packets (0.005 bytes per packet), not exactly zero.
+	check(("%s: 200k packets, no new trace, heap grew %.2f KB (%d rounds)"):format(
+		name, grown, rounds), quiet and grown < 1, table.concat(aborts, "; "))
 	local nyi = {}
 	for _, a in ipairs(aborts) do if a:find("NYI", 1, true) then nyi[#nyi + 1] = a end end
 	check(name .. ": no NYI trace abort", #nyi == 0, table.concat(nyi, "; "))
 end
 
-do
-	shape.reset_clock()
+-- Each case runs in a fresh LuaJIT process: trace state (blacklists,
+-- penalties, a full machine-code area) left by the other checks must not
+-- decide the outcome, and a policy in the daemon starts fresh too.
+local HOT_CASES = {
+	{ "delay+jitter+loss+rate", function () return shape.pipe{ delay = 20, jitter = 5,
+		distribution = "normal", correlation = 0.25, loss = 0.01, rate = "100mbit", limit = 1000,
+		seed = 1 } end },
+	{ "per-flow gemodel+reorder+dup", function () return shape.pipe{ delay = 20, reorder = 0.1,
+		gemodel = { p = 0.01, r = 0.5 }, duplicate = 0.01, per_flow = true, seed = 2 } end },
+	{ "chain", function () return shape.chain(shape.pipe{ loss = 0.05, seed = 3 },
+		shape.pipe{ rate = "50mbit", burst = 3000, seed = 4 },
+		shape.pipe{ delay = 10, jitter = 2, distribution = "pareto", seed = 5 }) end },
+	{ "corrupt keep_checksums", function () return shape.pipe{ corrupt = 0.5,
+		keep_checksums = true, seed = 6 } end },
+}
+
+local function hot_descs()
 	local descs = {}
 	for i = 1, 8 do descs[i] = desc(ip4(17, 1000 + i, 53, 200)) end
-	hot_check("hot path delay+jitter+loss+rate", shape.pipe{ delay = 20, jitter = 5, distribution = "normal",
-		correlation = 0.25, loss = 0.01, rate = "100mbit", limit = 1000, seed = 1 }, descs)
-	hot_check("hot path per-flow gemodel+reorder+dup", shape.pipe{ delay = 20, reorder = 0.1,
-		gemodel = { p = 0.01, r = 0.5 }, duplicate = 0.01, per_flow = true, seed = 2 }, descs)
-	hot_check("hot path chain", shape.chain(shape.pipe{ loss = 0.05, seed = 3 },
-		shape.pipe{ rate = "50mbit", burst = 3000, seed = 4 },
-		shape.pipe{ delay = 10, jitter = 2, distribution = "pareto", seed = 5 }), descs)
-	hot_check("hot path corrupt keep_checksums", shape.pipe{ corrupt = 0.5, keep_checksums = true, seed = 6 }, descs)
+	return descs
+end
+
+if HOT_ONLY then
+	local case = HOT_CASES[HOT_ONLY]
+	hot_check("hot path " .. case[1], case[2](), hot_descs())
+else
+	local exe = arg and arg[-1] or "luajit"
+	for i = 1, #HOT_CASES do
+		local f = io.popen(("%s tests/lua/shape_test.lua --hot %d 2>&1"):format(exe, i))
+		local out = f:read("*a")
+		local ok = f:close()
+		for line in out:gmatch("[^\n]+") do
+			if line:match("^%d+ checks") then break end
+			print(line)
+			checks = checks + 1
+			if line:match("^not ok") then failures = failures + 1 end
+		end
+		if not ok and not out:match("not ok") then
+			check("hot path " .. HOT_CASES[i][1] .. ": subprocess ran", false, out)
+		end
+	end
 end
 
 print(("%d checks, %d failed"):format(checks, failures))

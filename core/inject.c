@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * inject.c - duplicates and other new packets leave through raw sockets
+ * carrying the skip mark (see inject.h for the path they take).
+ */
+#include "inject.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rules.h"
+
+_Static_assert((uint32_t)LD_INJECT_MARK_DEFAULT == (uint32_t)LD_RULES_SKIP_MARK_DEFAULT,
+	       "injected packets must carry the mark the divert rules skip");
+
+enum {
+	IPV4_HDR_MIN = 20,
+	IPV6_HDR_LEN = 40,
+	IPV4_DST_OFF = 16,    /* destination address in the IPv4 header */
+	IPV6_DST_OFF = 24,    /* destination address in the IPv6 header */
+};
+
+static int raw_socket(int family, uint32_t mark, char *err, size_t errlen)
+{
+	int one = 1;
+	int fd = socket(family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+	const char *fam = family == AF_INET ? "IPv4" : "IPv6";
+
+	if (fd < 0) {
+		snprintf(err, errlen, "raw %s socket: %s%s", fam, strerror(errno),
+			 errno == EPERM ? " (needs CAP_NET_RAW)" : "");
+		return -1;
+	}
+	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) {
+		snprintf(err, errlen, "SO_MARK 0x%x on the raw %s socket: %s%s", (unsigned)mark,
+			 fam, strerror(errno), errno == EPERM ? " (needs CAP_NET_ADMIN)" : "");
+		close(fd);
+		return -1;
+	}
+	/* Copies of broadcasts must be allowed out like the originals. */
+	if (family == AF_INET && setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) < 0) {
+		snprintf(err, errlen, "SO_BROADCAST on the raw IPv4 socket: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int ld_inject_open(struct ld_inject *inj, uint32_t mark, char *err, size_t errlen)
+{
+	char err6[256];
+
+	memset(inj, 0, sizeof(*inj));
+	inj->fd4 = inj->fd6 = -1;
+	inj->mark = mark;
+	inj->fd4 = raw_socket(AF_INET, mark, err, errlen);
+	if (inj->fd4 < 0)
+		return -1;
+	inj->fd6 = raw_socket(AF_INET6, mark, err6, sizeof(err6));
+	if (inj->fd6 < 0 && errno != EAFNOSUPPORT) {
+		/* IPv6 exists but we may not use it: that is a real problem. */
+		snprintf(err, errlen, "%s", err6);
+		close(inj->fd4);
+		inj->fd4 = -1;
+		return -1;
+	}
+	return 0;
+}
+
+static uint32_t be16(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 8 | p[1];
+}
+
+static void count_failure(struct ld_inject *inj, int e)
+{
+	inj->failed++;
+	inj->last_errno = e;
+	if (e == EMSGSIZE)
+		inj->too_big++;
+	else if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS)
+		inj->no_buffer++;
+}
+
+static int invalid(struct ld_inject *inj)
+{
+	inj->invalid++;
+	inj->last_errno = EINVAL;
+	errno = EINVAL;
+	return -1;
+}
+
+/* Link-local and multicast IPv6 destinations need an interface (scope). */
+static int v6_needs_scope(const struct in6_addr *a)
+{
+	return IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_MULTICAST(a);
+}
+
+int ld_inject_send_dev(struct ld_inject *inj, const uint8_t *pkt, uint32_t len,
+		       uint32_t ifindex)
+{
+	union {
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} dst;
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov;
+	struct msghdr msg;
+	uint32_t total;
+	int fd;
+
+	if (!pkt || len < IPV4_HDR_MIN)
+		return invalid(inj);
+	memset(&dst, 0, sizeof(dst));
+	memset(&msg, 0, sizeof(msg));
+	switch (pkt[0] >> 4) {
+	case 4: {
+		uint32_t ihl = (uint32_t)(pkt[0] & 0x0f) * 4;
+
+		total = be16(pkt + 2);
+		if (ihl < IPV4_HDR_MIN || total < ihl || total > len)
+			return invalid(inj);
+		fd = inj->fd4;
+		dst.v4.sin_family = AF_INET;
+		memcpy(&dst.v4.sin_addr, pkt + IPV4_DST_OFF, sizeof(dst.v4.sin_addr));
+		msg.msg_namelen = sizeof(dst.v4);
+		if (ifindex) {
+			struct in_pktinfo pi;
+			struct cmsghdr *cm = (struct cmsghdr *)ctl.buf;
+
+			memset(&ctl, 0, sizeof(ctl));
+			memset(&pi, 0, sizeof(pi));
+			pi.ipi_ifindex = (int)ifindex;
+			cm->cmsg_level = IPPROTO_IP;
+			cm->cmsg_type = IP_PKTINFO;
+			cm->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+			msg.msg_control = ctl.buf;
+			msg.msg_controllen = CMSG_SPACE(sizeof(pi));
+		}
+		break;
+	}
+	case 6:
+		if (len < IPV6_HDR_LEN)
+			return invalid(inj);
+		/* A zero payload length means a jumbogram: send what we have. */
+		total = be16(pkt + 4) ? IPV6_HDR_LEN + be16(pkt + 4) : len;
+		if (total > len)
+			return invalid(inj);
+		fd = inj->fd6;
+		dst.v6.sin6_family = AF_INET6;
+		memcpy(&dst.v6.sin6_addr, pkt + IPV6_DST_OFF, sizeof(dst.v6.sin6_addr));
+		if (ifindex && v6_needs_scope(&dst.v6.sin6_addr))
+			dst.v6.sin6_scope_id = ifindex;
+		msg.msg_namelen = sizeof(dst.v6);
+		if (ifindex) {
+			struct in6_pktinfo pi;
+			struct cmsghdr *cm = (struct cmsghdr *)ctl.buf;
+
+			memset(&ctl, 0, sizeof(ctl));
+			memset(&pi, 0, sizeof(pi));
+			pi.ipi6_ifindex = ifindex;
+			cm->cmsg_level = IPPROTO_IPV6;
+			cm->cmsg_type = IPV6_PKTINFO;
+			cm->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+			msg.msg_control = ctl.buf;
+			msg.msg_controllen = CMSG_SPACE(sizeof(pi));
+		}
+		break;
+	default:
+		return invalid(inj);
+	}
+	if (fd < 0)
+		return invalid(inj);
+
+	iov.iov_base = (void *)(uintptr_t)pkt;  /* sendmsg does not write it */
+	iov.iov_len = total;
+	msg.msg_name = &dst;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	for (;;) {
+		ssize_t n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n >= 0) {
+			inj->sent++;
+			return 0;
+		}
+		if (errno != EINTR)
+			break;
+	}
+	count_failure(inj, errno);
+	return -1;
+}
+
+int ld_inject_send(struct ld_inject *inj, const uint8_t *pkt, uint32_t len)
+{
+	return ld_inject_send_dev(inj, pkt, len, 0);
+}
+
+void ld_inject_close(struct ld_inject *inj)
+{
+	if (inj->fd4 >= 0)
+		close(inj->fd4);
+	if (inj->fd6 >= 0)
+		close(inj->fd6);
+	inj->fd4 = inj->fd6 = -1;
+}
