@@ -42,20 +42,22 @@
 #define RP_NS_PER_SEC 1000000000ull
 
 enum {
-	RP_STRIDE      = LD_LINK_HDR_MAX + LD_PACKET_MAX + 1, /* headroom for the link header + packet */
+	RP_STRIDE      = LD_LINK_HDR_MAX + LD_PACKET_MAX, /* headroom for the link header + packet */
 	RP_ARENA       = 8 << 20,          /* original records of one batch */
 	RP_RECS        = 4 * LD_BATCH_MAX, /* records (IP or not) in one batch */
 	RP_MAX_HELD    = 1 << 20,          /* default --max-held */
-	RP_DUP_MAX     = 1024,             /* extra copies of one packet, at most */
+	RP_DUP_MAX     = 65535,            /* extra copies of one packet, as pkt:duplicate() allows */
 	RP_SLOT_HDR    = 8,                /* caplen(4) wirelen(4) in front of a held frame */
 	RP_PEEK        = 4096,             /* bytes read to learn the timestamp resolution */
 	RP_BAR         = 30,               /* progress bar width */
-	PCAPNG_SHB     = 0x0a0d0d0a,
-	PCAPNG_IDB     = 1,
-	PCAPNG_BOM     = 0x1a2b3c4d,
+	RP_VERDICT     = 0xff,             /* the kernel's NF_VERDICT_MASK: the rest is a queue number */
+	PCAPNG_IDB     = 1,                /* interface description block */
 	PCAPNG_TSRESOL = 9,                /* if_tsresol option code */
-	PCAP_MAGIC_NS  = (int)0xa1b23c4du,
 };
+
+static const uint32_t PCAPNG_SHB    = 0x0a0d0d0au;  /* section header block type */
+static const uint32_t PCAPNG_BOM    = 0x1a2b3c4du;  /* byte-order magic */
+static const uint32_t PCAP_MAGIC_NS = 0xa1b23c4du;  /* pcap with nanoseconds */
 
 #define RP_PROGRESS_NS 200000000ull       /* progress bar refresh: 5 per second */
 
@@ -172,7 +174,7 @@ static int rp_number(const char *opt, const char *s, uint64_t lo, uint64_t hi, u
 	return 0;
 }
 
-/* Fill @r from the command line. Return 0, or the exit status (2 or 0 for --help). */
+/* Fill @r from the command line. Return 0, 2 on bad usage, -1 after --help. */
 static int rp_parse(struct rp *r, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -254,6 +256,10 @@ static int rp_parse(struct rp *r, int argc, char **argv)
 		fprintf(stderr, "luadivert replay: %s\n", argc - optind != 2 ?
 			"expected a policy and an input capture" : "missing -w OUT.pcap");
 		rp_usage(stderr);
+		return 2;
+	}
+	if (r->verdicts_path && !strcmp(r->out_path, "-") && !strcmp(r->verdicts_path, "-")) {
+		fprintf(stderr, "luadivert replay: -w - and --verdicts - cannot share standard output\n");
 		return 2;
 	}
 	r->policy = argv[optind];
@@ -369,7 +375,7 @@ static int rp_input_nano(struct rp *r, FILE **fp)
 	if (pk->n < 4)
 		return 0;
 	memcpy(&magic, pk->b, sizeof(magic));
-	if (magic == (uint32_t)PCAP_MAGIC_NS || magic == __builtin_bswap32((uint32_t)PCAP_MAGIC_NS))
+	if (magic == PCAP_MAGIC_NS || magic == __builtin_bswap32(PCAP_MAGIC_NS))
 		return 1;
 	if (magic == PCAPNG_SHB)
 		return rp_pcapng_nano(pk->b, pk->n);
@@ -503,7 +509,7 @@ static void rp_write(struct rp *r, uint64_t ts_ns, const uint8_t *frame, uint32_
 static void rp_emit(struct rp *r, uint64_t ts_ns, uint32_t verdict, uint32_t dup,
 		    const uint8_t *frame, uint32_t caplen, uint32_t wirelen)
 {
-	if (verdict == LD_DROP)
+	if ((verdict & RP_VERDICT) == LD_DROP)
 		return;
 	if (dup > RP_DUP_MAX)
 		dup = RP_DUP_MAX;
@@ -531,7 +537,7 @@ static void rp_release_until(struct rp *r, uint64_t t)
 
 static const char *rp_verdict_name(uint32_t v, char *buf, size_t n)
 {
-	switch (v & 0xffff) {
+	switch (v & RP_VERDICT) {
 	case LD_DROP:
 		return "DROP";
 	case LD_PASS:
@@ -549,7 +555,7 @@ static const char *rp_verdict_name(uint32_t v, char *buf, size_t n)
 
 static void rp_count_verdict(struct rp_stats *st, uint32_t v)
 {
-	switch (v & 0xffff) {
+	switch (v & RP_VERDICT) {
 	case LD_DROP:
 		st->drop++;
 		break;
@@ -814,8 +820,8 @@ static void rp_loop(struct rp *r)
 		break;
 	}
 	rp_flush(r);
-	if (!r->failed)
-		rp_release_until(r, UINT64_MAX);
+	/* what is held goes out even after an error (pointless only on a full disk) */
+	rp_release_until(r, UINT64_MAX);
 }
 
 static void rp_summary(const struct rp *r, uint64_t el)
