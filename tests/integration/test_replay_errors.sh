@@ -4,7 +4,8 @@
 # records before it are written, held ones too, exit 1), a record with an
 # impossible length, an unknown link type, a file that is not a capture, a
 # policy that does not load (exit 1, no output file), bad arguments (exit 2),
-# an output that would overwrite the input, a full disk. No root needed.
+# an output that would overwrite the input, a full disk; and a replay as an
+# unprivileged user. No root needed.
 LDT_AREA=replay-err
 . "$(dirname "$0")/../lib/netns.sh"
 require_cmd python3
@@ -112,4 +113,17 @@ fi
 "$LUADIVERT" replay -q pass.lua ten.pcap -w ok.out 2>ok.err; rc=$?
 check "whole capture: exit 0" status "$rc" 0
 check "whole capture: output equals input" python3 "$PY" same ten.pcap ok.out
+
+# no root needed: as nobody, when we are root and can become nobody
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+	mkdir nobody && chmod 755 "$T" && chmod 777 nobody
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$LUADIVERT" replay -q pass.lua ten.pcap -w nobody/out.pcap 2>nobody.err; rc=$?
+	if grep -q "Permission denied" nobody.err; then
+		log "skipping the unprivileged run: $(head -n 1 nobody.err)"
+	else
+		check "as nobody: exit 0" status "$rc" 0
+		check "as nobody: output equals input" python3 "$PY" same ten.pcap nobody/out.pcap
+	fi
+fi
 ldt_done
