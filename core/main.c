@@ -21,6 +21,8 @@ static const char usage[] =
 	"  run POLICY [options]       run a policy on live traffic from a queue\n"
 	"  check POLICY               load and validate a policy (no root needed)\n"
 	"  reload [--queue N]         reload the policy of the running instance\n"
+	"  replay POLICY IN.pcap -w OUT.pcap\n"
+	"                             run a policy over a capture, offline (no root)\n"
 	"\n"
 	"  luadivert COMMAND --help   options of a command\n"
 	"  luadivert --version        version\n"
@@ -36,6 +38,7 @@ static const struct command commands[] = {
 	{ "run", ld_cmd_run },
 	{ "check", ld_cmd_check },
 	{ "reload", ld_cmd_reload },
+	{ "replay", ld_cmd_replay },
 };
 
 int main(int argc, char **argv)
