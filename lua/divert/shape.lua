@@ -672,7 +672,7 @@ local function stage(p, st, d, t)
 		else
 			t = t + p.delay_ns
 		end
-		if t < st.last_rel then t = st.last_rel end
+		if p.fifo and t < st.last_rel then t = st.last_rel end
 		st.last_rel = t
 		if p.has_limit then queue_push(st, t, wlen) end
 	end
@@ -868,7 +868,7 @@ local KEYS = {
 	delay = true, jitter = true, distribution = true, correlation = true,
 	loss = true, loss_correlation = true, gemodel = true,
 	rate = true, overhead = true, burst = true, limit = true, mtu = true,
-	reorder = true, every = true, duplicate = true, corrupt = true, keep_checksums = true,
+	reorder = true, every = true, fifo = true, duplicate = true, corrupt = true, keep_checksums = true,
 	throttle = true, seed = true, direction = true, per_flow = true, idle = true,
 	max_flows = true, name = true,
 }
@@ -991,6 +991,11 @@ function M.pipe(cfg)
 	if p.reorder > 0 and p.delay_ns == 0 and p.jitter_ns == 0 then
 		bad("reorder", "needs a delay: reordered packets overtake delayed ones")
 	end
+
+	-- fifo = false: every packet keeps its own sampled delay, so jitter
+	-- reorders packets (netem's tfifo does this); default true: in order.
+	if cfg.fifo ~= nil and type(cfg.fifo) ~= "boolean" then bad("fifo", "must be true or false") end
+	p.fifo = cfg.fifo ~= false
 
 	p.duplicate = get(cfg, "duplicate", M.parse_prob, 0)
 	p.corrupt = get(cfg, "corrupt", M.parse_prob, 0)

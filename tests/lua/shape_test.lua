@@ -267,6 +267,19 @@ do  -- jitter without reorder keeps order: release times never go back
 		last = rel
 	end
 	check("jitter keeps FIFO order without reorder", inorder)
+	shape.reset_clock()
+	local pf = shape.pipe{ delay = 50, jitter = 40, distribution = "normal", fifo = false, seed = 3 }
+	local back, exact = 0, true
+	last = -1
+	for i = 0, 4999 do
+		local t = T0 + i * 0.2 * MS
+		rearm(d, t)
+		pf(d)
+		local rel = t + tonumber(d.hold_ns)
+		if rel < last then back = back + 1 end
+		last = rel
+	end
+	check(("fifo = false: jitter reorders (%d of 5000)"):format(back), back > 1000)
 end
 
 -- Sample the delay distribution with packets far apart (FIFO never binds).
