@@ -105,9 +105,9 @@ function M.format6(p)
 	local function hex(a, b)
 		local t = {}
 		for k = a, b do t[#t + 1] = string.format("%x", g[k]) end
-		return table.concat(t, ":")
+		return (table.concat(t, ":"))
 	end
-	if not best then return hex(1, 8) end
+	if not best then return (hex(1, 8)) end
 	return hex(1, best - 1) .. "::" .. hex(best + bestlen, 8)
 end
 
@@ -122,8 +122,8 @@ end
 
 --- addr.format(value [, family]) -> text of a number (IPv4) or 16 bytes
 function M.format(v, fam)
-	if type(v) == "number" and fam ~= 6 then return M.format4(v) end
-	return M.format6(v)
+	if type(v) == "number" and fam ~= 6 then return (M.format4(v)) end
+	return (M.format6(v))
 end
 
 --- addr.mask4(len) -> the netmask of a prefix length as a host number

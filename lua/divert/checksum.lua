@@ -13,11 +13,12 @@
 local ffi = require "ffi"
 local bit = require "bit"
 
-local band, bor, rshift, lshift, bnot = bit.band, bit.bor, bit.rshift, bit.lshift, bit.bnot
+local band, rshift, tobit = bit.band, bit.rshift, bit.tobit
 local cast = ffi.cast
-local u32p = ffi.typeof("uint32_t *")
+local i32p = ffi.typeof("int32_t *")
+local u8p = ffi.typeof("uint8_t *")
 local u16p = ffi.typeof("uint16_t *")
-local u64 = ffi.typeof("uint64_t")
+local intptr_t = ffi.typeof("intptr_t")
 local LE = ffi.abi("le")
 
 local M = {}
@@ -36,31 +37,86 @@ local function fold(s)
 end
 M.fold = fold
 
---- Sum of ptr[0..len) as native-order 32-bit words, unfolded (uint64 maths:
--- one add per 4 bytes, two accumulators so the adds can overlap).
-local function sum_native(p, len)
-	local q = cast(u32p, p)
-	local a, b = u64(0), u64(0)
-	local nw = rshift(len, 3) * 2  -- 32-bit words in whole 8-byte blocks
-	for i = 0, nw - 1, 2 do
-		a = a + q[i]
-		b = b + q[i + 1]
+-- Allocation-free loops under the JIT. When a trace enters or leaves a
+-- loop, every cdata value it created that is still held in a Lua slot -- of
+-- the looping function or of any caller -- gets boxed, i.e. allocated. So
+-- the summing loop takes the address as a plain number, its accumulators are
+-- int32 (bit.tobit(a + b) compiles to an integer add), and the functions
+-- around it drop their pointer arguments (p = nil) before they loop.
+
+local function addr(p) return (tonumber(cast(intptr_t, p))) end
+
+-- Sum of the len bytes at address a as native-order 16-bit words, folded,
+-- in network order. Four accumulators let the adds overlap; each takes two
+-- 16-bit values per 16 bytes, so CHUNK bytes keep them far below 2^31.
+local CHUNK = 65536
+local function sum_at(a, len)
+	local s = 0
+	while len > CHUNK do
+		s = s + sum_at(a, CHUNK)
+		a = a + CHUNK; len = len - CHUNK
 	end
-	local s = tonumber(a + b)
+	local w1, w2, w3, w4 = 0, 0, 0, 0
+	-- Short buffers (headers, SYNs, ACKs) take no loop at all: a loop that
+	-- runs once or twice never forms a trace of its own and drags the code
+	-- around it back into the interpreter. The tail below takes < 64 bytes.
+	local nw = len >= 64 and rshift(len, 4) * 4 or 0
+	for i = 0, nw - 1, 4 do
+		local q = cast(i32p, a)
+		local w, x, y, z = q[i], q[i + 1], q[i + 2], q[i + 3]
+		w1 = tobit(w1 + band(w, 0xffff) + rshift(w, 16))
+		w2 = tobit(w2 + band(x, 0xffff) + rshift(x, 16))
+		w3 = tobit(w3 + band(y, 0xffff) + rshift(y, 16))
+		w4 = tobit(w4 + band(z, 0xffff) + rshift(z, 16))
+	end
+	local n = w1 + w2 + w3 + w4
+	-- the last 0..63 bytes, without another loop
+	local p = cast(u8p, a)
 	local i = nw * 4
-	if len - i >= 4 then s = s + q[nw]; i = i + 4 end
-	if len - i >= 2 then s = s + cast(u16p, p + i)[0]; i = i + 2 end
-	if i < len then
-		-- an odd trailing byte is the high half of a zero-padded word
-		s = s + (LE and p[i] or p[i] * 256)
+	local r = len - i
+	if r >= 32 then
+		local q = cast(i32p, p + i)
+		local w, x, y, z = q[0], q[1], q[2], q[3]
+		n = n + band(w, 0xffff) + rshift(w, 16) + band(x, 0xffff) + rshift(x, 16)
+			+ band(y, 0xffff) + rshift(y, 16) + band(z, 0xffff) + rshift(z, 16)
+		w, x, y, z = q[4], q[5], q[6], q[7]
+		n = n + band(w, 0xffff) + rshift(w, 16) + band(x, 0xffff) + rshift(x, 16)
+			+ band(y, 0xffff) + rshift(y, 16) + band(z, 0xffff) + rshift(z, 16)
+		i = i + 32; r = r - 32
 	end
-	return s
+	if r >= 16 then
+		local q = cast(i32p, p + i)
+		local w, x, y, z = q[0], q[1], q[2], q[3]
+		n = n + band(w, 0xffff) + rshift(w, 16) + band(x, 0xffff) + rshift(x, 16)
+			+ band(y, 0xffff) + rshift(y, 16) + band(z, 0xffff) + rshift(z, 16)
+		i = i + 16; r = r - 16
+	end
+	if r >= 8 then
+		local q = cast(i32p, p + i)
+		local w, x = q[0], q[1]
+		n = n + band(w, 0xffff) + rshift(w, 16) + band(x, 0xffff) + rshift(x, 16)
+		i = i + 8; r = r - 8
+	end
+	if r >= 4 then
+		local w = cast(i32p, p + i)[0]
+		n = n + band(w, 0xffff) + rshift(w, 16)
+		i = i + 4; r = r - 4
+	end
+	if r >= 2 then n = n + cast(u16p, p + i)[0]; i = i + 2; r = r - 2 end
+	if r == 1 then
+		-- an odd trailing byte is the high half of a zero-padded word
+		n = n + (LE and p[i] or p[i] * 256)
+	end
+	n = fold(fold(n))
+	if LE then n = rshift(bit.bswap(n), 16) end  -- native word order -> network order
+	return (fold(s + n))
 end
 
 --- checksum.partial(ptr, len [, acc]) -> 16-bit sum of the bytes (+ acc).
 local function partial(p, len, acc)
-	local s = fold(fold(sum_native(p, len)))
-	if LE then s = rshift(bit.bswap(s), 16) end  -- native word order -> network order
+	local a = addr(p)
+	p = nil                                   -- see above: nothing to box
+	local s = sum_at(a, len)
 	if acc then s = fold(s + acc) end
 	return s
 end
@@ -81,25 +137,37 @@ end
 M.adjust = adjust
 
 function M.update16(hc, old, new)
-	return adjust(hc, old, new)
+	return (adjust(hc, old, new))
 end
 
 --- update32(hc, old, new): a 32-bit field (host numbers 0..2^32-1) changed.
 function M.update32(hc, old, new)
 	local o = fold(old % 65536 + (old - old % 65536) / 65536)
 	local n = fold(new % 65536 + (new - new % 65536) / 65536)
-	return adjust(hc, o, n)
+	return (adjust(hc, o, n))
 end
 
 local function rd16(p, o) return p[o] * 256 + p[o + 1] end
 local function wr16(p, o, v) p[o] = rshift(v, 8); p[o + 1] = band(v, 255) end
 
+-- Straight-line sums of 8 and 16 bytes (addresses): no loop, no trace exit.
+local function sum8(p)
+	return p[0] * 256 + p[1] + p[2] * 256 + p[3] + p[4] * 256 + p[5] + p[6] * 256 + p[7]
+end
+local function addr16(p) return sum8(p) + sum8(p + 8) end
+
 --- checksum.ipv4_header(ip) -> the header checksum the IPv4 header at ip
 -- should carry (its current checksum field is left out of the sum).
 function M.ipv4_header(ip)
 	local hlen = band(ip[0], 15) * 4
-	local s = partial(ip, hlen)
-	return finish(s + (65535 - rd16(ip, 10)))
+	if hlen == 20 then
+		-- the common case without a loop (the checksum word is left out)
+		return (finish(sum8(ip) + ip[8] * 256 + ip[9] + sum8(ip + 12)))
+	end
+	local s = 65535 - rd16(ip, 10)
+	local a = addr(ip)
+	ip = nil
+	return (finish(s + sum_at(a, hlen)))
 end
 
 --- Pseudo-header sums. ip points at the IP header; l4len is the length of
@@ -108,38 +176,54 @@ end
 -- destination inside the routing header (RFC 8200 section 8.1), which
 -- divert.ipv6 finds (view.dstoff). Default: the header's own field.
 local function pseudo4(ip, proto, l4len)
-	return fold(partial(ip + 12, 8) + proto + l4len % 65536 + (l4len - l4len % 65536) / 65536)
+	return (fold(sum8(ip + 12) + proto + l4len % 65536 + (l4len - l4len % 65536) / 65536))
 end
 local function pseudo6(ip, proto, l4len, dstoff)
-	local s = partial(ip + 8, 16) + partial(ip + (dstoff or 24), 16)
-	return fold(s + proto + l4len % 65536 + (l4len - l4len % 65536) / 65536)
+	local s = addr16(ip + 8) + addr16(ip + (dstoff or 24))
+	return (fold(s + proto + l4len % 65536 + (l4len - l4len % 65536) / 65536))
 end
 M.pseudo4, M.pseudo6 = pseudo4, pseudo6
 
---- checksum.l4(ip, ipver, l4, l4len, proto [, dstoff]) -> the checksum the transport
--- header at l4 should carry, or nil for a protocol without one we know.
--- The current value of the field is left out of the sum, so nothing is
--- written; ICMP over IPv4 has no pseudo-header.
-local function l4sum(ip, ipver, l4, l4len, proto, dstoff)
+-- The pseudo-header and the stored checksum (taken out of the sum), read
+-- before any loop runs; nil for a protocol without a checksum we know.
+local function l4_head(ip, ipver, l4, l4len, proto, dstoff)
 	local off = CSUM_OFF[proto]
 	if not off or l4len < off + 2 then return nil end
-	local s = partial(l4, l4len)
-	s = s + (65535 - rd16(l4, off))          -- take the stored checksum out
+	local s = 65535 - rd16(l4, off)
 	if proto ~= 1 then
 		s = s + (ipver == 4 and pseudo4(ip, proto, l4len) or pseudo6(ip, proto, l4len, dstoff))
 	end
-	local c = finish(s)
+	return s
+end
+
+local function l4_finish(s, a, l4len, proto)
+	local c = finish(s + sum_at(a, l4len))
 	if proto == 17 and c == 0 then c = 65535 end  -- 0 means "no checksum" for UDP
 	return c
 end
-M.l4 = l4sum
 
---- checksum.fill_l4(ip, ipver, l4, l4len, proto [, dstoff]) -> true after writing the
--- complete transport checksum, or nil when the protocol has none we know.
+--- checksum.l4(ip, ipver, l4, l4len, proto [, dstoff]) -> the checksum the
+-- transport header at l4 should carry, or nil for a protocol without one
+-- we know. The current value of the field is left out of the sum, so
+-- nothing is written; ICMP over IPv4 has no pseudo-header.
+function M.l4(ip, ipver, l4, l4len, proto, dstoff)
+	local s = l4_head(ip, ipver, l4, l4len, proto, dstoff)
+	if not s then return nil end
+	local a = addr(l4)
+	ip = nil; l4 = nil
+	return (l4_finish(s, a, l4len, proto))
+end
+
+--- checksum.fill_l4(ip, ipver, l4, l4len, proto [, dstoff]) -> true after
+-- writing the complete transport checksum, or nil when the protocol has
+-- none we know.
 function M.fill_l4(ip, ipver, l4, l4len, proto, dstoff)
-	local c = l4sum(ip, ipver, l4, l4len, proto, dstoff)
-	if not c then return nil end
-	wr16(l4, CSUM_OFF[proto], c)
+	local s = l4_head(ip, ipver, l4, l4len, proto, dstoff)
+	if not s then return nil end
+	local a = addr(l4)
+	ip = nil; l4 = nil
+	local c = l4_finish(s, a, l4len, proto)
+	wr16(cast(u8p, a), CSUM_OFF[proto], c)
 	return true
 end
 

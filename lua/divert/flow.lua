@@ -61,14 +61,19 @@ function M.table(opts)
 	}, T)
 end
 
+-- xorshift mixing of the key's ten 32-bit words, written out: a loop here
+-- would carry the word pointer across a trace boundary (an allocation)
+local function mix(h, w)
+	h = bxor(h, w)
+	h = bxor(h, lshift(h, 13)); h = bxor(h, rshift(h, 17))
+	return (bxor(h, lshift(h, 5)))
+end
 local function hash(k)
 	local w = ffi.cast(u32p, k)
-	local h = 0x2545f491
-	for i = 0, KEY_WORDS - 1 do
-		h = bxor(h, w[i])
-		h = bxor(h, lshift(h, 13)); h = bxor(h, rshift(h, 17)); h = bxor(h, lshift(h, 5))
-	end
-	return h
+	local h = mix(0x2545f491, w[0])
+	h = mix(h, w[1]); h = mix(h, w[2]); h = mix(h, w[3]); h = mix(h, w[4])
+	h = mix(h, w[5]); h = mix(h, w[6]); h = mix(h, w[7]); h = mix(h, w[8])
+	return (mix(h, w[9]))
 end
 
 local swap = ffi.new("uint8_t[16]")
@@ -110,9 +115,11 @@ local function fill_key(self, pkt)
 end
 
 -- Find the key: slot index if present; else nil and the first free slot.
-local function find(self, k)
+-- The first probe is tried without a loop (it nearly always decides): a
+-- loop that runs once per call never gets a trace of its own under LuaJIT
+-- and keeps the code around it interpreted.
+local function probe(self, k, i)
 	local ents, mask = self.ents, self.mask
-	local i = band(hash(k), mask)
 	local free = -1
 	for _ = 0, mask do
 		local e = ents[i]
@@ -128,6 +135,16 @@ local function find(self, k)
 		i = band(i + 1, mask)
 	end
 	return nil, free
+end
+
+local function find(self, k)
+	local i = band(hash(k), self.mask)
+	local e = self.ents[i]
+	local st = e.state
+	if st == 0 then return nil, i end
+	if st == 1 and C.memcmp(e.k, k, KEYSZ) == 0 then return i end
+	local at, free = probe(self, k, i)
+	return at, free
 end
 
 --- flows:lookup(pkt) -> id, is_new; or nil and a reason ("full", or why

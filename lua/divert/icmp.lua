@@ -78,7 +78,7 @@ function icmp:code(v)
 	set16(self, 0, p[0] * 256 + v)
 end
 function icmp:checksum(v)
-	if v == nil then return rd16(self.p, 2) end
+	if v == nil then return (rd16(self.p, 2)) end
 	check_uint(v, 65535, "icmp:checksum")
 	wr16(self.p, 2, v); V.modified(self)
 end
@@ -91,13 +91,13 @@ end
 --- echo (and timestamp) identifier / sequence; nil for other messages
 function icmp:id(v)
 	if not is_echo(self) then return nil end
-	if v == nil then return rd16(self.p, 4) end
+	if v == nil then return (rd16(self.p, 4)) end
 	check_uint(v, 65535, "icmp:id"); set16(self, 4, v)
 	return true
 end
 function icmp:seq(v)
 	if not is_echo(self) then return nil end
-	if v == nil then return rd16(self.p, 6) end
+	if v == nil then return (rd16(self.p, 6)) end
 	check_uint(v, 65535, "icmp:seq"); set16(self, 6, v)
 	return true
 end
@@ -113,9 +113,9 @@ end
 function icmp:mtu()
 	local p = self.p
 	if self.proto == 58 then
-		if p[0] == 2 then return rd32(p, 4) end
+		if p[0] == 2 then return (rd32(p, 4)) end
 	elseif p[0] == 3 and p[1] == 4 then
-		return rd16(p, 6)
+		return (rd16(p, 6))
 	end
 	return nil
 end
@@ -123,7 +123,7 @@ end
 function icmp:pointer()
 	local p = self.p
 	if self.proto == 58 then
-		if p[0] == 4 then return rd32(p, 4) end
+		if p[0] == 4 then return (rd32(p, 4)) end
 	elseif p[0] == 12 then
 		return p[4]
 	end
@@ -131,7 +131,7 @@ function icmp:pointer()
 end
 --- the gateway of an ICMP redirect, as a host number
 function icmp:gateway()
-	if self.proto == 1 and self.p[0] == 5 then return rd32(self.p, 4) end
+	if self.proto == 1 and self.p[0] == 5 then return (rd32(self.p, 4)) end
 	return nil
 end
 
@@ -150,7 +150,8 @@ function icmp:inner()
 		if not iv then iv = ipv4.new(); inner4[self] = iv end
 	end
 	iv.pk = self.pk
-	return iv:attach(self.p + 8, self.len - 8)
+	local v, why = iv:attach(self.p + 8, self.len - 8)
+	return v, why
 end
 
 --- icmp:inner_ports() -> source, destination port of the quoted TCP/UDP

@@ -41,6 +41,21 @@ function M.is_verdict(v)
 	return band(v, 0xffff) == QUEUE
 end
 
+--- divert.tune_jit(): raise LuaJIT's per-trace limits so that a policy's
+-- whole per-packet path fits in one trace. With the defaults (maxirconst
+-- 500, maxsnap 500, maxrecord 4000) a handler that parses IPv4/IPv6, TCP
+-- options, looks up a flow and checks a checksum overflows them: the trace
+-- aborts ("trace too long"), the code falls back to the interpreter, and
+-- every pointer it makes is allocated. The engine calls this once at start;
+-- standalone programs may too. Returns true (false without the JIT).
+function M.tune_jit()
+	local ok, jit = pcall(require, "jit")
+	if not ok or not jit.opt then return false end
+	jit.opt.start("maxtrace=8000", "maxrecord=16000", "maxirconst=2000", "maxsnap=2000",
+	              "maxside=1000", "sizemcode=256", "maxmcode=16384")
+	return true
+end
+
 -- Submodules load on first use: divert.ipv4, divert.checksum, ...
 local lazy = {
 	abi = true, packet = true, ipv4 = true, ipv6 = true, tcp = true, udp = true,

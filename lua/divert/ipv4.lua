@@ -80,7 +80,7 @@ function ipv4:hdr_len() return self.hlen end
 --- total length as the header says it (0 for TSO super-packets)
 function ipv4:total_len(v)
 	local p = self.p
-	if v == nil then return rd16(p, 2) end
+	if v == nil then return (rd16(p, 2)) end
 	check_uint(v, 65535, "ipv4:total_len")
 	local old = rd16(p, 2); wr16(p, 2, v); hdr_changed(self, old, v)
 end
@@ -89,7 +89,7 @@ function ipv4:truncated() return self.whole == 0 and self.frag == 0 and band(sel
 local function byte_field(off, mask, shift, max, name)
 	return function (self, v)
 		local p = self.p
-		if v == nil then return rshift(band(p[off], mask), shift) end
+		if v == nil then return (rshift(band(p[off], mask), shift)) end
 		check_uint(v, max, name)
 		local w = band(off, 0xfffe)
 		local old = rd16(p, w)
@@ -104,13 +104,13 @@ ipv4.ttl  = byte_field(8, 0xff, 0, 255, "ipv4:ttl")
 
 function ipv4:id(v)
 	local p = self.p
-	if v == nil then return rd16(p, 4) end
+	if v == nil then return (rd16(p, 4)) end
 	check_uint(v, 65535, "ipv4:id")
 	local old = rd16(p, 4); wr16(p, 4, v); hdr_changed(self, old, v)
 end
 
 --- flags as the 3-bit field (0x2 = DF, 0x1 = MF); df()/mf() as booleans
-function ipv4:flags() return rshift(self.p[6], 5) end
+function ipv4:flags() return (rshift(self.p[6], 5)) end
 function ipv4:df(on)
 	local p = self.p
 	if on == nil then return band(p[6], 0x40) ~= 0 end
@@ -134,7 +134,7 @@ end
 
 function ipv4:checksum(v)
 	local p = self.p
-	if v == nil then return rd16(p, 10) end
+	if v == nil then return (rd16(p, 10)) end
 	check_uint(v, 65535, "ipv4:checksum")
 	wr16(p, 10, v); modified(self)
 end
@@ -143,14 +143,15 @@ end
 function ipv4:checksum_ok() return checksum.partial(self.p, self.hlen) == 65535 end
 --- ip:fix_checksum(): recompute the header checksum
 function ipv4:fix_checksum()
-	wr16(self.p, 10, checksum.ipv4_header(self.p)); modified(self)
+	local c = checksum.ipv4_header(self.p)
+	wr16(self.p, 10, c); modified(self)
 end
 
 local function addr_field(off, name)
 	local addr
 	return function (self, v)
 		local p = self.p
-		if v == nil then return rd32(p, off) end
+		if v == nil then return (rd32(p, off)) end
 		if type(v) == "string" then
 			addr = addr or require "divert.addr"
 			local a = addr.ip4(v)
@@ -164,6 +165,7 @@ local function addr_field(off, name)
 		local ns = fold(v % 65536 + (v - v % 65536) / 65536)
 		wr16(p, 10, checksum.adjust(rd16(p, 10), os, ns))
 		modified(self)
+		p = nil   -- nothing to box if the transport checksum must be completed
 		V.pseudo_changed(self, os, ns)
 	end
 end

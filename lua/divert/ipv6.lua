@@ -63,28 +63,33 @@ function ipv6:attach(p, len)
 	self.p = p; self.ip = p; self.len = stop; self.hlen = 40
 	self.ipver = 6; self.proto = 0; self.frag = 0; self.l4why = 0
 	self.n_ext = 0; self.frag_at = 0; self.frag_off = 0; self.dstoff = 24
+	-- the walk reads self.p, not p: a pointer local live across the loop
+	-- would be boxed (allocated) where the loop's trace is entered
+	-- the walk reads self.p, not p: a pointer still held in a slot when the
+	-- loop's trace is entered would be boxed, i.e. allocated per packet
 	local nh, off, n = p[6], 40, 0
+	p = nil
 	while EXT[nh] == 1 do
 		if n >= MAX_EXT then self.l4why = V.TOO_MANY_EXT; break end
 		if nh == 0 and n > 0 then self.l4why = V.HBH_NOT_FIRST; break end
 		if off + 8 > stop then self.l4why = V.TRUNC_EXT; break end
 		local hl
 		if nh == 44 then hl = 8
-		elseif nh == 51 then hl = (p[off + 1] + 2) * 4
-		else hl = (p[off + 1] + 1) * 8 end
+		elseif nh == 51 then hl = (self.p[off + 1] + 2) * 4
+		else hl = (self.p[off + 1] + 1) * 8 end
 		if off + hl > stop then self.l4why = V.TRUNC_EXT; break end
 		if n < MAX_REC then
 			self.ext_type[n] = nh; self.ext_off[n] = off; self.ext_len[n] = hl
 			self.n_ext = n + 1
 		end
 		n = n + 1
-		local next_nh = p[off]
-		if nh == 43 and p[off + 3] > 0 then
+		local next_nh = self.p[off]
+		if nh == 43 and self.p[off + 3] > 0 then
 			-- segments left: the transport checksum uses the final
 			-- destination, the last address of type 0/2, or segment 0 of SRH
-			local rt = p[off + 2]
+			local rt = self.p[off + 2]
 			if (rt == 0 or rt == 2) and hl >= 24 then
-				self.dstoff = off + 8 + (rshift(p[off + 1], 1) - 1) * 16
+				self.dstoff = off + 8 + (rshift(self.p[off + 1], 1) - 1) * 16
 			elseif rt == 4 and hl >= 24 then
 				self.dstoff = off + 8
 			end
@@ -93,7 +98,7 @@ function ipv6:attach(p, len)
 			self.frag_off = off
 			if n <= MAX_REC then self.frag_at = n end
 			whole = 0                   -- one fragment: no transport checksum
-			if band(rd16(p, off + 2), 0xfff8) ~= 0 then
+			if band(rd16(self.p, off + 2), 0xfff8) ~= 0 then
 				-- a later fragment: what follows is data, not headers
 				self.frag = 1; self.l4why = V.FRAGMENT
 				nh = next_nh; off = off + hl
@@ -120,18 +125,18 @@ function ipv6:hdr_len() return self.hlen end
 -- version, class, flow label, hop limit: in no checksum, just mark modified
 function ipv6:traffic_class(v)
 	local p = self.p
-	if v == nil then return bor(lshift(band(p[0], 15), 4), rshift(p[1], 4)) end
+	if v == nil then return (bor(lshift(band(p[0], 15), 4), rshift(p[1], 4))) end
 	check_uint(v, 255, "ipv6:traffic_class")
 	p[0] = bor(0x60, rshift(v, 4)); p[1] = bor(lshift(band(v, 15), 4), band(p[1], 15))
 	modified(self)
 end
 function ipv6:dscp(v)
-	if v == nil then return rshift(self:traffic_class(), 2) end
+	if v == nil then return (rshift(self:traffic_class(), 2)) end
 	check_uint(v, 63, "ipv6:dscp")
 	self:traffic_class(bor(lshift(v, 2), band(self:traffic_class(), 3)))
 end
 function ipv6:ecn(v)
-	if v == nil then return band(self:traffic_class(), 3) end
+	if v == nil then return (band(self:traffic_class(), 3)) end
 	check_uint(v, 3, "ipv6:ecn")
 	self:traffic_class(bor(band(self:traffic_class(), 0xfc), v))
 end
@@ -145,7 +150,7 @@ end
 --- payload length as the header says it (0 for jumbograms / BIG TCP)
 function ipv6:payload_len(v)
 	local p = self.p
-	if v == nil then return rd16(p, 4) end
+	if v == nil then return (rd16(p, 4)) end
 	check_uint(v, 65535, "ipv6:payload_len")
 	wr16(p, 4, v); modified(self)
 end
@@ -196,7 +201,7 @@ local function addr_field(off, name)
 		local ns = partial(p + off, 16)
 		modified(self)
 		-- with a routing header in transit, dst is not in the pseudo-header
-		if off == 8 or off == self.dstoff then V.pseudo_changed(self, os, ns) end
+		if off == 8 or off == self.dstoff then return (V.pseudo_changed(self, os, ns)) end
 	end
 end
 ipv6.src = addr_field(8, "ipv6:src")
@@ -226,7 +231,7 @@ function ipv6:is_fragment() return self.frag_off ~= 0 end
 function ipv6:frag_offset()
 	local o = self.frag_off
 	if o == 0 then return nil end
-	return band(rd16(self.p, o + 2), 0xfff8)
+	return (band(rd16(self.p, o + 2), 0xfff8))
 end
 function ipv6:mf()
 	local o = self.frag_off
@@ -236,7 +241,7 @@ end
 function ipv6:frag_id()
 	local o = self.frag_off
 	if o == 0 then return nil end
-	return rd32(self.p, o + 4)
+	return (rd32(self.p, o + 4))
 end
 
 --- ip6:payload() -> ptr, len after all extension headers

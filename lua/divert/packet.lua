@@ -152,7 +152,7 @@ function P.cap(self) return self.d.cap end
 function P.orig_len(self) return self.d.orig_len end
 function P.data(self) return self.d.data end
 --- receive time in ns (CLOCK_MONOTONIC, or capture time in replay)
-function P.time(self) return tonumber(self.d.tstamp_ns) end
+function P.time(self) return (tonumber(self.d.tstamp_ns)) end
 
 -- Interface names by ifindex, looked up once (a renamed interface keeps its
 -- old name here until packet.flush_ifnames()).
@@ -167,8 +167,8 @@ local function ifname(idx)
 	end
 	return n or nil
 end
-function P.indev_name(self) return ifname(self.d.indev) end
-function P.outdev_name(self) return ifname(self.d.outdev) end
+function P.indev_name(self) return (ifname(self.d.indev)) end
+function P.outdev_name(self) return (ifname(self.d.outdev)) end
 function M.flush_ifnames() ifnames = {} end
 
 ---------------------------------------------------------------- policy side
@@ -248,17 +248,17 @@ end
 
 ---------------------------------------------------------------- views
 -- Parse the IP header once per attach; the IP view keeps the results.
+-- No pointer is kept in a local here: the IPv6 walk loops, and a pointer
+-- held by any caller when a loop's trace is entered gets boxed (allocated).
 local function parse(self)
-	local d = self.d
-	if d == nil then self.l3 = -1; self.why = V.NO_PACKET; return -1 end
-	local p, len = d.data, d.len
-	if len < 1 then self.l3 = -1; self.why = V.TRUNCATED; return -1 end
-	local ver = rshift(p[0], 4)
+	if self.d == nil then self.l3 = -1; self.why = V.NO_PACKET; return -1 end
+	if self.d.len < 1 then self.l3 = -1; self.why = V.TRUNCATED; return -1 end
+	local ver = rshift(self.d.data[0], 4)
 	local ok, why
 	if ver == 4 then
-		ok, why = V4[self.slot]:attach(p, len)
+		ok, why = V4[self.slot]:attach(self.d.data, self.d.len)
 	elseif ver == 6 then
-		ok, why = V6[self.slot]:attach(p, len)
+		ok, why = V6[self.slot]:attach(self.d.data, self.d.len)
 	else
 		self.l3 = -1; self.why = V.NOT_IP; return -1
 	end
@@ -301,6 +301,8 @@ function P.ip(self)
 end
 
 -- The transport part of the packet, or nil and a reason.
+-- (No `return f()` tail calls on the per-packet path: LuaJIT counts them
+-- against its loop-unroll limit, and a trace with more than 15 aborts.)
 local function l4(self, proto)
 	local ip = ipview(self)
 	if not ip then return nil, WHY[self.why] end
@@ -315,24 +317,28 @@ end
 function P.tcp(self)
 	local ip, why = l4(self, 6)
 	if not ip then return nil, why end
-	return TCP[self.slot]:attach(ip.p + ip.l4off, ip.l4len, ip.p, ip.ipver, ip.whole, ip.dstoff)
+	local v, vwhy = TCP[self.slot]:attach(ip.p + ip.l4off, ip.l4len, ip.p, ip.ipver, ip.whole, ip.dstoff)
+	return v, vwhy
 end
 function P.udp(self)
 	local ip, why = l4(self, 17)
 	if not ip then return nil, why end
-	return UDP[self.slot]:attach(ip.p + ip.l4off, ip.l4len, ip.p, ip.ipver, ip.whole, ip.dstoff)
+	local v, vwhy = UDP[self.slot]:attach(ip.p + ip.l4off, ip.l4len, ip.p, ip.ipver, ip.whole, ip.dstoff)
+	return v, vwhy
 end
 function P.icmp(self)
 	local ip, why = l4(self, 1)
 	if not ip then return nil, why end
 	if ip.ipver ~= 4 then return nil, "other protocol" end
-	return ICMP[self.slot]:attach(ip.p + ip.l4off, ip.l4len, 1, ip.p, 4, ip.whole, ip.dstoff)
+	local v, vwhy = ICMP[self.slot]:attach(ip.p + ip.l4off, ip.l4len, 1, ip.p, 4, ip.whole, ip.dstoff)
+	return v, vwhy
 end
 function P.icmpv6(self)
 	local ip, why = l4(self, 58)
 	if not ip then return nil, why end
 	if ip.ipver ~= 6 then return nil, "other protocol" end
-	return ICMP6[self.slot]:attach(ip.p + ip.l4off, ip.l4len, 58, ip.p, 6, ip.whole, ip.dstoff)
+	local v, vwhy = ICMP6[self.slot]:attach(ip.p + ip.l4off, ip.l4len, 58, ip.p, 6, ip.whole, ip.dstoff)
+	return v, vwhy
 end
 
 --- pkt:l4proto() -> the transport protocol number (after IPv6 extension
@@ -376,21 +382,23 @@ end
 function P.fix_checksums(self)
 	local ip = ipview(self)
 	if not ip then return nil, WHY[self.why] end
-	local d = self.d
-	d.set = bor(d.set, SET_MODIFIED)
-	if ip.ipver == 4 then wr16(ip.p, 10, checksum.ipv4_header(ip.p)) end
+	self.d.set = bor(self.d.set, SET_MODIFIED)
+	if ip.ipver == 4 then
+		local c = checksum.ipv4_header(ip.p)
+		wr16(ip.p, 10, c)
+	end
 	if ip.l4why ~= 0 then return nil, WHY[ip.l4why] end
 	if ip.whole == 0 then return nil, (ip.frag ~= 0 or ip:is_fragment()) and "fragment" or "truncated" end
 	local pr = ip.l4proto
 	local off = checksum.CSUM_OFF[pr]
 	if not off or (pr == 1 and ip.ipver ~= 4) or (pr == 58 and ip.ipver ~= 6) then return true end
 	if ip.l4len < off + 2 then return nil, "truncated" end
-	local l4p = ip.p + ip.l4off
-	if pr == 17 and ip.ipver == 4 and rd16(l4p, 6) == 0 and band(d.flags, PKT_NOTREADY) == 0 then
+	if pr == 17 and ip.ipver == 4 and rd16(ip.p, ip.l4off + 6) == 0 and band(self.d.flags, PKT_NOTREADY) == 0 then
 		return true
 	end
-	checksum.fill_l4(ip.p, ip.ipver, l4p, ip.l4len, pr, ip.dstoff)
 	self.csum_done = 1
+	-- pointers go straight into the call (none kept in a local: see parse)
+	checksum.fill_l4(ip.p, ip.ipver, ip.p + ip.l4off, ip.l4len, pr, ip.dstoff)
 	return true
 end
 
@@ -409,7 +417,7 @@ function P.checksums_ok(self)
 	if pr == 6 then v = self:tcp() elseif pr == 17 then v = self:udp()
 	elseif pr == 1 then v = self:icmp() elseif pr == 58 then v = self:icmpv6() end
 	if not v then return true end
-	return v:checksum_ok()
+	return (v:checksum_ok())
 end
 
 --- pkt:fix_lengths() -> true, or nil and a reason: set the IPv4 total

@@ -31,7 +31,7 @@ function M.find(p, len, needle, init)
 	if init < 0 or init + nl > len then return nil end
 	local r = C.memmem(p + init, len - init, needle, nl)
 	if r == nil then return nil end
-	return tonumber(ffi.cast(u8p, r) - ffi.cast(u8p, p))
+	return (tonumber(ffi.cast(u8p, r) - ffi.cast(u8p, p)))
 end
 
 --- payload.at(ptr, len, off, s) -> true when s is found exactly at off
@@ -42,7 +42,7 @@ function M.at(p, len, off, s)
 end
 
 --- payload.starts_with(ptr, len, s) / payload.equals(ptr, len, s)
-function M.starts_with(p, len, s) return M.at(p, len, 0, s) end
+function M.starts_with(p, len, s) return (M.at(p, len, 0, s)) end
 function M.equals(p, len, s) return len == #s and C.memcmp(p, s, len) == 0 end
 
 --- payload.count(ptr, len, needle) -> non-overlapping occurrences

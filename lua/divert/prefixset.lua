@@ -109,13 +109,17 @@ end
 
 --- set:match6(ptr) -> the value of the longest prefix holding the 16
 -- address bytes at ptr, or nil
+local a6 = ffi.new("uint8_t[16]")
 function S:match6(p)
+	-- walk a copy: a pointer argument live across the loop would be boxed
+	ffi.copy(a6, p, 16)
+	p = nil
 	local t = self.t6
 	local child, val = t.child, t.val
 	local best = val[0]
 	local node = 0
 	for i = 0, 127 do
-		node = child[2 * node + band(rshift(p[rshift(i, 3)], 7 - band(i, 7)), 1)]
+		node = child[2 * node + band(rshift(a6[rshift(i, 3)], 7 - band(i, 7)), 1)]
 		if node == 0 then break end
 		local v = val[node]
 		if v ~= 0 then best = v end
@@ -127,23 +131,23 @@ end
 --- set:match(a) -> value or nil; a is an IPv4 number, 16 bytes (cdata) or
 -- a text address (parsed on every call: not for the per-packet path)
 function S:match(a)
-	if type(a) == "number" then return self:match4(a) end
-	if type(a) == "cdata" then return self:match6(a) end
+	if type(a) == "number" then return (self:match4(a)) end
+	if type(a) == "cdata" then return (self:match6(a)) end
 	local v, fam = addr.parse(a)
 	if not v then return nil end
-	if fam == 4 then return self:match4(v) end
-	return self:match6(v)
+	if fam == 4 then return (self:match4(v)) end
+	return (self:match6(v))
 end
 
 --- set:match_src(ipview) / set:match_dst(ipview): match an IP view's
 -- source / destination address (IPv4 or IPv6)
 function S:match_src(ip)
-	if ip.ipver == 4 then return self:match4(ip:src()) end
-	return self:match6(ip.p + 8)
+	if ip.ipver == 4 then return (self:match4(ip:src())) end
+	return (self:match6(ip.p + 8))
 end
 function S:match_dst(ip)
-	if ip.ipver == 4 then return self:match4(ip:dst()) end
-	return self:match6(ip.p + 24)
+	if ip.ipver == 4 then return (self:match4(ip:dst())) end
+	return (self:match6(ip.p + 24))
 end
 
 --- set:size() -> number of prefixes

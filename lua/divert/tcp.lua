@@ -23,7 +23,11 @@ local fold = checksum.fold
 
 local M = {}
 local tcp = {}
-local view_t = V.define("tcp", "", tcp)
+local view_t = V.define("tcp", [[
+	uint8_t  optdone;      /* the options below were looked for */
+	uint8_t  o_mss, o_ws, o_sackok, o_sack, o_ts;  /* option offsets, 0 = absent */
+	uint8_t  l_sack;       /* length of the SACK option */
+]], tcp)
 M.methods = tcp   -- the view methods (for tests and extensions)
 
 --- Flag bits by name (tcp:flag(name)).
@@ -49,7 +53,7 @@ function tcp:attach(p, len, ip, ipver, whole, dstoff)
 	local hlen = rshift(p[12], 4) * 4
 	if hlen < 20 then return nil, "bad header length" end
 	if hlen > len then return nil, "truncated" end
-	self.p = p; self.len = len; self.hlen = hlen; self.proto = 6
+	self.p = p; self.len = len; self.hlen = hlen; self.proto = 6; self.optdone = 0
 	self.ip = ip; self.ipver = ipver or 0
 	self.dstoff = dstoff or (ipver == 6 and 24 or 16)
 	self.whole = (whole == nil or whole ~= 0) and ip ~= nil and 1 or 0
@@ -76,19 +80,19 @@ local function set32(self, o, new)
 end
 
 function tcp:src_port(v)
-	if v == nil then return rd16(self.p, 0) end
+	if v == nil then return (rd16(self.p, 0)) end
 	check_uint(v, 65535, "tcp:src_port"); set16(self, 0, v)
 end
 function tcp:dst_port(v)
-	if v == nil then return rd16(self.p, 2) end
+	if v == nil then return (rd16(self.p, 2)) end
 	check_uint(v, 65535, "tcp:dst_port"); set16(self, 2, v)
 end
 function tcp:seq(v)
-	if v == nil then return rd32(self.p, 4) end
+	if v == nil then return (rd32(self.p, 4)) end
 	check_uint(v, 4294967295, "tcp:seq"); set32(self, 4, v)
 end
 function tcp:ack(v)
-	if v == nil then return rd32(self.p, 8) end
+	if v == nil then return (rd32(self.p, 8)) end
 	check_uint(v, 4294967295, "tcp:ack"); set32(self, 8, v)
 end
 --- header length in bytes (data offset * 4)
@@ -118,41 +122,47 @@ function tcp:urg() return band(self.p[13], 0x20) ~= 0 end
 function tcp:ece() return band(self.p[13], 0x40) ~= 0 end
 function tcp:cwr() return band(self.p[13], 0x80) ~= 0 end
 function tcp:window(v)
-	if v == nil then return rd16(self.p, 14) end
+	if v == nil then return (rd16(self.p, 14)) end
 	check_uint(v, 65535, "tcp:window"); set16(self, 14, v)
 end
 function tcp:checksum(v)
-	if v == nil then return rd16(self.p, 16) end
+	if v == nil then return (rd16(self.p, 16)) end
 	check_uint(v, 65535, "tcp:checksum")
 	wr16(self.p, 16, v); V.modified(self)
 end
 function tcp:urgent(v)
-	if v == nil then return rd16(self.p, 18) end
+	if v == nil then return (rd16(self.p, 18)) end
 	check_uint(v, 65535, "tcp:urgent"); set16(self, 18, v)
 end
 
 -- Folded sum of the 16-bit words (aligned to the header start) that hold
 -- bytes [at, at+n): options need not be aligned, the checksum words are.
 -- The header length is even, so the last word never leaves the header.
+-- Written out for n <= 4 (at most three words): no loop.
 local function span(p, at, n)
-	local s = 0
-	for w = band(at, bnot(1)), at + n - 1, 2 do s = s + rd16(p, w) end
-	return fold(s)
+	local a = band(at, bnot(1))
+	local last = at + n - 1
+	local s = rd16(p, a)
+	if a + 2 <= last then s = s + rd16(p, a + 2) end
+	if a + 4 <= last then s = s + rd16(p, a + 4) end
+	return (fold(s))
 end
 
 --- tcp:option(kind) -> offset (from the TCP header) and length of the
 -- first option of that kind, or nil (absent, or the option list is broken)
+-- The walk reads through self.p, not a local copy: a pointer held in a
+-- local across the loop would be boxed (allocated) at the trace boundary.
 function tcp:option(kind)
-	local p, hlen = self.p, self.hlen
+	local hlen = self.hlen
 	local o = 20
 	while o < hlen do
-		local k = p[o]
+		local k = self.p[o]
 		if k == 0 then return nil end
 		if k == 1 then
 			o = o + 1
 		else
 			if o + 1 >= hlen then return nil end
-			local l = p[o + 1]
+			local l = self.p[o + 1]
 			if l < 2 or o + l > hlen then return nil end
 			if k == kind then return o, l end
 			o = o + l
@@ -160,16 +170,56 @@ function tcp:option(kind)
 	end
 	return nil
 end
-local option = tcp.option
+
+-- Find the options we know in one walk per packet; the accessors below
+-- then need no loop. Options with a wrong length count as absent.
+-- The layouts Linux sends are recognised without a loop (a loop of two or
+-- three rounds never gets a trace of its own and keeps its callers in the
+-- interpreter): data segments with NOP NOP TS, and the usual SYN options.
+local function scan(self)
+	self.optdone = 1
+	self.o_mss = 0; self.o_ws = 0; self.o_sackok = 0; self.o_sack = 0; self.o_ts = 0
+	local hlen = self.hlen
+	local p = self.p
+	if hlen == 20 then return end
+	if hlen == 32 and p[20] == 1 and p[21] == 1 and p[22] == 8 and p[23] == 10 then
+		self.o_ts = 22; return                          -- NOP NOP TS
+	end
+	if hlen == 40 and p[20] == 2 and p[21] == 4 and p[24] == 4 and p[25] == 2 and p[26] == 8
+			and p[27] == 10 and p[36] == 1 and p[37] == 3 and p[38] == 3 then
+		self.o_mss = 20; self.o_sackok = 24; self.o_ts = 26; self.o_ws = 37
+		return                                          -- MSS SACKOK TS NOP WS
+	end
+	p = nil
+	local o = 20
+	while o < hlen do
+		local k = self.p[o]
+		if k == 0 then return end
+		if k == 1 then
+			o = o + 1
+		else
+			if o + 1 >= hlen then return end
+			local l = self.p[o + 1]
+			if l < 2 or o + l > hlen then return end
+			if k == 2 and l == 4 and self.o_mss == 0 then self.o_mss = o
+			elseif k == 3 and l == 3 and self.o_ws == 0 then self.o_ws = o
+			elseif k == 4 and l == 2 and self.o_sackok == 0 then self.o_sackok = o
+			elseif k == 5 and (l - 2) % 8 == 0 and self.o_sack == 0 then self.o_sack = o; self.l_sack = l
+			elseif k == 8 and l == 10 and self.o_ts == 0 then self.o_ts = o end
+			o = o + l
+		end
+	end
+end
 
 --- tcp:options() -> ptr, len of the options area
 function tcp:options() return self.p + 20, self.hlen - 20 end
 
 --- tcp:mss([v]) -> the MSS option value, or nil when there is none
 function tcp:mss(v)
-	local o, l = option(self, 2)
-	if not o or l ~= 4 then return nil end
-	if v == nil then return rd16(self.p, o + 2) end
+	if self.optdone == 0 then scan(self) end
+	local o = self.o_mss
+	if o == 0 then return nil end
+	if v == nil then return (rd16(self.p, o + 2)) end
 	check_uint(v, 65535, "tcp:mss")
 	local p = self.p
 	local before = span(p, o + 2, 2)
@@ -180,8 +230,9 @@ end
 
 --- tcp:wscale([v]) -> the window scale shift, or nil
 function tcp:wscale(v)
-	local o, l = option(self, 3)
-	if not o or l ~= 3 then return nil end
+	if self.optdone == 0 then scan(self) end
+	local o = self.o_ws
+	if o == 0 then return nil end
 	local p = self.p
 	if v == nil then return p[o + 2] end
 	check_uint(v, 14, "tcp:wscale")
@@ -193,20 +244,21 @@ end
 
 --- tcp:sack_permitted() -> boolean
 function tcp:sack_permitted()
-	local o, l = option(self, 4)
-	return o ~= nil and l == 2
+	if self.optdone == 0 then scan(self) end
+	return self.o_sackok ~= 0
 end
 
 --- tcp:sack_count() -> number of SACK blocks (0 when no SACK option)
 function tcp:sack_count()
-	local o, l = option(self, 5)
-	if not o or (l - 2) % 8 ~= 0 then return 0 end
-	return (l - 2) / 8
+	if self.optdone == 0 then scan(self) end
+	if self.o_sack == 0 then return 0 end
+	return (self.l_sack - 2) / 8
 end
 --- tcp:sack_block(i [, left, right]) -> left, right edge of block i (1-based)
 function tcp:sack_block(i, left, right)
-	local o, l = option(self, 5)
-	if not o or (l - 2) % 8 ~= 0 or i < 1 or i > (l - 2) / 8 then return nil end
+	if self.optdone == 0 then scan(self) end
+	local o, l = self.o_sack, self.l_sack
+	if o == 0 or i < 1 or i > (l - 2) / 8 then return nil end
 	local at = o + 2 + (i - 1) * 8
 	local p = self.p
 	if left == nil then return rd32(p, at), rd32(p, at + 4) end
@@ -217,8 +269,9 @@ end
 
 --- tcp:timestamps([tsval, tsecr]) -> tsval, tsecr, or nil when absent
 function tcp:timestamps(tsval, tsecr)
-	local o, l = option(self, 8)
-	if not o or l ~= 10 then return nil end
+	if self.optdone == 0 then scan(self) end
+	local o = self.o_ts
+	if o == 0 then return nil end
 	local p = self.p
 	if tsval == nil then return rd32(p, o + 2), rd32(p, o + 6) end
 	check_uint(tsval, 4294967295, "tcp:timestamps"); check_uint(tsecr, 4294967295, "tcp:timestamps")

@@ -59,17 +59,17 @@ local function set16(self, o, new)
 end
 
 function udp:src_port(v)
-	if v == nil then return rd16(self.p, 0) end
+	if v == nil then return (rd16(self.p, 0)) end
 	check_uint(v, 65535, "udp:src_port"); set16(self, 0, v)
 end
 function udp:dst_port(v)
-	if v == nil then return rd16(self.p, 2) end
+	if v == nil then return (rd16(self.p, 2)) end
 	check_uint(v, 65535, "udp:dst_port"); set16(self, 2, v)
 end
 --- the length field (header + data); writing it also moves the view's end
 -- (it cannot grow past the bytes the view has: resize the packet first)
 function udp:length(v)
-	if v == nil then return rd16(self.p, 4) end
+	if v == nil then return (rd16(self.p, 4)) end
 	check_uint(v, 65535, "udp:length")
 	-- the field appears twice in the sum: in the header and the pseudo-header
 	local p = self.p
@@ -78,7 +78,7 @@ function udp:length(v)
 	l4_changed(self, checksum.fold(old + old), checksum.fold(v + v))
 end
 function udp:checksum(v)
-	if v == nil then return rd16(self.p, 6) end
+	if v == nil then return (rd16(self.p, 6)) end
 	check_uint(v, 65535, "udp:checksum")
 	wr16(self.p, 6, v); V.modified(self)
 end

@@ -118,8 +118,10 @@ M.must_complete = must_complete
 
 --- view.complete_l4(pk, ip, ipver, l4, l4len, proto, whole, dstoff)
 local function complete_l4(pk, ip, ipver, l4, l4len, proto, whole, dstoff)
-	if whole ~= 0 and ip ~= nil and checksum.fill_l4(ip, ipver, l4, l4len, proto, dstoff) then
+	if whole ~= 0 and ip ~= nil then
 		pk.csum_done = 1
+		-- a tail call: this frame's pointers are gone before the sum loops
+		return (checksum.fill_l4(ip, ipver, l4, l4len, proto, dstoff))
 	end
 end
 M.complete_l4 = complete_l4
@@ -134,7 +136,7 @@ local function l4_changed(v, old_sum, new_sum)
 	local d = pk.d
 	d.set = bor(d.set, MODIFIED)
 	if must_complete(pk) then
-		return complete_l4(pk, v.ip, v.ipver, v.p, v.len, v.proto, v.whole, v.dstoff)
+		return (complete_l4(pk, v.ip, v.ipver, v.p, v.len, v.proto, v.whole, v.dstoff))
 	end
 	local off = CSUM_OFF[v.proto]
 	local p = v.p
@@ -157,7 +159,7 @@ function M.pseudo_changed(ipv, old_sum, new_sum)
 	local pk = ipv.pk
 	local l4 = ipv.p + ipv.l4off
 	if must_complete(pk) then
-		return complete_l4(pk, ipv.p, ipv.ipver, l4, ipv.l4len, proto, ipv.whole, ipv.dstoff)
+		return (complete_l4(pk, ipv.p, ipv.ipver, l4, ipv.l4len, proto, ipv.whole, ipv.dstoff))
 	end
 	local hc = rd16(l4, off)
 	if proto == 17 and hc == 0 and ipv.ipver == 4 then return end
