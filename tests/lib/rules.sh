@@ -50,7 +50,8 @@ div_start() {
 	: >"$DIV_LOG"
 	if [ "$RULES_IMPL" = luadivert ]; then
 		RULES_LOG=$DIV_LOG bg_ns "$_ns" "$LUADIVERT" run \
-			"$LDT_ROOT/tests/policies/rules_$_v.lua" "$@" >"$DIV_OUT" 2>&1
+			"$LDT_ROOT/tests/policies/rules_$_v.lua" --pidfile "$LDT_TMP/div.$DIV_N.pid" \
+			"$@" >"$DIV_OUT" 2>&1
 	else
 		bg_ns "$_ns" "$LDT_TOOLS/rules_driver" run --consume "$_v" --log "$DIV_LOG" \
 			--time-limit 120 "$@" >"$DIV_OUT" 2>&1
@@ -63,11 +64,11 @@ div_start() {
 	fi
 }
 
-# ready = its queue's chain is in place, or it died
+# ready = it says its rules are in ("ready" from the driver, luadivert's
+# "queue N: diverting ..." line), or it died
 _div_ready() {
 	ldt_alive "$DIV_PID" || return 0
-	[ "$RULES_IMPL" = driver ] && { grep -q '^ready' "$DIV_OUT"; return; }
-	[ "$(ld_chains "$DIV_NS")" -gt 0 ]
+	grep -qE '^ready|: diverting ' "$DIV_OUT"
 }
 
 div_try() {
@@ -77,7 +78,8 @@ div_try() {
 	DIV_LOG="$LDT_TMP/div.$DIV_N.log"
 	if [ "$RULES_IMPL" = luadivert ]; then
 		RULES_LOG=$DIV_LOG ns_exec "$_ns" timeout 10 "$LUADIVERT" run \
-			"$LDT_ROOT/tests/policies/rules_$_v.lua" "$@" >"$DIV_OUT" 2>&1
+			"$LDT_ROOT/tests/policies/rules_$_v.lua" --pidfile "$LDT_TMP/div.$DIV_N.pid" \
+			"$@" >"$DIV_OUT" 2>&1
 	else
 		ns_exec "$_ns" timeout 10 "$LDT_TOOLS/rules_driver" run --consume "$_v" \
 			--log "$DIV_LOG" --time-limit 5 "$@" >"$DIV_OUT" 2>&1
