@@ -23,6 +23,7 @@ struct ld_held {
 	uint32_t slot;        /* copy of modified bytes in the hold store, or LD_HELD_NO_SLOT */
 	uint32_t len;         /* length of that copy */
 	uint32_t dup;         /* extra copies to inject at release */
+	uint32_t flags;       /* enum ld_packet_flag of the packet */
 };
 
 enum { LD_HELD_NO_SLOT = 0xffffffffu };

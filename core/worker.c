@@ -24,7 +24,17 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "csum.h"
+#include "inject.h"
 #include "reload.h"
+
+/* A released packet whose stored bytes are still needed after the send. */
+struct ld_release {
+	uint32_t slot;
+	uint32_t len;
+	uint32_t dup;
+	uint32_t flags;
+};
 
 struct ld_worker {
 	struct ld_worker_cfg cfg;
@@ -36,8 +46,9 @@ struct ld_worker {
 	uint8_t *store;          /* hold_copies slots of LD_PACKET_MAX bytes, mmap'd */
 	uint32_t *store_free;    /* stack of free slot numbers */
 	uint32_t store_nfree;
-	uint32_t *release_slots; /* slots to free once the releasing send is done */
-	uint32_t release_nslots;
+	struct ld_release *releases; /* slots to inject from / free once the send is done */
+	uint32_t nreleases;
+	struct ld_inject inject;   /* raw sockets for duplicates; fd4 < 0 when unavailable */
 	int epfd;
 	int tfd;
 	uint64_t armed_ns;       /* when the timerfd fires, 0 = disarmed */
@@ -60,8 +71,8 @@ static int store_init(struct ld_worker *w)
 	uint32_t n = w->cfg.hold_copies;
 
 	w->store_free = calloc(n ? n : 1, sizeof(uint32_t));
-	w->release_slots = calloc(n ? n : 1, sizeof(uint32_t));
-	if (!w->store_free || !w->release_slots)
+	w->releases = calloc(n ? n : 1, sizeof(*w->releases));
+	if (!w->store_free || !w->releases)
 		return -1;
 	if (n) {
 		w->store = mmap(NULL, (size_t)n * LD_PACKET_MAX, PROT_READ | PROT_WRITE,
@@ -91,6 +102,7 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size
 	w->cfg = *cfg;
 	w->epfd = w->tfd = -1;
 	w->nfq.fd = -1;
+	w->inject.fd4 = w->inject.fd6 = -1;
 	w->batch.pkts = w->pkts;
 	w->batch.queue = cfg->nfq.queue;
 	w->batch.default_verdict = cfg->nfq.default_verdict;
@@ -108,6 +120,11 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size
 	}
 	if (ld_reload_init(&w->reload, cfg->policy, cfg->watch, err, errlen) < 0)
 		goto fail;
+	if (ld_inject_open(&w->inject, LD_INJECT_MARK_DEFAULT, err, errlen) < 0) {
+		/* Only duplicates need it: run without, and count what cannot be sent. */
+		ld_log("duplicates disabled: %s", err);
+		w->inject.fd4 = w->inject.fd6 = -1;
+	}
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (w->epfd < 0 || w->tfd < 0) {
@@ -170,12 +187,14 @@ static int hold_packet(struct ld_worker *w, const struct ld_packet *p)
 		.new_ct_mark = p->new_ct_mark,
 		.slot = LD_HELD_NO_SLOT,
 		.dup = p->dup,
+		.flags = p->flags,
 	};
 
 	if (w->heap.n >= w->heap.cap)
 		return -1;
-	if (e.set & LD_SET_MODIFIED) {
-		/* The receive buffer is reused by the next batch: keep a copy. */
+	if ((e.set & LD_SET_MODIFIED) || e.dup) {
+		/* The receive buffer is reused by the next batch: keep a copy of
+		 * bytes we will send later (changed bytes, or duplicates). */
 		if (!w->store_nfree)
 			return -1;
 		e.slot = w->store_free[--w->store_nfree];
@@ -199,6 +218,29 @@ static const uint8_t *payload_of(struct ld_worker *w, const struct ld_packet *p)
 		return NULL;
 	}
 	return p->data;
+}
+
+/*
+ * Send @dup extra copies of a packet through the raw sockets. The bytes are
+ * ours by now (their verdict is sent), so a checksum the kernel had left for
+ * the NIC to finish (CSUMNOTREADY) is completed in place first.
+ */
+static void inject_copies(struct ld_worker *w, uint8_t *data, uint32_t len, uint32_t dup,
+			  uint32_t flags)
+{
+	if (flags & LD_PKT_CSUM_NOTREADY)
+		ld_csum_fill_l4(data, len);
+	for (uint32_t i = 0; i < dup; i++) {
+		int have = w->inject.fd4 >= 0 || w->inject.fd6 >= 0;
+
+		if (have && ld_inject_send(&w->inject, data, len) == 0) {
+			w->c.injected++;
+			continue;
+		}
+		w->c.inject_errors++;
+		ld_log_limited(&w->lim, "duplicate not sent: %s",
+			       have ? strerror(errno) : "no raw socket");
+	}
 }
 
 static void send_one(struct ld_worker *w, uint32_t id, uint32_t verdict, uint32_t set,
@@ -245,8 +287,7 @@ static void send_batch_verdicts(struct ld_worker *w)
 
 		if (p->set & LD_SET_HOLD)
 			continue;
-		if (can_batch && p->verdict == LD_PASS && !(p->set & ~(uint32_t)LD_SET_HOLD) &&
-		    !p->dup) {
+		if (can_batch && p->verdict == LD_PASS && !(p->set & ~(uint32_t)LD_SET_HOLD)) {
 			max_accept = p->id;
 			have_accept = 1;
 			w->c.passed++;
@@ -259,6 +300,26 @@ static void send_batch_verdicts(struct ld_worker *w)
 	if (have_accept)
 		ld_nfq_verdict_batch(&w->nfq, max_accept, LD_PASS);
 	ld_nfq_flush(&w->nfq);
+	/* Copies go out after the originals' verdicts; a dropped packet has none. */
+	for (uint32_t i = 0; i < w->batch.n; i++) {
+		struct ld_packet *p = &w->pkts[i];
+
+		if (p->dup && !(p->set & LD_SET_HOLD) && (p->verdict & 0xff) != LD_DROP)
+			inject_copies(w, p->data, p->len, p->dup, p->flags);
+	}
+}
+
+/* After the send that carried them: inject held packets' copies, free their slots. */
+static void finish_releases(struct ld_worker *w)
+{
+	while (w->nreleases) {
+		struct ld_release *r = &w->releases[--w->nreleases];
+
+		if (r->dup)
+			inject_copies(w, w->store + (size_t)r->slot * LD_PACKET_MAX, r->len, r->dup,
+				      r->flags);
+		w->store_free[w->store_nfree++] = r->slot;
+	}
 }
 
 /* Verdict every held packet due by @now (all of them when @all). */
@@ -272,26 +333,27 @@ static void release_held(struct ld_worker *w, uint64_t now, int all, int drop)
 		const uint8_t *payload = NULL;
 
 		ld_heap_pop(&w->heap, &e);
+		if (drop || (e.verdict & 0xff) == LD_DROP)
+			e.dup = 0;
 		if (e.slot != LD_HELD_NO_SLOT) {
-			payload = w->store + (size_t)e.slot * LD_PACKET_MAX;
-			w->release_slots[w->release_nslots++] = e.slot;
+			if (e.set & LD_SET_MODIFIED)
+				payload = w->store + (size_t)e.slot * LD_PACKET_MAX;
+			w->releases[w->nreleases++] = (struct ld_release){ e.slot, e.len, e.dup, e.flags };
 		}
 		if (drop)
 			send_one(w, e.id, LD_DROP, 0, 0, 0, NULL, 0);
 		else
 			send_one(w, e.id, e.verdict, e.set, e.new_mark, e.new_ct_mark, payload, e.len);
 		any = 1;
-		/* The payload copies must outlive the send that carries them. */
-		if (w->release_nslots == w->cfg.hold_copies || w->nfq.tx_n >= w->nfq.tx_cap - 1) {
+		/* Stored bytes must outlive the send that carries them. */
+		if (w->nreleases == w->cfg.hold_copies || w->nfq.tx_n >= w->nfq.tx_cap - 1) {
 			ld_nfq_flush(&w->nfq);
-			while (w->release_nslots)
-				w->store_free[w->store_nfree++] = w->release_slots[--w->release_nslots];
+			finish_releases(w);
 		}
 	}
 	if (any)
 		ld_nfq_flush(&w->nfq);
-	while (w->release_nslots)
-		w->store_free[w->store_nfree++] = w->release_slots[--w->release_nslots];
+	finish_releases(w);
 	arm_timer(w);
 }
 
@@ -419,7 +481,8 @@ void ld_worker_free(struct ld_worker *w)
 	if (w->store)
 		munmap(w->store, (size_t)w->cfg.hold_copies * LD_PACKET_MAX);
 	free(w->store_free);
-	free(w->release_slots);
+	free(w->releases);
+	ld_inject_close(&w->inject);
 	if (w->epfd >= 0)
 		close(w->epfd);
 	if (w->tfd >= 0)

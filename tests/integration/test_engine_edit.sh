@@ -1,5 +1,5 @@
 #!/bin/sh
-# Payload rewrite, length change, mark and queue-to-N on real UDP from
+# Payload rewrite, length change, mark, queue-to-N and duplicates on real UDP from
 # namespace A to namespace B over a veth: B's kernel verifies the checksums of
 # what it receives (a re-injected payload is CHECKSUM_NONE), so a wrong
 # checksum shows up as a missing datagram and as UDP InCsumErrors.
@@ -18,7 +18,9 @@ UDP_SEND_NS=$A
 
 csum_errors() { ns_exec "$B" awk '/^Udp:/ { n++; if (n == 2) print $8 }' /proc/net/snmp; }
 
-iptables_ns "$A" -A OUTPUT -p udp -d "$ADDR_B" -j NFQUEUE --queue-num 0
+# copies luadivert injects carry the skip mark: they must not be queued again
+iptables_ns "$A" -A OUTPUT -p udp -d "$ADDR_B" -m mark ! --mark 0x4c440000/0x4c440000 \
+	-j NFQUEUE --queue-num 0
 iptables_ns "$A" -t mangle -A POSTROUTING -p udp --dport 9200 -m mark --mark 0x2a
 ld_start "$A" "$LDT_ROOT/tests/policies/engine_edit.lua" --queue 0
 LD0_PID=$LD_PID LD0_LOG=$LD_LOG
@@ -48,6 +50,10 @@ check "mark: the -m mark rule after the queue counted $N (got $MARKED)" [ "$MARK
 udp_run "$B" "$ADDR_B" 9300 $N "$LDT_TMP/q1.json" --rate 20000
 check "queue-to-1: all $N arrive" [ "$(json_get "$LDT_TMP/q1.json" unique)" = $N ]
 
+UDP_RECV_ARGS="--count $((2 * N))" udp_run "$B" "$ADDR_B" 9400 $N "$LDT_TMP/dup.json" --rate 20000
+check "duplicate: every datagram arrives twice" [ "$(json_get "$LDT_TMP/dup.json" unique)" = $N ] &&
+	[ "$(json_get "$LDT_TMP/dup.json" duplicates)" = $N ]
+
 check "no UDP checksum errors at the receiver" [ "$(csum_errors)" = "$E0" ]
 
 LD_PID=$LD1_PID LD_LOG=$LD1_LOG; ld_stop
@@ -55,4 +61,6 @@ check "queue 1 received the $N packets sent to it" [ "$(ld_counter received)" = 
 LD_PID=$LD0_PID LD_LOG=$LD0_LOG; ld_stop
 check "queue 0 modified 2N" [ "$(ld_counter modified)" = $((2 * N)) ]
 check "queue 0 had no errors" [ "$(ld_counter errors)" = 0 ]
+check "queue 0 injected N copies, none re-queued" [ "$(ld_counter injected)" = $N ] &&
+	[ "$(ld_counter received)" = $((5 * N)) ]
 ldt_done

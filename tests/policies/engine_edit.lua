@@ -3,6 +3,7 @@
 --   9100: append " luadivert" to the payload (length change)
 --   9200: set the packet mark to 0x2a
 --   9300: send the packet to queue 1
+--   9400: pass it and inject one duplicate
 local divert = require "divert"
 local ffi = require "ffi"
 
@@ -28,6 +29,8 @@ return function (pkt)
     pkt:set_mark(0x2a)
   elseif port == 9300 then
     return Q1
+  elseif port == 9400 then
+    pkt:duplicate(1)
   end
   return divert.PASS
 end
