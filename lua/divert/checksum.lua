@@ -27,8 +27,13 @@ local M = {}
 local CSUM_OFF = { [6] = 16, [17] = 6, [1] = 2, [58] = 2 }
 M.CSUM_OFF = CSUM_OFF
 
---- Fold a (non-negative) ones-complement sum to 16 bits.
+--- Fold a (non-negative) ones-complement sum to 16 bits. Sums below 2^31
+-- (all but the big ones in sum_at) fold with integer bit operations.
 local function fold(s)
+	if s < 2147483648 then
+		s = band(s, 0xffff) + rshift(s, 16)
+		return band(s, 0xffff) + rshift(s, 16)
+	end
 	-- two rounds suffice for any sum below 2^32; sums of up to 64 KiB of
 	-- data plus pseudo-headers stay far below that after partial()
 	s = s % 65536 + (s - s % 65536) / 65536

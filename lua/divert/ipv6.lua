@@ -47,6 +47,48 @@ function M.new()
 	return v
 end
 
+-- One step of the extension-header walk: the header of type nh at off.
+-- Returns the next type and offset, the count, whether the transport
+-- checksum can still be computed (whole), and whether to go on.
+local function ext_step(self, nh, off, n, stop, whole)
+	if n >= MAX_EXT then self.l4why = V.TOO_MANY_EXT; return nh, off, n, whole, false end
+	if nh == 0 and n > 0 then self.l4why = V.HBH_NOT_FIRST; return nh, off, n, whole, false end
+	if off + 8 > stop then self.l4why = V.TRUNC_EXT; return nh, off, n, whole, false end
+	local p = self.p
+	local hl
+	if nh == 44 then hl = 8
+	elseif nh == 51 then hl = (p[off + 1] + 2) * 4
+	else hl = (p[off + 1] + 1) * 8 end
+	if off + hl > stop then self.l4why = V.TRUNC_EXT; return nh, off, n, whole, false end
+	if n < MAX_REC then
+		self.ext_type[n] = nh; self.ext_off[n] = off; self.ext_len[n] = hl
+		self.n_ext = n + 1
+	end
+	n = n + 1
+	local next_nh = p[off]
+	if nh == 43 and p[off + 3] > 0 then
+		-- segments left: the transport checksum uses the final destination,
+		-- the last address of type 0/2, or segment 0 of a segment routing header
+		local rt = p[off + 2]
+		if (rt == 0 or rt == 2) and hl >= 24 then
+			self.dstoff = off + 8 + (rshift(p[off + 1], 1) - 1) * 16
+		elseif rt == 4 and hl >= 24 then
+			self.dstoff = off + 8
+		end
+	end
+	if nh == 44 then
+		self.frag_off = off
+		if n <= MAX_REC then self.frag_at = n end
+		whole = 0                   -- one fragment: no transport checksum
+		if band(rd16(p, off + 2), 0xfff8) ~= 0 then
+			-- a later fragment: what follows is data, not headers
+			self.frag = 1; self.l4why = V.FRAGMENT
+			return next_nh, off + hl, n, whole, false
+		end
+	end
+	return next_nh, off + hl, n, whole, EXT[next_nh] == 1
+end
+
 --- v:attach(ptr, len) -> v, or nil and a reason (only when the fixed
 -- header itself is unusable).
 function ipv6:attach(p, len)
@@ -63,49 +105,20 @@ function ipv6:attach(p, len)
 	self.p = p; self.ip = p; self.len = stop; self.hlen = 40
 	self.ipver = 6; self.proto = 0; self.frag = 0; self.l4why = 0
 	self.n_ext = 0; self.frag_at = 0; self.frag_off = 0; self.dstoff = 24
-	-- the walk reads self.p, not p: a pointer local live across the loop
-	-- would be boxed (allocated) where the loop's trace is entered
-	-- the walk reads self.p, not p: a pointer still held in a slot when the
-	-- loop's trace is entered would be boxed, i.e. allocated per packet
+	-- Up to four extension headers are walked without a loop (a loop that
+	-- runs once or twice per packet never gets a trace of its own and
+	-- drags its callers back to the interpreter); more take the loop.
+	-- Nothing here keeps p: a pointer held in a slot when a loop's trace is
+	-- entered would be boxed, i.e. allocated per packet.
 	local nh, off, n = p[6], 40, 0
 	p = nil
-	while EXT[nh] == 1 do
-		if n >= MAX_EXT then self.l4why = V.TOO_MANY_EXT; break end
-		if nh == 0 and n > 0 then self.l4why = V.HBH_NOT_FIRST; break end
-		if off + 8 > stop then self.l4why = V.TRUNC_EXT; break end
-		local hl
-		if nh == 44 then hl = 8
-		elseif nh == 51 then hl = (self.p[off + 1] + 2) * 4
-		else hl = (self.p[off + 1] + 1) * 8 end
-		if off + hl > stop then self.l4why = V.TRUNC_EXT; break end
-		if n < MAX_REC then
-			self.ext_type[n] = nh; self.ext_off[n] = off; self.ext_len[n] = hl
-			self.n_ext = n + 1
-		end
-		n = n + 1
-		local next_nh = self.p[off]
-		if nh == 43 and self.p[off + 3] > 0 then
-			-- segments left: the transport checksum uses the final
-			-- destination, the last address of type 0/2, or segment 0 of SRH
-			local rt = self.p[off + 2]
-			if (rt == 0 or rt == 2) and hl >= 24 then
-				self.dstoff = off + 8 + (rshift(self.p[off + 1], 1) - 1) * 16
-			elseif rt == 4 and hl >= 24 then
-				self.dstoff = off + 8
-			end
-		end
-		if nh == 44 then
-			self.frag_off = off
-			if n <= MAX_REC then self.frag_at = n end
-			whole = 0                   -- one fragment: no transport checksum
-			if band(rd16(self.p, off + 2), 0xfff8) ~= 0 then
-				-- a later fragment: what follows is data, not headers
-				self.frag = 1; self.l4why = V.FRAGMENT
-				nh = next_nh; off = off + hl
-				break
-			end
-		end
-		nh = next_nh; off = off + hl
+	local more = EXT[nh] == 1
+	if more then nh, off, n, whole, more = ext_step(self, nh, off, n, stop, whole) end
+	if more then nh, off, n, whole, more = ext_step(self, nh, off, n, stop, whole) end
+	if more then nh, off, n, whole, more = ext_step(self, nh, off, n, stop, whole) end
+	if more then nh, off, n, whole, more = ext_step(self, nh, off, n, stop, whole) end
+	while more do
+		nh, off, n, whole, more = ext_step(self, nh, off, n, stop, whole)
 	end
 	self.hlen = off
 	self.l4proto = nh; self.l4off = off; self.l4len = stop - off

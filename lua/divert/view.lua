@@ -173,7 +173,7 @@ function M.reason(code) return M.WHY[code] end
 
 --- Argument checks for writers: misuse is an error at the caller's line.
 function M.check_uint(v, max, what)
-	if type(v) ~= "number" or v < 0 or v > max or v % 1 ~= 0 then
+	if type(v) ~= "number" or not (v >= 0 and v <= max) or v ~= math.floor(v) then
 		error(what .. ": expected an integer 0.." .. max .. ", got " .. tostring(v), 3)
 	end
 end
