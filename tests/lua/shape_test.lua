@@ -760,6 +760,40 @@ do  -- timestamps from 1970 (replay) keep ns precision
 	check("epoch timestamps: 1 ns delay is exact", d.hold_ns == 1)
 end
 
+---------------------------------------------------------------------------
+-- The shaping examples load and handle packets
+---------------------------------------------------------------------------
+
+do
+	local packet = require "divert.packet"
+	local divert = require "divert"
+	local files = {}
+	local ls = io.popen("ls scripts/examples/shape_*.lua 2>/dev/null")
+	for f in ls:lines() do files[#files + 1] = f end
+	ls:close()
+	check("shaping examples found", #files >= 12, #files)
+	local b4, l4 = ip4(17, 4000, 53, 100, 0xc6120001, 0xc0a80105)  -- to 192.168.1.5
+	local bt, lt = ip4(6, 4000, 80, 500)
+	local raw = { ffi.string(b4, l4), ffi.string(bt, lt), ffi.string(udp6(40)) }
+	for _, f in ipairs(files) do
+		shape.reset_clock()
+		local ok, policy = pcall(dofile, f)
+		local handler = ok and (type(policy) == "table" and policy.on_packet or policy)
+		local good = ok and type(handler) == "function"
+		local err = not ok and policy or nil
+		if good then
+			for i = 1, 300 do
+				local pkt = packet.from_string(raw[i % 3 + 1], 2000)
+				pkt.d.tstamp_ns = T0 + i * MS
+				pkt.d.hook = i % 2 == 0 and HOOK_LOCAL_OUT or HOOK_PRE_ROUTING
+				local ok2, v = pcall(handler, pkt)
+				if not ok2 or not divert.is_verdict(v) then good, err = false, v; break end
+			end
+		end
+		check(f .. " loads and handles IPv4/IPv6 packets", good, err)
+	end
+end
+
 end  -- functional checks
 
 ---------------------------------------------------------------------------
