@@ -249,11 +249,13 @@ nfq_stats() {
 # Every wait is bounded; each returns 0 when ready and 1 on timeout.
 
 # wait_until TIMEOUT_S CMD...: poll CMD every 50 ms until it succeeds.
+# (helpers use _<name>_ prefixed variables: sh has no locals, and a caller's
+# loop counter must survive them)
 wait_until() {
-	_t=$(( $1 * 20 )); shift; _i=0
+	_wu_t=$(( $1 * 20 )); shift; _wu_i=0
 	while ! "$@" >/dev/null 2>&1; do
-		_i=$((_i + 1))
-		[ $_i -ge $_t ] && return 1
+		_wu_i=$((_wu_i + 1))
+		[ $_wu_i -ge $_wu_t ] && return 1
 		sleep 0.05
 	done
 	return 0

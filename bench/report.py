@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""bench/report.py RESULTS NOTES OUT.md - the benchmark table.
+
+Reads the "key value" lines bench/run.sh collected, prints the table on
+stdout and writes it as Markdown to OUT.md: every figure absolute and as a
+ratio to the bare-C batched loop of the same run, then the goals of issue 8
+as PASS/FAIL lines and notes on what missed and by how much.
+"""
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+
+REF = "bare_batched"
+NAMES = {
+    "none": "no queue",
+    "bare_simple": "bare C, per packet",
+    "bare_batched": "bare C, batched (limit)",
+    "ld_pass_all": "luadivert pass-all",
+    "ld_parse_match": "luadivert parse+match port",
+    "ld_rewrite": "luadivert rewrite+checksum",
+}
+ORDER = ["none", "bare_simple", "bare_batched", "ld_pass_all", "ld_parse_match", "ld_rewrite"]
+
+
+def load(path):
+    r = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split(None, 1)
+            if len(parts) == 2:
+                r[parts[0]] = parts[1].strip()
+    return r
+
+
+def num(r, key):
+    try:
+        v = float(r[key])
+    except (KeyError, ValueError):
+        return None
+    return None if v != v else v   # nan -> None
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "-"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(v, ref):
+    if v is None or not ref:
+        return "-"
+    return f"{v / ref:.2f}x"
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+            mem = f", {kb / 1048576:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    rev = ""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=False).stdout.strip()
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} CPUs{mem}, Linux {platform.release()}, "
+            f"commit {rev or '?'}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+
+
+def table(head, rows):
+    """Markdown table; the same text reads fine on a terminal."""
+    w = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    out = ["| " + " | ".join(str(h).ljust(w[i]) for i, h in enumerate(head)) + " |",
+           "|" + "|".join("-" * (x + 2) for x in w) + "|"]
+    for row in rows:
+        out.append("| " + " | ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i])
+                                     for i, c in enumerate(row)) + " |")
+    return out
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit("usage: report.py RESULTS NOTES OUT.md")
+    r = load(sys.argv[1])
+    notes = []
+    if os.path.exists(sys.argv[2]):
+        with open(sys.argv[2]) as f:
+            notes = [l.strip() for l in f if l.strip()]
+    out = []
+    out.append("# luadivert benchmark results")
+    out.append("")
+    out.append(f"Machine: {machine()}. Whole run: {r.get('elapsed_s', '?')} s "
+               "(`make bench`, bench/run.sh).")
+    out.append("")
+
+    # ---- 1. small packets
+    ref_pps = num(r, f"{REF}.drain_pps")
+    ref_cpu = num(r, f"{REF}.cpu_ns")
+    ref_steady = num(r, f"{REF}.steady_pps")
+    small = [c for c in ORDER if f"{c}.steady_pps" in r or f"{c}.drain_pps" in r]
+    if small:
+        small_packets(out, r, small, ref_pps, ref_cpu, ref_steady)
+    tcp_latency_memory(out, r)
+    goals_and_notes(out, r, notes, ref_pps, ref_cpu)
+    text = "\n".join(out)
+    print(text)
+    with open(sys.argv[3], "w") as f:
+        f.write(text + "\n")
+
+
+def small_packets(out, r, small, ref_pps, ref_cpu, ref_steady):
+    out.append("## 1. Small packets: 64-byte UDP/IPv4 through one queue, loopback in a namespace")
+    out.append("")
+    out.append(f"Median of {r.get('runs', '?')} runs. *Drain*: the reader is stopped, "
+               f"{fmt(num(r, 'drain_n'))} packets are queued, and the time the reader takes to "
+               "empty the queue gives its own packets/s, with a whole CPU to itself. *Steady*: "
+               f"a sender at full speed for {r.get('steady_s', '?')} s, sender and reader sharing "
+               "the 2 CPUs (on this machine the sender is usually the limit). CPU is the "
+               "reader's CPU time per packet while draining (user/system split from clock ticks). "
+               "Ratios are to bare C batched.")
+    out.append("")
+    head = ["config", "drain pkt/s", "ratio", "CPU ns/pkt", "ratio", "user+sys ns",
+            "batch drain/steady", "steady pkt/s", "ratio", "kernel drops q/u"]
+    rows = []
+    for c in small:
+        dp, cpu, sp = num(r, f"{c}.drain_pps"), num(r, f"{c}.cpu_ns"), num(r, f"{c}.steady_pps")
+        us, sy = num(r, f"{c}.user_ns"), num(r, f"{c}.sys_ns")
+        bd, bs = num(r, f"{c}.batch_drain"), num(r, f"{c}.batch_steady")
+        qd, ud = r.get(f"{c}.queue_dropped"), r.get(f"{c}.user_dropped")
+        rows.append([NAMES[c], fmt(dp), ratio(dp, ref_pps), fmt(cpu), ratio(cpu, ref_cpu),
+                     f"{fmt(us)}+{fmt(sy)}" if us is not None else "-",
+                     f"{fmt(bd, 1)}/{fmt(bs, 1)}" if bd is not None else "-",
+                     fmt(sp), ratio(sp, ref_steady), f"{qd}/{ud}" if qd is not None else "-"])
+    out += table(head, rows)
+    out.append("")
+    for c in ("bare_batched", "ld_pass_all"):
+        if f"{c}.rate80" in r:
+            out.append(f"- {NAMES[c]} at 80% of its steady maximum ({fmt(num(r, c + '.rate80'))} "
+                       f"pkt/s for 2 s): {r[c + '.rate80_drops']} packets dropped by the kernel queue.")
+    out.append("")
+
+
+def tcp_latency_memory(out, r):
+    # ---- 2. TCP
+    tcp = [c for c in ORDER if f"{c}.tcp_mbps" in r]
+    if tcp:
+        ref_tcp = num(r, f"{REF}.tcp_mbps")
+        none_tcp = num(r, "none.tcp_mbps")
+        out.append(f"## 2. Bulk TCP over a veth, queue on the receiving side ({r.get('tcp_tool', '?')})")
+        out.append("")
+        rows = [[NAMES[c], fmt(num(r, f'{c}.tcp_mbps')), ratio(num(r, f'{c}.tcp_mbps'), ref_tcp),
+                 ratio(num(r, f'{c}.tcp_mbps'), none_tcp), r.get(f'{c}.tcp_queue_dropped', '-')]
+                for c in tcp]
+        out += table(["config", "Mbit/s", "ratio to bare C", "ratio to no queue", "queue drops"], rows)
+        out.append("")
+
+    # ---- 3. latency
+    lat = [c for c in ORDER if f"{c}.lat_idle_p50" in r]
+    if lat:
+        out.append("## 3. Added latency: UDP round trips at 1000/s (udpping), the request queued")
+        out.append("")
+        out.append(f"Idle, then with {fmt(num(r, 'load_pps'))} pkt/s of background load through the "
+                   "same queue (50% of the bare-C steady maximum). Microseconds; in brackets the "
+                   "difference to bare C batched.")
+        out.append("")
+        rows = []
+        for c in lat:
+            row = [NAMES[c]]
+            for phase in ("idle", "load"):
+                for k in ("p50", "p99", "max"):
+                    v = num(r, f"{c}.lat_{phase}_{k}")
+                    b = num(r, f"{REF}.lat_{phase}_{k}")
+                    d = f" ({v - b:+.1f})" if v is not None and b is not None and c != REF else ""
+                    row.append(f"{fmt(v, 1)}{d}")
+            row.append(r.get(f"{c}.lat_lost", "-"))
+            rows.append(row)
+        out += table(["config", "idle p50", "idle p99", "idle max", "load p50", "load p99",
+                      "load max", "lost"], rows)
+        out.append("")
+
+    # ---- 4. memory
+    mem = [c for c in ORDER if c.startswith("ld_") and f"{c}.vmhwm_kb" in r]
+    out.append("## 4. Memory")
+    out.append("")
+    for c in mem:
+        out.append(f"- {NAMES[c]}: peak RSS (VmHWM) {fmt(num(r, c + '.vmhwm_kb'))} KiB "
+                   f"(bare C batched: {fmt(num(r, REF + '.vmhwm_kb'))} KiB).")
+    growth = None
+    if "ld_heap.end_kb" in r:
+        w, e = num(r, "ld_heap.warm_kb"), num(r, "ld_heap.end_kb")
+        n, at = num(r, "ld_heap.packets"), num(r, "ld_heap.warm_at")
+        if None not in (w, e, n, at) and w >= 0 and n > at:
+            growth = (e - w) * 1024 / (n - at)
+        out.append(f"- Lua heap (collector stopped after {fmt(at)} packets): "
+                   f"{r.get('ld_heap.init_kb')} KiB at start, {r.get('ld_heap.warm_kb')} KiB after "
+                   f"warm-up, {r.get('ld_heap.end_kb')} KiB after {fmt(n)} packets: "
+                   f"{fmt(growth, 4)} bytes per packet. Peak RSS of that run "
+                   f"{fmt(num(r, 'ld_heap.vmhwm_kb'))} KiB.")
+    if not mem and "ld_heap.end_kb" not in r:
+        out.append("- (no luadivert run)")
+    out.append("")
+    r["_growth"] = growth
+
+
+def goals_and_notes(out, r, notes, ref_pps, ref_cpu):
+    mem = [c for c in ORDER if c.startswith("ld_") and f"{c}.vmhwm_kb" in r]
+    growth = r.get("_growth")
+    # ---- goals
+    goals = []
+    missed = []
+
+    def goal(text, ok, miss=""):
+        if ok is None:
+            goals.append(f"- SKIP {text} (not measured)")
+            return
+        goals.append(f"- {'PASS' if ok else 'FAIL'} {text}")
+        if not ok and miss:
+            missed.append(miss)
+
+    def pps_goal(c, frac):
+        v = num(r, f"{c}.drain_pps")
+        if v is None or not ref_pps:
+            goal(f"{NAMES[c]}: >= {frac:.0%} of bare C batched pkt/s", None)
+            return
+        goal(f"{NAMES[c]}: >= {frac:.0%} of bare C batched pkt/s ({v / ref_pps:.1%})",
+             v >= frac * ref_pps,
+             f"{NAMES[c]} reaches {v / ref_pps:.1%} of the bare-C packets/s, "
+             f"{(frac - v / ref_pps) * 100:.1f} points short of {frac:.0%}.")
+
+    def cpu_goal(c, lim):
+        v = num(r, f"{c}.cpu_ns")
+        if v is None or not ref_cpu:
+            goal(f"{NAMES[c]}: CPU per packet <= {lim:.2f}x bare C", None)
+            return
+        goal(f"{NAMES[c]}: CPU per packet <= {lim:.2f}x bare C ({v / ref_cpu:.2f}x, "
+             f"{v:.0f} vs {ref_cpu:.0f} ns)", v <= lim * ref_cpu,
+             f"{NAMES[c]} spends {v - ref_cpu:.0f} ns more CPU per packet than bare C "
+             f"({v / ref_cpu:.2f}x, limit {lim:.2f}x).")
+
+    pps_goal("ld_pass_all", 0.95)
+    cpu_goal("ld_pass_all", 1.10)
+    pps_goal("ld_parse_match", 0.95)
+    cpu_goal("ld_parse_match", 1.10)
+    pps_goal("ld_rewrite", 0.85)
+    lt, nt = num(r, "ld_pass_all.tcp_mbps"), num(r, "none.tcp_mbps")
+    goal("bulk TCP with GSO: luadivert >= 80% of no queue" +
+         (f" ({lt / nt:.1%})" if lt and nt else ""),
+         None if not (lt and nt) else lt >= 0.8 * nt,
+         f"bulk TCP through luadivert reaches {lt / nt:.1%} of no queue." if lt and nt else "")
+    for phase in ("idle", "load"):
+        for k, slack in (("p50", 5), ("p99", 20)):
+            v, b = num(r, f"ld_pass_all.lat_{phase}_{k}"), num(r, f"{REF}.lat_{phase}_{k}")
+            goal(f"latency {phase} {k}: luadivert <= bare C + {slack} us"
+                 + (f" ({v:.1f} vs {b:.1f})" if v is not None and b is not None else ""),
+                 None if v is None or b is None else v <= b + slack,
+                 f"latency {phase} {k} is {v - b - slack:.1f} us over bare C + {slack} us."
+                 if v is not None and b is not None else "")
+    d = num(r, "ld_pass_all.rate80_drops")
+    goal("zero kernel queue drops at 80% of the maximum rate (luadivert pass-all)"
+         + (f" ({d:.0f} dropped)" if d is not None else ""),
+         None if d is None else d == 0, f"{d} packets dropped at 80% load." if d else "")
+    rss = [num(r, f"{c}.vmhwm_kb") for c in mem + (["ld_heap"] if "ld_heap.vmhwm_kb" in r else [])]
+    rss = [x for x in rss if x is not None]
+    goal("peak RSS <= 16 MiB" + (f" ({max(rss) / 1024:.1f} MiB)" if rss else ""),
+         None if not rss else max(rss) <= 16 * 1024,
+         f"peak RSS {max(rss) / 1024:.1f} MiB." if rss else "")
+    goal("no Lua heap growth per packet" + (f" ({growth:.4f} B/packet)" if growth is not None else ""),
+         None if growth is None else growth < 0.01,
+         f"the Lua heap grows {growth:.3f} bytes per packet." if growth is not None else "")
+
+    out.append("## Goals (issue 8)")
+    out.append("")
+    out += goals
+    out.append("")
+    if missed or notes:
+        out.append("## Notes")
+        out.append("")
+        out += [f"- {m}" for m in missed]
+        out += [f"- {n}" for n in notes]
+        out.append("")
+    prof = os.environ.get("BENCH_PROFILE_TXT", "")
+    if prof and os.path.exists(prof):
+        out.append("## Profile of luadivert pass-all while draining (perf, top symbols)")
+        out.append("")
+        out.append("```")
+        n = 0
+        with open(prof) as f:
+            for line in f:
+                if re.match(r"^\s+\d+\.\d+%", line):
+                    out.append(line.rstrip()[:110])
+                    n += 1
+                    if n == 25:
+                        break
+        out.append("```")
+        out.append("")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,374 @@
+#!/bin/sh
+# bench/run.sh - luadivert against the bare-C NFQUEUE limit, in one run.
+# Called by `make bench` (root). Everything happens in network namespaces
+# this script creates and deletes (tests/lib/netns.sh); no rule is added in
+# the root namespace and no traffic leaves the namespaces.
+#
+# What it measures (issue 8), each as a median of BENCH_RUNS runs:
+#  1. small packets (64-byte IPv4/UDP on loopback inside a namespace):
+#     - drain: the reader is stopped (SIGSTOP), BENCH_DRAIN_N packets are
+#       queued, and bench/nfq_drain times how fast the reader empties the
+#       queue and how much CPU it spends: the reader's own limit, without the
+#       sender competing for the 2 CPUs;
+#     - steady: udpsend as fast as it can for BENCH_STEADY_S seconds, the
+#       accepted packets counted by a DROP rule after the queue (an accepted
+#       packet goes on to the next hook: the queue rule is in mangle INPUT,
+#       the counting DROP in filter INPUT);
+#     for no queue, bare C per-packet, bare C batched, luadivert pass-all,
+#     parse-and-match, rewrite+checksum; plus mean batch size, the kernel's
+#     drop counters, and a run at 80% of the steady maximum that must not drop;
+#  2. bulk TCP over a veth with the queue on the receiving side (iperf3, or
+#     tcpxfer when iperf3 is missing);
+#  3. UDP round trips (udpping) at 1000/s, idle and with 50% of the bare-C
+#     steady maximum as background load through the same queue;
+#  4. luadivert's peak RSS (VmHWM) and its Lua heap across BENCH_HEAP_N packets;
+#  5. PROFILE=1: perf record of the drain runs of bare C batched and
+#     luadivert pass-all, reports in build/bench/profile/.
+# Prints the table and writes bench/RESULTS.md (bench/report.py).
+#
+# Knobs: BENCH_RUNS=5 BENCH_DRAIN_N=50000 BENCH_STEADY_S=0.5 BENCH_HEAP_N=1000000
+#        BENCH_TCP_S=2 BENCH_TCP_RUNS=3 BENCH_ONLY="bare_batched ld_pass ..."
+#        BENCH_RESULTS=bench/RESULTS.md LUADIVERT=./luadivert PROFILE=1
+LDT_AREA=bench
+LDT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$LDT_ROOT/tests/lib/netns.sh"
+require_root
+cd "$LDT_ROOT" || fail "cd $LDT_ROOT"
+
+RUNS=${BENCH_RUNS:-5}
+DRAIN_N=${BENCH_DRAIN_N:-50000}
+STEADY_S=${BENCH_STEADY_S:-0.5}
+HEAP_N=${BENCH_HEAP_N:-1000000}
+TCP_S=${BENCH_TCP_S:-2}
+TCP_RUNS=${BENCH_TCP_RUNS:-3}
+SIZE=36            # UDP payload: 20 + 8 + 36 = a 64-byte IP packet
+MAXLEN=65536       # queue length: a whole drain batch fits
+PORT=9000          # throughput traffic
+PING_PORT=9300     # latency traffic
+Q=0                # loopback queue
+TQ=1               # TCP queue
+RESULTS=${BENCH_RESULTS:-$LDT_ROOT/bench/RESULTS.md}
+BB="$LDT_ROOT/build/bench"
+PROFDIR="$LDT_ROOT/build/bench/profile"
+START=$(date +%s)
+
+for t in udpsend udpping tcpxfer; do
+	[ -x "$LDT_TOOLS/$t" ] || fail "missing $LDT_TOOLS/$t: run make"
+done
+for t in bare_nfq_simple bare_nfq_batched nfq_drain; do
+	[ -x "$BB/$t" ] || fail "missing $BB/$t: run make"
+done
+command -v python3 >/dev/null 2>&1 || fail "bench/report.py needs python3"
+HAVE_IPERF=0; command -v iperf3 >/dev/null 2>&1 && HAVE_IPERF=1
+HAVE_PERF=0; command -v perf >/dev/null 2>&1 && HAVE_PERF=1
+
+ldt_tmpdir; T=$LDT_TMP
+R=$T/results          # "key value" lines, read by bench/report.py
+: >"$R"
+put() { printf '%s %s\n' "$1" "$2" >>"$R"; }
+note() { printf '%s\n' "$*" >>"$T/notes"; log "$*"; }
+: >"$T/notes"
+
+# ----------------------------------------------------------------- luadivert
+LD_OK=0
+LD_EXTRA=""
+if [ -x "$LUADIVERT" ] && "$LUADIVERT" --version >/dev/null 2>&1 &&
+   "$LUADIVERT" check bench/policies/pass_all.lua >/dev/null 2>&1; then
+	LD_OK=1
+	# the queue rules are ours: keep luadivert from installing its own
+	"$LUADIVERT" run --help 2>&1 | grep -q -- '--no-rules' && LD_EXTRA="--no-rules"
+else
+	note "luadivert rows skipped: $LUADIVERT is missing or cannot load bench/policies/pass_all.lua (run make)"
+fi
+
+# ---------------------------------------------------------------- helpers
+# jget FILE KEY: a number (or hex string) from a tool's JSON line
+jget() { sed -n "s/.*\"$2\":\"\{0,1\}\([-0-9a-fe.+]*\).*/\1/p" "$1" | tail -n 1; }
+# median of the numbers on stdin
+median() { sort -g | awk '{ a[NR] = $1 } END { if (!NR) print "nan";
+	else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# calc EXPR: awk arithmetic
+calc() { awk "BEGIN { printf \"%.6g\n\", $1 }"; }
+elapsed() { echo $(( $(date +%s) - START )); }
+
+# the DROP rule's packet counter: packets the reader accepted
+drop_count() {
+	iptables_ns "$NQ" -L INPUT -v -x -n | awk -v p="dpt:$PORT" '$3 == "DROP" && $0 ~ p { print $1 }'
+}
+queue_rules() {   # queue_rules -A|-D
+	iptables_ns "$NQ" -t mangle "$1" INPUT -p udp --dport $PORT -j NFQUEUE --queue-num $Q &&
+	iptables_ns "$NQ" -t mangle "$1" INPUT -p udp --dport $PING_PORT -j NFQUEUE --queue-num $Q
+}
+# queue_drops NS QUEUE: queue_dropped + user_dropped of the queue
+queue_drops() { nfq_stats "$1" "$2" | awk '{ print $6 + $7 }'; }
+
+# start_reader NAME NS QUEUE: start the reader of config NAME; DPID, DOUT
+start_reader() {
+	DOUT="$T/$1.out"
+	case $1 in
+	bare_simple)  bg_ns "$2" "$BB/bare_nfq_simple" --queue "$3" --maxlen $MAXLEN >"$DOUT" 2>&1 ;;
+	bare_batched) bg_ns "$2" "$BB/bare_nfq_batched" --queue "$3" --maxlen $MAXLEN >"$DOUT" 2>&1 ;;
+	ld_*)
+		_pol=${1#ld_}
+		# shellcheck disable=SC2086
+		bg_ns "$2" "$LUADIVERT" run "bench/policies/$_pol.lua" --queue "$3" \
+			--queue-maxlen $MAXLEN --pidfile "$T/$1.pid" $LD_EXTRA >"$DOUT" 2>&1 ;;
+	*) fail "unknown config $1" ;;
+	esac
+	DPID=$LDT_LAST_PID
+	if ! wait_for_queue "$2" "$3" 10; then
+		cat "$DOUT" >&2
+		fail "$1 did not bind queue $3"
+	fi
+}
+stop_reader() {
+	bg_stop "$DPID" TERM 20
+}
+
+# counts FILE: "packets batches" from the reader's last counters line
+# (bare: {"packets":N,"batches":B,...}; luadivert: "received N ... batches B")
+counts() {
+	awk '/"packets":/ { l = $0; f = 1 } / received [0-9]/ { l = $0; f = 2 } END {
+		n = split(l, w, /[ ,:{}"]+/)
+		for (i = 1; i < n; i++) {
+			if ((f == 1 && w[i] == "packets") || (f == 2 && w[i] == "received")) p = w[i + 1]
+			if (w[i] == "batches") b = w[i + 1]
+		}
+		print p + 0, b + 0 }' "$1"
+}
+# snapshot: ask the reader for its counters (SIGUSR1) and wait for the line
+snapshot() {
+	_n=$(grep -c -e '"packets":' -e ' received [0-9]' "$DOUT")
+	kill -USR1 "$DPID" 2>/dev/null
+	_sn=0
+	while [ "$(grep -c -e '"packets":' -e ' received [0-9]' "$DOUT")" -le "$_n" ] && [ $_sn -lt 40 ]; do
+		sleep 0.05; _sn=$((_sn + 1))
+	done
+	counts "$DOUT"
+}
+batch_mean() {  # batch_mean "p0 b0" "p1 b1"
+	echo "$1 $2" | awk '{ db = $4 - $2; print (db > 0 ? ($3 - $1) / db : "nan") }'
+}
+
+send_burst() {  # send_burst COUNT [udpsend args]: as fast as possible, bounded
+	_c=$1; shift
+	ns_exec "$NQ" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port $PORT --size $SIZE \
+		--count "$_c" --time-limit 10 "$@"
+}
+
+# ------------------------------------------------------------ 1. small packets
+ns_create q; NQ=$LDT_NS
+iptables_ns "$NQ" -A INPUT -p udp --dport $PORT -j DROP || fail "iptables in $NQ"
+
+# drain_runs NAME: RUNS x (stop, fill, time the drain); results NAME.drain_*
+drain_runs() {
+	: >"$T/$1.drain"
+	_perf=""
+	if [ "${PROFILE:-0}" = 1 ] && [ $HAVE_PERF = 1 ] && [ "$1" != bare_simple ]; then
+		mkdir -p "$PROFDIR"
+		bg_run perf record -q -g -o "$PROFDIR/$1.data" -p "$DPID" >"$T/perf.$1.log" 2>&1
+		_perf=$LDT_LAST_PID
+		sleep 0.3
+	fi
+	_run=0
+	while [ $_run -lt "$RUNS" ]; do
+		kill -STOP "$DPID"
+		send_burst "$DRAIN_N" >/dev/null || { kill -CONT "$DPID"; fail "udpsend"; }
+		ns_exec "$NQ" "$BB/nfq_drain" --pid "$DPID" --queue $Q --timeout 20 >>"$T/$1.drain" ||
+			{ kill -CONT "$DPID"; fail "$1: drain failed"; }
+		_run=$((_run + 1))
+	done
+	if [ -n "$_perf" ]; then
+		bg_stop "$_perf" INT 20
+		perf report -i "$PROFDIR/$1.data" --stdio --no-children -g none --sort dso,symbol --percent-limit 0.5 \
+			>"$PROFDIR/$1.txt" 2>/dev/null && note "profile of $1: $PROFDIR/$1.txt"
+	fi
+	put "$1.drain_pps" "$(sed -n 's/.*"pps":\([0-9.]*\).*/\1/p' "$T/$1.drain" | median)"
+	put "$1.cpu_ns" "$(sed -n 's/.*"cpu_ns_per_pkt":\([0-9.]*\).*/\1/p' "$T/$1.drain" | median)"
+	# user/system split from clock ticks summed over the runs (10 ms each)
+	awk -v hz="$(getconf CLK_TCK)" '{
+		match($0, /"drained":[0-9]+/);     n += substr($0, RSTART + 10, RLENGTH - 10)
+		match($0, /"utime_ticks":[0-9]+/); u += substr($0, RSTART + 14, RLENGTH - 14)
+		match($0, /"stime_ticks":[0-9]+/); s += substr($0, RSTART + 14, RLENGTH - 14)
+	} END { if (n) printf "%.0f %.0f\n", u * 1e9 / hz / n, s * 1e9 / hz / n }' "$T/$1.drain" >"$T/us"
+	read -r _u _s <"$T/us"
+	put "$1.user_ns" "$_u"
+	put "$1.sys_ns" "$_s"
+}
+
+# steady_runs NAME: RUNS x BENCH_STEADY_S of full-speed sending
+steady_runs() {
+	: >"$T/$1.steady"
+	_run=0
+	while [ $_run -lt "$RUNS" ]; do
+		_c0=$(drop_count)
+		send_burst 1000000000 --time-limit "$STEADY_S" >"$T/send" || fail "udpsend"
+		sleep 0.05     # let the reader finish what is queued
+		_c1=$(drop_count)
+		calc "($_c1 - $_c0) / $(jget "$T/send" elapsed_s)" >>"$T/$1.steady"
+		_run=$((_run + 1))
+	done
+	put "$1.steady_pps" "$(median <"$T/$1.steady")"
+}
+
+# rate80 NAME: 2 s at 80% of the steady maximum; the queue must not drop
+rate80() {
+	_rate=$(calc "int(0.8 * $(awk -v k="$1.steady_pps" '$1 == k { print $2 }' "$R"))")
+	_d0=$(queue_drops "$NQ" $Q)
+	send_burst $((_rate * 2)) --rate "$_rate" --time-limit 4 >"$T/send" || fail "udpsend"
+	sleep 0.1
+	_d1=$(queue_drops "$NQ" $Q)
+	put "$1.rate80" "$_rate"
+	put "$1.rate80_drops" $((_d1 - _d0))
+}
+
+# latency NAME: udpping idle and under load (LOAD_PPS to the throughput port)
+latency() {
+	rm -f "$T/ping.ready"
+	bg_ns "$NQ" "$LDT_TOOLS/udpping" server --port $PING_PORT --bind 127.0.0.1 \
+		--ready "$T/ping.ready" --time-limit 30 >/dev/null 2>&1
+	_srv=$LDT_LAST_PID
+	wait_for_file "$T/ping.ready" 5 || fail "udpping server did not start"
+	ns_exec "$NQ" "$LDT_TOOLS/udpping" client --dst 127.0.0.1 --port $PING_PORT \
+		--count 1000 --rate 1000 --time-limit 10 >"$T/ping.idle" || fail "udpping"
+	for k in p50 p99 max; do put "$1.lat_idle_$k" "$(jget "$T/ping.idle" "rtt_us_$k")"; done
+	bg_ns "$NQ" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port $PORT --size $SIZE \
+		--rate "$LOAD_PPS" --count $((LOAD_PPS * 3)) --time-limit 3 >/dev/null 2>&1
+	_load=$LDT_LAST_PID
+	sleep 0.3
+	ns_exec "$NQ" "$LDT_TOOLS/udpping" client --dst 127.0.0.1 --port $PING_PORT \
+		--count 1000 --rate 1000 --time-limit 10 >"$T/ping.load" || fail "udpping"
+	bg_stop "$_load"
+	bg_stop "$_srv"
+	for k in p50 p99 max; do put "$1.lat_load_$k" "$(jget "$T/ping.load" "rtt_us_$k")"; done
+	put "$1.lat_lost" $(( $(jget "$T/ping.idle" lost) + $(jget "$T/ping.load" lost) ))
+}
+
+# finish NAME: stop the reader, keep its exit report
+finish_reader() {
+	put "$1.queue_dropped" "$(nfq_stats "$NQ" $Q | awk '{ print $6 }')"
+	put "$1.user_dropped" "$(nfq_stats "$NQ" $Q | awk '{ print $7 }')"
+	put "$1.vmhwm_kb" "$(awk '/^VmHWM/ { print $2 }' "/proc/$DPID/status")"
+	stop_reader
+}
+
+want() { [ -z "${BENCH_ONLY:-}" ] && return 0; case " $BENCH_ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+
+CONFIGS="bare_batched none bare_simple"
+[ $LD_OK = 1 ] && CONFIGS="$CONFIGS ld_pass_all ld_parse_match ld_rewrite"
+LOAD_PPS=""
+for cfg in $CONFIGS; do
+	want "$cfg" || continue
+	log "small packets: $cfg ($(elapsed) s)"
+	if [ "$cfg" = none ]; then
+		steady_runs none
+		[ -n "$LOAD_PPS" ] || LOAD_PPS=$(calc "int(0.5 * $(awk '$1 == "none.steady_pps" { print $2 }' "$R"))")
+		latency none
+		continue
+	fi
+	queue_rules -A || fail "queue rules"
+	start_reader "$cfg" "$NQ" $Q
+	send_burst 30000 >/dev/null || fail "udpsend"    # warm up (JIT traces)
+	sleep 0.2
+	s0=$(snapshot)
+	drain_runs "$cfg"
+	s1=$(snapshot)
+	steady_runs "$cfg"
+	s2=$(snapshot)
+	put "$cfg.batch_drain" "$(batch_mean "$s0" "$s1")"
+	put "$cfg.batch_steady" "$(batch_mean "$s1" "$s2")"
+	case $cfg in
+	bare_batched)
+		LOAD_PPS=$(calc "int(0.5 * $(awk '$1 == "bare_batched.steady_pps" { print $2 }' "$R"))")
+		put load_pps "$LOAD_PPS"
+		rate80 "$cfg"; latency "$cfg" ;;
+	ld_pass_all)
+		rate80 "$cfg"; latency "$cfg" ;;
+	esac
+	finish_reader "$cfg"
+	queue_rules -D || fail "queue rules"
+done
+
+# --------------------------------------------------------- 4. Lua heap, 1M packets
+if [ $LD_OK = 1 ] && want heap; then
+	log "Lua heap over $HEAP_N packets ($(elapsed) s)"
+	queue_rules -A || fail "queue rules"
+	start_reader ld_heap "$NQ" $Q
+	send_burst "$HEAP_N" --time-limit 30 >/dev/null || fail "udpsend"
+	sleep 0.2
+	put ld_heap.vmhwm_kb "$(awk '/^VmHWM/ { print $2 }' "/proc/$DPID/status")"
+	stop_reader
+	queue_rules -D || fail "queue rules"
+	line=$(grep 'bench-heap:' "$DOUT" | tail -n 1)
+	if [ -n "$line" ]; then
+		for k in init_kb warm_kb end_kb packets warm_at; do
+			put "ld_heap.$k" "$(echo "$line" | tr ' ' '\n' | sed -n "s/^$k=//p")"
+		done
+	else
+		note "the heap policy printed nothing: $(tail -n 3 "$DOUT" | tr '\n' ' ')"
+	fi
+fi
+
+# ---------------------------------------------------------------- 2. bulk TCP
+if want tcp; then
+	ns_create ta; NA=$LDT_NS
+	ns_create tb; NB=$LDT_NS
+	veth_pair "$NA" "$NB" 1
+	TCP_CONFIGS="none bare_batched"
+	[ $LD_OK = 1 ] && TCP_CONFIGS="$TCP_CONFIGS ld_pass_all"
+	[ $HAVE_IPERF = 1 ] || note "iperf3 not found: bulk TCP measured with tcpxfer (its hash costs CPU)"
+	for cfg in $TCP_CONFIGS; do
+		log "bulk TCP: $cfg ($(elapsed) s)"
+		if [ "$cfg" != none ]; then
+			iptables_ns "$NB" -t mangle -A INPUT -p tcp --dport 5201 -j NFQUEUE --queue-num $TQ ||
+				fail "iptables in $NB"
+			start_reader "$cfg" "$NB" $TQ
+		fi
+		: >"$T/tcp.$cfg"
+		_run=0
+		while [ $_run -lt "$TCP_RUNS" ]; do
+			if [ $HAVE_IPERF = 1 ]; then
+				bg_ns "$NB" iperf3 -s -1 -p 5201 -B "$ADDR_B" >/dev/null 2>&1
+				_srv=$LDT_LAST_PID
+				wait_for_port "$NB" tcp 5201 5 || fail "iperf3 server did not start"
+				ns_exec "$NA" timeout $((TCP_S + 10)) iperf3 -c "$ADDR_B" -p 5201 -t "$TCP_S" -J \
+					>"$T/iperf.json" 2>&1 || { cat "$T/iperf.json" >&2; fail "iperf3 ($cfg)"; }
+				awk '/"sum_received"/ { f = 1 } f && /"bits_per_second"/ {
+					gsub(/[^0-9.e+]/, "", $2); printf "%.1f\n", $2 / 1e6; exit }' \
+					"$T/iperf.json" >>"$T/tcp.$cfg"
+				bg_stop "$_srv"
+			else
+				rm -f "$T/tcp.ready"
+				bg_ns "$NB" "$LDT_TOOLS/tcpxfer" recv --port 5201 --ready "$T/tcp.ready" \
+					--time-limit $((TCP_S * 5 + 10)) >"$T/tcp.recv" 2>&1
+				_srv=$LDT_LAST_PID
+				wait_for_file "$T/tcp.ready" 5 || fail "tcpxfer recv did not start"
+				ns_exec "$NA" "$LDT_TOOLS/tcpxfer" send --dst "$ADDR_B" --port 5201 \
+					--bytes $((TCP_S * 250000000)) --time-limit $((TCP_S * 5 + 10)) >/dev/null ||
+					fail "tcpxfer ($cfg)"
+				wait_for_exit "$_srv" 10
+				jget "$T/tcp.recv" mbps >>"$T/tcp.$cfg"
+			fi
+			_run=$((_run + 1))
+		done
+		put "$cfg.tcp_mbps" "$(median <"$T/tcp.$cfg")"
+		if [ "$cfg" != none ]; then
+			put "$cfg.tcp_queue_dropped" "$(queue_drops "$NB" $TQ)"
+			stop_reader
+			iptables_ns "$NB" -t mangle -D INPUT -p tcp --dport 5201 -j NFQUEUE --queue-num $TQ
+		fi
+	done
+fi
+
+# ------------------------------------------------------------------ report
+put elapsed_s "$(elapsed)"
+put runs "$RUNS"
+put drain_n "$DRAIN_N"
+put steady_s "$STEADY_S"
+put heap_n "$HEAP_N"
+put tcp_tool "$([ $HAVE_IPERF = 1 ] && echo iperf3 || echo tcpxfer)"
+[ "${LDT_KEEP:-0}" = 1 ] && cp "$R" "$T/results.keep"
+[ "${PROFILE:-0}" = 1 ] && [ -s "$PROFDIR/ld_pass_all.txt" ] && export BENCH_PROFILE_TXT="$PROFDIR/ld_pass_all.txt"
+python3 "$LDT_ROOT/bench/report.py" "$R" "$T/notes" "$RESULTS" || fail "report"
+log "done in $(elapsed) s; wrote $RESULTS"
+exit 0
