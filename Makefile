@@ -36,11 +36,13 @@ TOOL_SRC   := $(sort $(wildcard tests/tools/*.c))
 TOOLS      := $(TOOL_SRC:tests/tools/%.c=build/tools/%)
 BENCH_SRC  := $(sort $(wildcard bench/*.c))
 BENCHES    := $(BENCH_SRC:bench/%.c=build/bench/%)
+UNIT_SRC   := $(sort $(wildcard tests/unit/*.c))
+UNITS      := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 .PHONY: all deps demo test test-unit test-integration test-asan bench install clean abi-check
 
-all: luadivert $(TOOLS) $(BENCHES) lua/divert/abi.lua
+all: luadivert $(TOOLS) $(BENCHES) $(UNITS) lua/divert/abi.lua
 
 luadivert: $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -60,7 +62,11 @@ build/tools/%: tests/tools/%.c $(wildcard core/*.h) | build/tools
 build/bench/%: bench/%.c $(wildcard core/*.h) | build/bench
 	$(CC) $(CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(LDLIBS)
 
-build/obj build/asan build/tools build/bench:
+# C unit tests include the core files they test, and always run sanitized.
+build/unit/%: tests/unit/%.c $(wildcard core/*.[ch]) | build/unit
+	$(CC) $(CFLAGS) -O1 $(ASAN_FLAGS) -Icore $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+build/obj build/asan build/tools build/bench build/unit:
 	mkdir -p $@
 
 # The Lua side of the shared ABI is generated, and committed so that the

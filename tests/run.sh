@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/run.sh - every test of luadivert, as `make test` runs it.
 #
-#   1. the shared ABI: generated Lua is current, C and LuaJIT agree on layouts
+#   1. the shared ABI: generated Lua is current, C and LuaJIT agree on layouts;
+#      C unit tests of the core (sanitized)
 #   2. the Lua library: every module's selftest() and tests/lua/*_test.lua
 #   3. integration tests (root, real traffic in namespaces they create)
 #   4. the same integration tests again against an ASan+UBSan build
@@ -38,6 +39,11 @@ run() {
 echo "== shared ABI"
 run abi-generated make -s abi-check
 run abi-layout luajit tests/lua/abi_test.lua
+
+echo "== C unit tests (ASan+UBSan)"
+for u in build/unit/*; do
+	[ -x "$u" ] && run "$u" "$u"
+done
 
 echo "== Lua library"
 for f in $(grep -l "^function M.selftest" lua/divert/*.lua 2>/dev/null); do
