@@ -39,4 +39,20 @@ check "port 9001 (v6): none arrive" [ "$(json_get "$LDT_TMP/drop6.json" received
 check "port 9002: all 500 arrive" [ "$(json_get "$LDT_TMP/keep.json" unique)" = 500 ]
 check "daemon dropped 1000" [ "$(ld_counter dropped)" = 1000 ]
 check "daemon passed 500" [ "$(ld_counter passed)" = 500 ]
+
+# the sending socket's owner is visible to the policy
+if command -v setpriv >/dev/null 2>&1; then
+	ld_start "$NS" "$LDT_ROOT/tests/policies/engine_uid.lua" --queue 0
+	udp_run "$NS" 127.0.0.1 9000 300 "$LDT_TMP/root.json" --rate 20000
+	bg_ns "$NS" "$LDT_TOOLS/udprecv" --port 9002 --count 300 --time-limit 5 >"$LDT_TMP/nobody.json"
+	RP=$LDT_LAST_PID
+	wait_for_port "$NS" udp 9002 5
+	ns_exec "$NS" setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port 9002 --count 300 --time-limit 5 >/dev/null
+	sleep 1; kill -TERM "$RP" 2>/dev/null; wait "$RP"
+	ld_stop
+	check "uid: root's datagrams pass" [ "$(json_get "$LDT_TMP/root.json" unique)" = 300 ]
+	check "uid: nobody's datagrams are dropped by uid" [ "$(json_get "$LDT_TMP/nobody.json" received)" = 0 ]
+	check "uid: 300 dropped" [ "$(ld_counter dropped)" = 300 ]
+fi
 ldt_done
