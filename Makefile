@@ -40,7 +40,7 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/*.c))
 UNITS      := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps demo test test-unit test-integration test-asan bench install clean abi-check
+.PHONY: all deps demo test bench install clean abi-check clang-check
 
 all: luadivert $(TOOLS) $(BENCHES) $(UNITS) lua/divert/abi.lua
 
@@ -77,6 +77,12 @@ lua/divert/abi.lua: core/ld_abi.h tools/gen_abi.sh
 abi-check:
 	@sh tools/gen_abi.sh core/ld_abi.h | cmp -s - lua/divert/abi.lua || \
 	  { echo "lua/divert/abi.lua is stale: run make" >&2; exit 1; }
+
+# Every C file must also compile warning-free with clang (-Werror).
+clang-check:
+	@for f in $(CORE_SRC); do clang $(filter-out -O2,$(CFLAGS)) -fsyntax-only $$f || exit 1; done
+	@for f in $(TOOL_SRC) $(BENCH_SRC) $(UNIT_SRC); do \
+	  clang $(filter-out -O2,$(CFLAGS)) -Icore -fsyntax-only $$f || exit 1; done
 
 deps:
 	@sh tools/install-deps.sh $(DEPS)

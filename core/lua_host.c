@@ -47,11 +47,12 @@ static int is_dir(const char *path)
 
 /*
  * Where the divert modules live: --lua-dir, then $LUADIVERT_LUA_DIR, then lua/
- * next to the executable (a build tree), then the install directory.
+ * next to the executable (a build tree), then ../share/lua/5.1 next to it (an
+ * installed tree, wherever it was moved), then the install directory.
  */
 static void find_lua_dir(const char *given, char *out, size_t outlen)
 {
-	char exe[PATH_MAX - 16], probe[PATH_MAX + 16];
+	char exe[PATH_MAX - 32], probe[PATH_MAX + 32];
 	const char *env = getenv("LUADIVERT_LUA_DIR");
 	ssize_t n;
 
@@ -75,6 +76,12 @@ static void find_lua_dir(const char *given, char *out, size_t outlen)
 		snprintf(probe, sizeof(probe), "%s/../lua/divert", exe);
 		if (is_dir(probe)) {
 			snprintf(out, outlen, "%s/../lua", exe);
+			return;
+		}
+		/* an installed tree moved elsewhere (DESTDIR, relocated prefix) */
+		snprintf(probe, sizeof(probe), "%s/../share/lua/5.1/divert", exe);
+		if (is_dir(probe)) {
+			snprintf(out, outlen, "%s/../share/lua/5.1", exe);
 			return;
 		}
 	}

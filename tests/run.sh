@@ -39,6 +39,7 @@ run() {
 echo "== shared ABI"
 run abi-generated make -s abi-check
 run abi-layout luajit tests/lua/abi_test.lua
+run "clang -Wall -Wextra -Werror" make -s clang-check
 
 echo "== C unit tests (ASan+UBSan)"
 for u in build/unit/*; do
