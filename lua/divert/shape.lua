@@ -46,16 +46,16 @@ local floor, ceil, huge = math.floor, math.ceil, math.huge
 local type, tonumber, setmetatable, error, pairs = type, tonumber, setmetatable, error, pairs
 local qnorm, pnorm = rng.qnorm, rng.pnorm
 
--- Random decisions grow many side traces. LuaJIT's defaults (1000 traces,
--- 512 KB of machine code) can fill up under a busy shaping policy; a full
--- area flushes every trace, and repeated aborts blacklist hot functions,
--- which then run interpreted (slower, and allocating for 64-bit fields).
--- Raise the limits for this Lua state (never lowers what the host set).
+-- Random decisions grow many side traces. With LuaJIT's default limits a
+-- busy shaping policy can fill the machine-code area (which flushes every
+-- trace) or get hot functions blacklisted after repeated aborts; either way
+-- the hot path falls back to the interpreter, slower and allocating for
+-- 64-bit fields. divert.tune_jit() raises the limits (the engine calls it
+-- too; calling it again sets the same values).
 do
-	local jit_ok, jit = pcall(require, "jit")
-	if jit_ok and jit and jit.opt and jit.status() then
-		jit.opt.start("maxtrace=8000", "maxmcode=16384", "maxside=400", "maxsnap=1000")
-	end
+	local ok, divert = pcall(require, "divert")
+	if not ok then ok, divert = pcall(require, "divert.init") end
+	if ok then divert.tune_jit() end
 end
 
 local PASS, DROP = C.LD_PASS, C.LD_DROP
