@@ -6,6 +6,7 @@
 -- the JIT cannot hoist the work out of the loop.
 local hex4, hex6, iters, csum_iters = ...
 local ffi = require "ffi"
+local band = require("bit").band
 local divert = require "divert"
 local packet = require "divert.packet"
 local checksum = require "divert.checksum"
@@ -71,7 +72,7 @@ local R = {}
 R.ipv4_udp_port = time(iters, function (n)
 	local acc = 0
 	for i = 1, n do
-		b4[23] = i % 256
+		b4[23] = band(i, 255)
 		local udp = pkt:attach(d4):udp()
 		if udp then acc = acc + udp:dst_port() end
 	end
@@ -82,7 +83,7 @@ end)
 R.ipv6_ext2_port = time(iters, function (n)
 	local acc = 0
 	for i = 1, n do
-		b6[59] = i % 256
+		b6[59] = band(i, 255)
 		local udp = pkt:attach(d6):udp()
 		if udp then acc = acc + udp:dst_port() end
 	end
@@ -93,7 +94,7 @@ end)
 R.tcp_csum_1500 = time(csum_iters, function (n)
 	local acc = 0
 	for i = 1, n do
-		bt[TCP_LEN - 1] = i % 256
+		bt[TCP_LEN - 1] = band(i, 255)
 		local tcp = pkt:attach(dt):tcp()
 		if tcp and tcp:checksum_ok() then acc = acc + 1 end
 	end
@@ -105,7 +106,7 @@ R.incr_update = time(iters, function (n)
 	local acc = 0
 	for i = 1, n do
 		local tcp = pkt:attach(dt):tcp()
-		if tcp then tcp:dst_port(i % 65536) end
+		if tcp then tcp:dst_port(band(i, 0xffff)) end
 	end
 	return acc
 end)

@@ -16,6 +16,7 @@ require "divert.abi"
 local checksum = require "divert.checksum"
 
 local band, bor, rshift = bit.band, bit.bor, bit.rshift
+local floor = math.floor
 
 ffi.cdef [[
 /* A packet object (divert.packet): a descriptor plus the parse cache. */
@@ -34,10 +35,10 @@ local VIEW_FIELDS = [[
 	uint8_t  *p;           /* first byte of this header */
 	uint8_t  *ip;          /* the IP header in front (pseudo-header), or NULL */
 	struct divert_pkt *pk; /* owner: LD_SET_MODIFIED and checksum state */
-	uint32_t  len;         /* bytes from p to the end of the datagram, within the buffer */
-	uint32_t  hlen;        /* length of this header */
-	uint32_t  l4off;       /* IP views: transport header offset from p */
-	uint32_t  l4len;       /* IP views: transport segment bytes in the buffer */
+	int32_t   len;         /* bytes from p to the end of the datagram, within the buffer */
+	int32_t   hlen;        /* length of this header */
+	int32_t   l4off;       /* IP views: transport header offset from p */
+	int32_t   l4len;       /* IP views: transport segment bytes in the buffer */
 	uint8_t   ipver;       /* 4 or 6 (the IP in front for transport views), 0 if unknown */
 	uint8_t   l4proto;     /* IP views: upper-layer protocol number */
 	uint8_t   frag;        /* IP views: a non-first fragment (no transport header) */
@@ -138,12 +139,13 @@ local function l4_changed(v, old_sum, new_sum)
 	if must_complete(pk) then
 		return (complete_l4(pk, v.ip, v.ipver, v.p, v.len, v.proto, v.whole, v.dstoff))
 	end
-	local off = CSUM_OFF[v.proto]
+	local proto = v.proto
+	local off = proto == 6 and 16 or (proto == 17 and 6 or 2)   -- CSUM_OFF, without a table
 	local p = v.p
 	local hc = rd16(p, off)
-	if v.proto == 17 and hc == 0 and v.ipver ~= 6 then return end  -- UDP/IPv4 sent without checksum
+	if proto == 17 and hc == 0 and v.ipver ~= 6 then return end  -- UDP/IPv4 sent without checksum
 	hc = update(hc, old_sum, new_sum)
-	if v.proto == 17 and hc == 0 then hc = 65535 end
+	if proto == 17 and hc == 0 then hc = 65535 end
 	wr16(p, off, hc)
 end
 M.l4_changed = l4_changed
@@ -173,7 +175,7 @@ function M.reason(code) return M.WHY[code] end
 
 --- Argument checks for writers: misuse is an error at the caller's line.
 function M.check_uint(v, max, what)
-	if type(v) ~= "number" or not (v >= 0 and v <= max) or v ~= math.floor(v) then
+	if type(v) ~= "number" or not (v >= 0 and v <= max) or v ~= floor(v) then
 		error(what .. ": expected an integer 0.." .. max .. ", got " .. tostring(v), 3)
 	end
 end
