@@ -17,7 +17,7 @@ local ipv4 = require "divert.ipv4"
 local ipv6 = require "divert.ipv6"
 
 local rd16, rd32, wr16 = V.rd16, V.rd32, V.wr16
-local check_uint, l4_changed = V.check_uint, V.l4_changed
+local check_uint, l4_changed, set16 = V.check_uint, V.l4_changed, V.set16
 
 local M = {}
 local icmp = {}
@@ -35,33 +35,20 @@ M.TYPE6 = { DEST_UNREACH = 1, PACKET_TOO_BIG = 2, TIME_EXCEEDED = 3, PARAM_PROBL
 local inner4 = setmetatable({}, { __mode = "k" })
 local inner6 = setmetatable({}, { __mode = "k" })
 
-function M.new()
-	local v = view_t()
-	v.pk = V.dummy_pkt
-	return v
-end
+M.new = V.constructor(view_t)
 
 --- v:attach(ptr, len, proto [, ip, ipver, whole]) -> v, or nil and a
 -- reason. proto is 1 (ICMP) or 58 (ICMPv6).
 function icmp:attach(p, len, proto, ip, ipver, whole, dstoff)
 	if len < 8 then return nil, "truncated" end
 	self.p = p; self.len = len; self.hlen = 8; self.proto = proto
-	self.ip = ip; self.ipver = ipver or (proto == 58 and 6 or 4)
-	self.dstoff = dstoff or 24
-	self.whole = (whole == nil or whole ~= 0) and (ip ~= nil or proto == 1) and 1 or 0
+	V.set_ip(self, ip, ipver, whole, dstoff, proto == 58 and 6 or 4)
 	return self
 end
 
 --- icmp.view(ptr, len [, proto]) -> standalone view (proto defaults to 1)
 function M.view(p, len, proto, ip)
 	return M.new():attach(p, len, proto or 1, ip)
-end
-
-local function set16(self, o, new)
-	local p = self.p
-	local old = rd16(p, o)
-	wr16(p, o, new)
-	l4_changed(self, old, new)
 end
 
 function icmp:proto() return self.proto end

@@ -28,11 +28,7 @@ local view_t = V.define("ipv4", "", ipv4)
 M.methods = ipv4   -- the view methods (for tests and extensions)
 
 --- ipv4.new() -> a standalone view, not yet attached.
-function M.new()
-	local v = view_t()
-	v.pk = V.dummy_pkt
-	return v
-end
+M.new = V.constructor(view_t)
 
 --- v:attach(ptr, len) -> v, or nil and a reason.
 function ipv4:attach(p, len)
@@ -179,25 +175,7 @@ function ipv4:options() return self.p + 20, self.hlen - 20 end
 
 --- ip:option(kind) -> offset from the header start and length of the first
 -- option of that kind, or nil (absent or malformed option list)
-function ipv4:option(kind)
-	local p, hlen = self.p, self.hlen
-	local o = 20
-	while o < hlen do
-		local k = p[o]
-		if k == 0 then return nil end          -- end of options
-		if k == 1 then
-			if kind == 1 then return o, 1 end
-			o = o + 1                          -- no-op
-		else
-			if o + 1 >= hlen then return nil end
-			local l = p[o + 1]
-			if l < 2 or o + l > hlen then return nil end
-			if k == kind then return o, l end
-			o = o + l
-		end
-	end
-	return nil
-end
+ipv4.option = V.option
 
 --- ip:payload() -> ptr, len of what follows the header (within the buffer)
 function ipv4:payload() return self.p + self.hlen, self.len - self.hlen end

@@ -41,11 +41,7 @@ M.methods = ipv6   -- the view methods (for tests and extensions)
 local EXT = ffi.new("uint8_t[256]")
 for _, t in ipairs { 0, 43, 44, 60, 51, 135, 139, 140 } do EXT[t] = 1 end
 
-function M.new()
-	local v = view_t()
-	v.pk = V.dummy_pkt
-	return v
-end
+M.new = V.constructor(view_t)
 
 -- One step of the extension-header walk: the header of type nh at off.
 -- Returns the next type and offset, the count, whether the transport

@@ -19,6 +19,7 @@ local checksum = require "divert.checksum"
 local band, bor, bnot, rshift, lshift = bit.band, bit.bor, bit.bnot, bit.rshift, bit.lshift
 local rd16, rd32, wr16, wr32 = V.rd16, V.rd32, V.wr16, V.wr32
 local check_uint, l4_changed = V.check_uint, V.l4_changed
+local set16, set32, set_ip = V.set16, V.set32, V.set_ip
 local fold = checksum.fold
 
 local M = {}
@@ -38,11 +39,7 @@ M.FLAGS = FLAGS
 --- Option kinds.
 M.OPT = { EOL = 0, NOP = 1, MSS = 2, WSCALE = 3, SACK_PERMITTED = 4, SACK = 5, TIMESTAMPS = 8 }
 
-function M.new()
-	local v = view_t()
-	v.pk = V.dummy_pkt
-	return v
-end
+M.new = V.constructor(view_t)
 
 --- v:attach(ptr, len [, ip, ipver, whole]) -> v, or nil and a reason.
 -- len: bytes of the segment in the buffer; ip/ipver: the IP header in
@@ -54,29 +51,12 @@ function tcp:attach(p, len, ip, ipver, whole, dstoff)
 	if hlen < 20 then return nil, "bad header length" end
 	if hlen > len then return nil, "truncated" end
 	self.p = p; self.len = len; self.hlen = hlen; self.proto = 6; self.optdone = 0
-	self.ip = ip; self.ipver = ipver or 0
-	self.dstoff = dstoff or (ipver == 6 and 24 or 16)
-	self.whole = (whole == nil or whole ~= 0) and ip ~= nil and 1 or 0
+	set_ip(self, ip, ipver, whole, dstoff)
 	return self
 end
 
 function M.view(p, len, ip, ipver)
 	return M.new():attach(p, len, ip, ipver)
-end
-
--- A 16-bit word at o changes to new; checksum follows.
-local function set16(self, o, new)
-	local p = self.p
-	local old = rd16(p, o)
-	wr16(p, o, new)
-	l4_changed(self, old, new)
-end
-local function set32(self, o, new)
-	local p = self.p
-	local old = rd32(p, o)
-	wr32(p, o, new)
-	l4_changed(self, fold(old % 65536 + (old - old % 65536) / 65536),
-	           fold(new % 65536 + (new - new % 65536) / 65536))
 end
 
 function tcp:src_port(v)
@@ -150,26 +130,7 @@ end
 
 --- tcp:option(kind) -> offset (from the TCP header) and length of the
 -- first option of that kind, or nil (absent, or the option list is broken)
--- The walk reads through self.p, not a local copy: a pointer held in a
--- local across the loop would be boxed (allocated) at the trace boundary.
-function tcp:option(kind)
-	local hlen = self.hlen
-	local o = 20
-	while o < hlen do
-		local k = self.p[o]
-		if k == 0 then return nil end
-		if k == 1 then
-			o = o + 1
-		else
-			if o + 1 >= hlen then return nil end
-			local l = self.p[o + 1]
-			if l < 2 or o + l > hlen then return nil end
-			if k == kind then return o, l end
-			o = o + l
-		end
-	end
-	return nil
-end
+tcp.option = V.option
 
 -- Find the options we know in one walk per packet; the accessors below
 -- then need no loop. Options with a wrong length count as absent.

@@ -13,49 +13,37 @@ local V = require "divert.view"
 local checksum = require "divert.checksum"
 
 local rd16, wr16 = V.rd16, V.wr16
-local check_uint, l4_changed = V.check_uint, V.l4_changed
+local check_uint, l4_changed, set16 = V.check_uint, V.l4_changed, V.set16
 
 local M = {}
 local udp = {}
 local view_t = V.define("udp", "", udp)
 M.methods = udp   -- the view methods (for tests and extensions)
 
-function M.new()
-	local v = view_t()
-	v.pk = V.dummy_pkt
-	return v
-end
+M.new = V.constructor(view_t)
 
 --- v:attach(ptr, len [, ip, ipver, whole]) -> v, or nil and a reason.
 function udp:attach(p, len, ip, ipver, whole, dstoff)
 	if len < 8 then return nil, "truncated" end
 	local ulen = rd16(p, 4)
-	local w = (whole == nil or whole ~= 0) and ip ~= nil and 1 or 0
+	-- a field longer than the datagram is broken, unless what is short is
+	-- the buffer (a truncated packet, or a first fragment)
+	local strict = whole == nil or (whole ~= 0 and ip ~= nil)
 	if ulen ~= 0 then
 		if ulen < 8 then return nil, "bad length field" end
 		if ulen > len then
-			-- claims more than the datagram holds: broken, unless the
-			-- buffer is what is short
-			if w == 1 or whole == nil then return nil, "bad length field" end
+			if strict then return nil, "bad length field" end
 		else
 			len = ulen
 		end
 	end
 	self.p = p; self.len = len; self.hlen = 8; self.proto = 17
-	self.ip = ip; self.ipver = ipver or 0
-	self.dstoff = dstoff or (ipver == 6 and 24 or 16); self.whole = w
+	V.set_ip(self, ip, ipver, whole, dstoff)
 	return self
 end
 
 function M.view(p, len, ip, ipver)
 	return M.new():attach(p, len, ip, ipver)
-end
-
-local function set16(self, o, new)
-	local p = self.p
-	local old = rd16(p, o)
-	wr16(p, o, new)
-	l4_changed(self, old, new)
 end
 
 function udp:src_port(v)

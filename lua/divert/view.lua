@@ -170,6 +170,68 @@ function M.pseudo_changed(ipv, old_sum, new_sum)
 	wr16(l4, off, hc)
 end
 
+--- view.constructor(ct) -> function making a standalone view of ctype ct
+-- (owned by the dummy packet until a packet object adopts it).
+function M.constructor(ct)
+	return function ()
+		local v = ct()
+		v.pk = dummy_pkt
+		return v
+	end
+end
+
+--- view.set_ip(v, ip, ipver, whole, dstoff, default_ver): what a transport
+-- view knows about the IP header in front of it (for its pseudo-header).
+-- whole: nil or non-zero when the segment is all in the buffer.
+function M.set_ip(v, ip, ipver, whole, dstoff, default_ver)
+	v.ip = ip
+	ipver = ipver or default_ver or 0
+	v.ipver = ipver
+	v.dstoff = dstoff or (ipver == 6 and 24 or 16)
+	v.whole = (whole == nil or whole ~= 0) and (ip ~= nil or v.proto == 1) and 1 or 0
+end
+
+--- view.set16(v, off, new) / view.set32(v, off, new): write a big-endian
+-- field of a transport view; its checksum follows.
+function M.set16(v, o, new)
+	local p = v.p
+	local old = rd16(p, o)
+	wr16(p, o, new)
+	l4_changed(v, old, new)
+end
+function M.set32(v, o, new)
+	local p = v.p
+	local old = rd32(p, o)
+	wr32(p, o, new)
+	l4_changed(v, checksum.fold(old % 65536 + (old - old % 65536) / 65536),
+	           checksum.fold(new % 65536 + (new - new % 65536) / 65536))
+end
+
+--- view.option(v, kind) -> offset and length of the first option of that
+-- kind between byte 20 and v.hlen (IPv4 and TCP share the format: 0 ends
+-- the list, 1 is a one-byte no-op, others carry a length >= 2), or nil when
+-- absent or when the list is broken. Reads through v, not a pointer local
+-- (a pointer held across the loop would be boxed, i.e. allocated).
+function M.option(v, kind)
+	local hlen = v.hlen
+	local o = 20
+	while o < hlen do
+		local k = v.p[o]
+		if k == 0 then return nil end
+		if k == 1 then
+			if kind == 1 then return o, 1 end
+			o = o + 1
+		else
+			if o + 1 >= hlen then return nil end
+			local l = v.p[o + 1]
+			if l < 2 or o + l > hlen then return nil end
+			if k == kind then return o, l end
+			o = o + l
+		end
+	end
+	return nil
+end
+
 --- view.reason(code) -> the reason string for a code.
 function M.reason(code) return M.WHY[code] end
 
