@@ -64,11 +64,7 @@ function icmp:code(v)
 	check_uint(v, 255, "icmp:code")
 	set16(self, 0, p[0] * 256 + v)
 end
-function icmp:checksum(v)
-	if v == nil then return (rd16(self.p, 2)) end
-	check_uint(v, 65535, "icmp:checksum")
-	wr16(self.p, 2, v); V.modified(self)
-end
+icmp.checksum = V.raw16(2, "icmp:checksum")
 
 local function is_echo(self)
 	local t = self.p[0]

@@ -128,12 +128,7 @@ function ipv4:protocol(v)
 	self.l4proto = v
 end
 
-function ipv4:checksum(v)
-	local p = self.p
-	if v == nil then return (rd16(p, 10)) end
-	check_uint(v, 65535, "ipv4:checksum")
-	wr16(p, 10, v); modified(self)
-end
+ipv4.checksum = V.raw16(10, "ipv4:checksum")
 
 --- ip:checksum_ok() -> true when the header checksum is right
 function ipv4:checksum_ok() return checksum.partial(self.p, self.hlen) == 65535 end

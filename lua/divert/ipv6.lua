@@ -157,25 +157,10 @@ function ipv6:flow_label(v)
 	modified(self)
 end
 --- payload length as the header says it (0 for jumbograms / BIG TCP)
-function ipv6:payload_len(v)
-	local p = self.p
-	if v == nil then return (rd16(p, 4)) end
-	check_uint(v, 65535, "ipv6:payload_len")
-	wr16(p, 4, v); modified(self)
-end
+ipv6.payload_len = V.raw16(4, "ipv6:payload_len")
 --- the Next Header field of the fixed header
-function ipv6:next_header(v)
-	local p = self.p
-	if v == nil then return p[6] end
-	check_uint(v, 255, "ipv6:next_header")
-	p[6] = v; modified(self)
-end
-function ipv6:hop_limit(v)
-	local p = self.p
-	if v == nil then return p[7] end
-	check_uint(v, 255, "ipv6:hop_limit")
-	p[7] = v; modified(self)
-end
+ipv6.next_header = V.raw8(6, "ipv6:next_header")
+ipv6.hop_limit = V.raw8(7, "ipv6:hop_limit")
 ipv6.ttl = ipv6.hop_limit
 
 --- the upper-layer protocol after the extension headers (255 when the chain

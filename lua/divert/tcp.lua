@@ -105,11 +105,7 @@ function tcp:window(v)
 	if v == nil then return (rd16(self.p, 14)) end
 	check_uint(v, 65535, "tcp:window"); set16(self, 14, v)
 end
-function tcp:checksum(v)
-	if v == nil then return (rd16(self.p, 16)) end
-	check_uint(v, 65535, "tcp:checksum")
-	wr16(self.p, 16, v); V.modified(self)
-end
+tcp.checksum = V.raw16(16, "tcp:checksum")
 function tcp:urgent(v)
 	if v == nil then return (rd16(self.p, 18)) end
 	check_uint(v, 65535, "tcp:urgent"); set16(self, 18, v)

@@ -65,11 +65,7 @@ function udp:length(v)
 	wr16(p, 4, v)
 	l4_changed(self, checksum.fold(old + old), checksum.fold(v + v))
 end
-function udp:checksum(v)
-	if v == nil then return (rd16(self.p, 6)) end
-	check_uint(v, 65535, "udp:checksum")
-	wr16(self.p, 6, v); V.modified(self)
-end
+udp.checksum = V.raw16(6, "udp:checksum")
 function udp:hdr_len() return 8 end
 
 --- udp:payload() -> ptr, len of the data

@@ -232,6 +232,26 @@ function M.option(v, kind)
 	return nil
 end
 
+--- view.raw16(off, name) / view.raw8(off, name) -> an accessor for a field
+-- that no checksum covers (or that is a checksum): read, or write and mark
+-- the packet modified.
+function M.raw16(off, name)
+	return function (self, v)
+		local p = self.p
+		if v == nil then return (rd16(p, off)) end
+		M.check_uint(v, 65535, name)
+		wr16(p, off, v); modified(self)
+	end
+end
+function M.raw8(off, name)
+	return function (self, v)
+		local p = self.p
+		if v == nil then return p[off] end
+		M.check_uint(v, 255, name)
+		p[off] = v; modified(self)
+	end
+end
+
 --- view.reason(code) -> the reason string for a code.
 function M.reason(code) return M.WHY[code] end
 
