@@ -106,7 +106,9 @@ def main():
     out = []
     out.append("# luadivert benchmark results")
     out.append("")
-    out.append(f"Machine: {machine()}. Whole run: {r.get('elapsed_s', '?')} s "
+    out.append(f"Machine: {machine()}. Load average {r.get('loadavg_start', '?')} at the start, "
+               f"{r.get('loadavg_end', '?')} at the end (other work on the machine shows here and "
+               f"makes wall-clock figures noisy). Whole run: {r.get('elapsed_s', '?')} s "
                "(`make bench`, bench/run.sh).")
     out.append("")
 
@@ -133,10 +135,11 @@ def small_packets(out, r, small, ref_pps, ref_cpu, ref_steady):
                "empty the queue gives its own packets/s, with a whole CPU to itself. *Steady*: "
                f"a sender at full speed for {r.get('steady_s', '?')} s, sender and reader sharing "
                "the 2 CPUs (on this machine the sender is usually the limit). CPU is the "
-               "reader's CPU time per packet while draining (user/system split from clock ticks). "
-               "Ratios are to bare C batched.")
+               "reader's CPU time per packet while draining (user/system split from clock ticks); "
+               "*pkt/CPU-s* = 10^9 / CPU ns, what the reader would do with a whole CPU, which "
+               "other load on the machine does not disturb. Ratios are to bare C batched.")
     out.append("")
-    head = ["config", "drain pkt/s", "ratio", "CPU ns/pkt", "ratio", "user+sys ns",
+    head = ["config", "drain pkt/s", "ratio", "pkt/CPU-s", "CPU ns/pkt", "ratio", "user+sys ns",
             "batch drain/steady", "steady pkt/s", "ratio", "kernel drops q/u"]
     rows = []
     for c in small:
@@ -144,7 +147,8 @@ def small_packets(out, r, small, ref_pps, ref_cpu, ref_steady):
         us, sy = num(r, f"{c}.user_ns"), num(r, f"{c}.sys_ns")
         bd, bs = num(r, f"{c}.batch_drain"), num(r, f"{c}.batch_steady")
         qd, ud = r.get(f"{c}.queue_dropped"), r.get(f"{c}.user_dropped")
-        rows.append([NAMES[c], fmt(dp), ratio(dp, ref_pps), fmt(cpu), ratio(cpu, ref_cpu),
+        rows.append([NAMES[c], fmt(dp), ratio(dp, ref_pps), fmt(1e9 / cpu) if cpu else "-",
+                     fmt(cpu), ratio(cpu, ref_cpu),
                      f"{fmt(us)}+{fmt(sy)}" if us is not None else "-",
                      f"{fmt(bd, 1)}/{fmt(bs, 1)}" if bd is not None else "-",
                      fmt(sp), ratio(sp, ref_steady), f"{qd}/{ud}" if qd is not None else "-"])

@@ -26,7 +26,7 @@
 #     luadivert pass-all, reports in build/bench/profile/.
 # Prints the table and writes bench/RESULTS.md (bench/report.py).
 #
-# Knobs: BENCH_RUNS=5 BENCH_DRAIN_N=50000 BENCH_STEADY_S=0.5 BENCH_HEAP_N=1000000
+# Knobs: BENCH_RUNS=7 BENCH_DRAIN_N=50000 BENCH_STEADY_S=0.5 BENCH_HEAP_N=1000000
 #        BENCH_TCP_S=2 BENCH_TCP_RUNS=3 BENCH_ONLY="bare_batched ld_pass ..."
 #        BENCH_RESULTS=bench/RESULTS.md LUADIVERT=./luadivert PROFILE=1
 LDT_AREA=bench
@@ -35,7 +35,7 @@ LDT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 require_root
 cd "$LDT_ROOT" || fail "cd $LDT_ROOT"
 
-RUNS=${BENCH_RUNS:-5}
+RUNS=${BENCH_RUNS:-7}
 DRAIN_N=${BENCH_DRAIN_N:-50000}
 STEADY_S=${BENCH_STEADY_S:-0.5}
 HEAP_N=${BENCH_HEAP_N:-1000000}
@@ -43,14 +43,14 @@ TCP_S=${BENCH_TCP_S:-2}
 TCP_RUNS=${BENCH_TCP_RUNS:-3}
 SIZE=36            # UDP payload: 20 + 8 + 36 = a 64-byte IP packet
 MAXLEN=65536       # queue length: a whole drain batch fits
-PORT=9000          # throughput traffic
-PING_PORT=9300     # latency traffic
-Q=0                # loopback queue
-TQ=1               # TCP queue
+PORT=9000          # throughput traffic to config k: PORT + k, queue k
+PING_PORT=9300     # latency traffic to config k: PING_PORT + k, queue k
+TQ=1               # TCP queue (in its own namespace)
 RESULTS=${BENCH_RESULTS:-$LDT_ROOT/bench/RESULTS.md}
 BB="$LDT_ROOT/build/bench"
 PROFDIR="$LDT_ROOT/build/bench/profile"
 START=$(date +%s)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 for t in udpsend udpping tcpxfer; do
 	[ -x "$LDT_TOOLS/$t" ] || fail "missing $LDT_TOOLS/$t: run make"
@@ -91,13 +91,33 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (!NR) print "nan";
 calc() { awk "BEGIN { printf \"%.6g\n\", $1 }"; }
 elapsed() { echo $(( $(date +%s) - START )); }
 
-# the DROP rule's packet counter: packets the reader accepted
-drop_count() {
-	iptables_ns "$NQ" -L INPUT -v -x -n | awk -v p="dpt:$PORT" '$3 == "DROP" && $0 ~ p { print $1 }'
+# ---------------------------------------------------------- configurations
+# Every reader of section 1 runs at the same time, config number k on queue
+# k, fed through UDP port PORT+k (latency pings: PING_PORT+k); an idle
+# reader sleeps in its receive call. The runs are interleaved (round 1 of
+# every config, then round 2, ...) so that a slow moment of the machine (it
+# may be shared) spreads over all configs instead of hitting one.
+CONFIGS=""        # "name:k" words
+# use_cfg NAME: set CFG CK CPORT CPING DPID DOUT for config NAME
+use_cfg() {
+	for _w in $CONFIGS; do
+		[ "${_w%%:*}" = "$1" ] || continue
+		CFG=$1; CK=${_w#*:}
+		CPORT=$((PORT + CK)); CPING=$((PING_PORT + CK))
+		DOUT="$T/$CFG.out"
+		DPID=$(cat "$T/$CFG.dpid" 2>/dev/null)
+		return 0
+	done
+	return 1
 }
-queue_rules() {   # queue_rules -A|-D
-	iptables_ns "$NQ" -t mangle "$1" INPUT -p udp --dport $PORT -j NFQUEUE --queue-num $Q &&
-	iptables_ns "$NQ" -t mangle "$1" INPUT -p udp --dport $PING_PORT -j NFQUEUE --queue-num $Q
+cfg_names() { for _w in $CONFIGS; do printf '%s ' "${_w%%:*}"; done; }
+queued_names() { for _w in $CONFIGS; do [ "${_w%%:*}" = none ] || printf '%s ' "${_w%%:*}"; done; }
+has_cfg() { use_cfg "$1" >/dev/null 2>&1; }
+result() { awk -v k="$1" '$1 == k { print $2 }' "$R"; }
+
+# the DROP rule's packet counter for the current config: packets accepted
+drop_count() {
+	iptables_ns "$NQ" -L INPUT -v -x -n | awk -v p="dpt:$CPORT" '$3 == "DROP" && $NF == p { print $1 }'
 }
 # queue_drops NS QUEUE: queue_dropped + user_dropped of the queue
 queue_drops() { nfq_stats "$1" "$2" | awk '{ print $6 + $7 }'; }
@@ -116,6 +136,7 @@ start_reader() {
 	*) fail "unknown config $1" ;;
 	esac
 	DPID=$LDT_LAST_PID
+	echo "$DPID" >"$T/$1.dpid"
 	if ! wait_for_queue "$2" "$3" 10; then
 		cat "$DOUT" >&2
 		fail "$1 did not bind queue $3"
@@ -136,7 +157,7 @@ counts() {
 		}
 		print p + 0, b + 0 }' "$1"
 }
-# snapshot: ask the reader for its counters (SIGUSR1) and wait for the line
+# snapshot: ask the current reader for its counters (SIGUSR1), wait for the line
 snapshot() {
 	_n=$(grep -c -e '"packets":' -e ' received [0-9]' "$DOUT")
 	kill -USR1 "$DPID" 2>/dev/null
@@ -146,43 +167,27 @@ snapshot() {
 	done
 	counts "$DOUT"
 }
+snapshot_all() {  # snapshot_all TAG: $T/NAME.TAG for every queued config
+	for _c in $(queued_names); do use_cfg "$_c"; snapshot >"$T/$_c.$1"; done
+}
 batch_mean() {  # batch_mean "p0 b0" "p1 b1"
 	echo "$1 $2" | awk '{ db = $4 - $2; print (db > 0 ? ($3 - $1) / db : "nan") }'
 }
 
-send_burst() {  # send_burst COUNT [udpsend args]: as fast as possible, bounded
+send_burst() {  # send_burst COUNT [udpsend args]: to the current config, bounded
 	_c=$1; shift
-	ns_exec "$NQ" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port $PORT --size $SIZE \
+	ns_exec "$NQ" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port "$CPORT" --size $SIZE \
 		--count "$_c" --time-limit 10 "$@"
 }
 
-# ------------------------------------------------------------ 1. small packets
-ns_create q; NQ=$LDT_NS
-iptables_ns "$NQ" -A INPUT -p udp --dport $PORT -j DROP || fail "iptables in $NQ"
-
-# drain_runs NAME: RUNS x (stop, fill, time the drain); results NAME.drain_*
-drain_runs() {
-	: >"$T/$1.drain"
-	_perf=""
-	if [ "${PROFILE:-0}" = 1 ] && [ $HAVE_PERF = 1 ] && [ "$1" != bare_simple ]; then
-		mkdir -p "$PROFDIR"
-		bg_run perf record -q -g -o "$PROFDIR/$1.data" -p "$DPID" >"$T/perf.$1.log" 2>&1
-		_perf=$LDT_LAST_PID
-		sleep 0.3
-	fi
-	_run=0
-	while [ $_run -lt "$RUNS" ]; do
-		kill -STOP "$DPID"
-		send_burst "$DRAIN_N" >/dev/null || { kill -CONT "$DPID"; fail "udpsend"; }
-		ns_exec "$NQ" "$BB/nfq_drain" --pid "$DPID" --queue $Q --timeout 20 >>"$T/$1.drain" ||
-			{ kill -CONT "$DPID"; fail "$1: drain failed"; }
-		_run=$((_run + 1))
-	done
-	if [ -n "$_perf" ]; then
-		bg_stop "$_perf" INT 20
-		perf report -i "$PROFDIR/$1.data" --stdio --no-children -g none --sort dso,symbol --percent-limit 0.5 \
-			>"$PROFDIR/$1.txt" 2>/dev/null && note "profile of $1: $PROFDIR/$1.txt"
-	fi
+# drain_one: stop the current reader, fill its queue, time the drain
+drain_one() {
+	kill -STOP "$DPID"
+	send_burst "$DRAIN_N" >/dev/null || { kill -CONT "$DPID"; fail "udpsend"; }
+	ns_exec "$NQ" "$BB/nfq_drain" --pid "$DPID" --queue "$CK" --timeout 20 >>"$T/$CFG.drain" ||
+		{ kill -CONT "$DPID"; fail "$CFG: drain failed"; }
+}
+drain_results() {  # drain_results NAME
 	put "$1.drain_pps" "$(sed -n 's/.*"pps":\([0-9.]*\).*/\1/p' "$T/$1.drain" | median)"
 	put "$1.cpu_ns" "$(sed -n 's/.*"cpu_ns_per_pkt":\([0-9.]*\).*/\1/p' "$T/$1.drain" | median)"
 	# user/system split from clock ticks summed over the runs (10 ms each)
@@ -196,109 +201,165 @@ drain_runs() {
 	put "$1.sys_ns" "$_s"
 }
 
-# steady_runs NAME: RUNS x BENCH_STEADY_S of full-speed sending
-steady_runs() {
-	: >"$T/$1.steady"
-	_run=0
-	while [ $_run -lt "$RUNS" ]; do
-		_c0=$(drop_count)
-		send_burst 1000000000 --time-limit "$STEADY_S" >"$T/send" || fail "udpsend"
-		sleep 0.05     # let the reader finish what is queued
-		_c1=$(drop_count)
-		calc "($_c1 - $_c0) / $(jget "$T/send" elapsed_s)" >>"$T/$1.steady"
-		_run=$((_run + 1))
-	done
-	put "$1.steady_pps" "$(median <"$T/$1.steady")"
+# steady_one: BENCH_STEADY_S of full-speed sending to the current config
+steady_one() {
+	_c0=$(drop_count)
+	send_burst 1000000000 --time-limit "$STEADY_S" >"$T/send" || fail "udpsend"
+	sleep 0.05     # let the reader finish what is queued
+	_c1=$(drop_count)
+	calc "($_c1 - $_c0) / $(jget "$T/send" elapsed_s)" >>"$T/$CFG.steady"
 }
 
 # rate80 NAME: 2 s at 80% of the steady maximum; the queue must not drop
 rate80() {
-	_rate=$(calc "int(0.8 * $(awk -v k="$1.steady_pps" '$1 == k { print $2 }' "$R"))")
-	_d0=$(queue_drops "$NQ" $Q)
+	use_cfg "$1"
+	_rate=$(calc "int(0.8 * $(result "$1.steady_pps"))")
+	_d0=$(queue_drops "$NQ" "$CK")
 	send_burst $((_rate * 2)) --rate "$_rate" --time-limit 4 >"$T/send" || fail "udpsend"
 	sleep 0.1
-	_d1=$(queue_drops "$NQ" $Q)
+	_d1=$(queue_drops "$NQ" "$CK")
 	put "$1.rate80" "$_rate"
 	put "$1.rate80_drops" $((_d1 - _d0))
 }
 
-# latency NAME: udpping idle and under load (LOAD_PPS to the throughput port)
-latency() {
+# latency_one PHASE: 500 round trips through the current config, with
+# LOAD_PPS of background traffic to its port when PHASE is load
+latency_one() {
 	rm -f "$T/ping.ready"
-	bg_ns "$NQ" "$LDT_TOOLS/udpping" server --port $PING_PORT --bind 127.0.0.1 \
+	bg_ns "$NQ" "$LDT_TOOLS/udpping" server --port "$CPING" --bind 127.0.0.1 \
 		--ready "$T/ping.ready" --time-limit 30 >/dev/null 2>&1
 	_srv=$LDT_LAST_PID
 	wait_for_file "$T/ping.ready" 5 || fail "udpping server did not start"
-	ns_exec "$NQ" "$LDT_TOOLS/udpping" client --dst 127.0.0.1 --port $PING_PORT \
-		--count 1000 --rate 1000 --time-limit 10 >"$T/ping.idle" || fail "udpping"
-	for k in p50 p99 max; do put "$1.lat_idle_$k" "$(jget "$T/ping.idle" "rtt_us_$k")"; done
-	bg_ns "$NQ" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port $PORT --size $SIZE \
-		--rate "$LOAD_PPS" --count $((LOAD_PPS * 3)) --time-limit 3 >/dev/null 2>&1
-	_load=$LDT_LAST_PID
-	sleep 0.3
-	ns_exec "$NQ" "$LDT_TOOLS/udpping" client --dst 127.0.0.1 --port $PING_PORT \
-		--count 1000 --rate 1000 --time-limit 10 >"$T/ping.load" || fail "udpping"
-	bg_stop "$_load"
+	_load=""
+	if [ "$1" = load ]; then
+		bg_ns "$NQ" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port "$CPORT" --size $SIZE \
+			--rate "$LOAD_PPS" --count $((LOAD_PPS * 3)) --time-limit 3 >/dev/null 2>&1
+		_load=$LDT_LAST_PID
+		sleep 0.2
+	fi
+	ns_exec "$NQ" "$LDT_TOOLS/udpping" client --dst 127.0.0.1 --port "$CPING" \
+		--count 500 --rate 1000 --time-limit 10 >"$T/ping" || fail "udpping"
+	[ -n "$_load" ] && bg_stop "$_load"
 	bg_stop "$_srv"
-	for k in p50 p99 max; do put "$1.lat_load_$k" "$(jget "$T/ping.load" "rtt_us_$k")"; done
-	put "$1.lat_lost" $(( $(jget "$T/ping.idle" lost) + $(jget "$T/ping.load" lost) ))
-}
-
-# finish NAME: stop the reader, keep its exit report
-finish_reader() {
-	put "$1.queue_dropped" "$(nfq_stats "$NQ" $Q | awk '{ print $6 }')"
-	put "$1.user_dropped" "$(nfq_stats "$NQ" $Q | awk '{ print $7 }')"
-	put "$1.vmhwm_kb" "$(awk '/^VmHWM/ { print $2 }' "/proc/$DPID/status")"
-	stop_reader
+	for _k in p50 p99 max; do jget "$T/ping" "rtt_us_$_k" >>"$T/$CFG.lat_$1_$_k"; done
+	jget "$T/ping" lost >>"$T/$CFG.lat_lost"
 }
 
 want() { [ -z "${BENCH_ONLY:-}" ] && return 0; case " $BENCH_ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
-CONFIGS="bare_batched none bare_simple"
-[ $LD_OK = 1 ] && CONFIGS="$CONFIGS ld_pass_all ld_parse_match ld_rewrite"
-LOAD_PPS=""
-for cfg in $CONFIGS; do
+# ------------------------------------------------------------ 1. small packets
+ns_create q; NQ=$LDT_NS
+_k=0
+for cfg in bare_batched none bare_simple ld_pass_all ld_parse_match ld_rewrite; do
+	case $cfg in ld_*) [ $LD_OK = 1 ] || continue ;; esac
 	want "$cfg" || continue
-	log "small packets: $cfg ($(elapsed) s)"
-	if [ "$cfg" = none ]; then
-		steady_runs none
-		[ -n "$LOAD_PPS" ] || LOAD_PPS=$(calc "int(0.5 * $(awk '$1 == "none.steady_pps" { print $2 }' "$R"))")
-		latency none
-		continue
-	fi
-	queue_rules -A || fail "queue rules"
-	start_reader "$cfg" "$NQ" $Q
+	CONFIGS="$CONFIGS $cfg:$_k"
+	_k=$((_k + 1))
+done
+for cfg in $(cfg_names); do
+	use_cfg "$cfg"
+	iptables_ns "$NQ" -A INPUT -p udp --dport "$CPORT" -j DROP || fail "iptables in $NQ"
+	[ "$cfg" = none ] && continue
+	iptables_ns "$NQ" -t mangle -A INPUT -p udp --dport "$CPORT" -j NFQUEUE --queue-num "$CK" &&
+	iptables_ns "$NQ" -t mangle -A INPUT -p udp --dport "$CPING" -j NFQUEUE --queue-num "$CK" ||
+		fail "iptables in $NQ"
+	start_reader "$cfg" "$NQ" "$CK"
 	send_burst 30000 >/dev/null || fail "udpsend"    # warm up (JIT traces)
-	sleep 0.2
-	s0=$(snapshot)
-	drain_runs "$cfg"
-	s1=$(snapshot)
-	steady_runs "$cfg"
-	s2=$(snapshot)
-	put "$cfg.batch_drain" "$(batch_mean "$s0" "$s1")"
-	put "$cfg.batch_steady" "$(batch_mean "$s1" "$s2")"
-	case $cfg in
-	bare_batched)
-		LOAD_PPS=$(calc "int(0.5 * $(awk '$1 == "bare_batched.steady_pps" { print $2 }' "$R"))")
-		put load_pps "$LOAD_PPS"
-		rate80 "$cfg"; latency "$cfg" ;;
-	ld_pass_all)
-		rate80 "$cfg"; latency "$cfg" ;;
-	esac
-	finish_reader "$cfg"
-	queue_rules -D || fail "queue rules"
+done
+sleep 0.2
+
+if [ -n "$(queued_names)" ]; then
+	log "small packets, drain: $(queued_names)($(elapsed) s)"
+	snapshot_all s0
+	_run=0
+	while [ $_run -lt "$RUNS" ]; do
+		for cfg in $(queued_names); do use_cfg "$cfg"; drain_one; done
+		_run=$((_run + 1))
+	done
+	snapshot_all s1
+	# PROFILE=1: two more drains under perf, not counted (perf slows the reader)
+	if [ "${PROFILE:-0}" = 1 ] && [ $HAVE_PERF = 1 ]; then
+		mkdir -p "$PROFDIR"
+		for cfg in bare_batched ld_pass_all ld_parse_match ld_rewrite; do
+			has_cfg "$cfg" || continue
+			use_cfg "$cfg"
+			bg_run perf record -q -g -o "$PROFDIR/$cfg.data" -p "$DPID" >"$T/perf.$cfg.log" 2>&1
+			_perf=$LDT_LAST_PID
+			sleep 0.3
+			mv "$T/$cfg.drain" "$T/$cfg.drain.keep"
+			drain_one; drain_one
+			mv "$T/$cfg.drain.keep" "$T/$cfg.drain"
+			bg_stop "$_perf" INT 20
+			perf report -i "$PROFDIR/$cfg.data" --stdio --no-children -g none \
+				--sort dso,symbol --percent-limit 0.5 >"$PROFDIR/$cfg.txt" 2>/dev/null &&
+				note "profile of $cfg while draining: $PROFDIR/$cfg.txt (perf report -i $PROFDIR/$cfg.data)"
+		done
+	fi
+	snapshot_all s1b
+	for cfg in $(queued_names); do drain_results "$cfg"; done
+fi
+
+log "small packets, steady: $(cfg_names)($(elapsed) s)"
+_run=0
+while [ $_run -lt "$RUNS" ]; do
+	for cfg in $(cfg_names); do use_cfg "$cfg"; steady_one; done
+	_run=$((_run + 1))
+done
+snapshot_all s2
+for cfg in $(cfg_names); do
+	put "$cfg.steady_pps" "$(median <"$T/$cfg.steady")"
+	[ "$cfg" = none ] && continue
+	put "$cfg.batch_drain" "$(batch_mean "$(cat "$T/$cfg.s0")" "$(cat "$T/$cfg.s1")")"
+	put "$cfg.batch_steady" "$(batch_mean "$(cat "$T/$cfg.s1b")" "$(cat "$T/$cfg.s2")")"
 done
 
+for cfg in bare_batched ld_pass_all; do
+	has_cfg "$cfg" && rate80 "$cfg"
+done
+
+# --------------------------------------------------------------- 3. latency
+if has_cfg bare_batched; then
+	LOAD_PPS=$(calc "int(0.5 * $(result bare_batched.steady_pps))")
+	put load_pps "$LOAD_PPS"
+	LAT_CONFIGS=""
+	for cfg in none bare_batched ld_pass_all; do has_cfg "$cfg" && LAT_CONFIGS="$LAT_CONFIGS $cfg"; done
+	log "latency:$LAT_CONFIGS ($(elapsed) s)"
+	_run=0
+	while [ $_run -lt 3 ]; do
+		for phase in idle load; do
+			for cfg in $LAT_CONFIGS; do use_cfg "$cfg"; latency_one $phase; done
+		done
+		_run=$((_run + 1))
+	done
+	for cfg in $LAT_CONFIGS; do
+		for phase in idle load; do
+			for k in p50 p99 max; do
+				put "$cfg.lat_${phase}_$k" "$(median <"$T/$cfg.lat_${phase}_$k")"
+			done
+		done
+		put "$cfg.lat_lost" "$(awk '{ s += $1 } END { print s + 0 }' "$T/$cfg.lat_lost")"
+	done
+fi
+
+for cfg in $(queued_names); do
+	use_cfg "$cfg"
+	put "$cfg.queue_dropped" "$(nfq_stats "$NQ" "$CK" | awk '{ print $6 }')"
+	put "$cfg.user_dropped" "$(nfq_stats "$NQ" "$CK" | awk '{ print $7 }')"
+	put "$cfg.vmhwm_kb" "$(awk '/^VmHWM/ { print $2 }' "/proc/$DPID/status")"
+	stop_reader
+done
 # --------------------------------------------------------- 4. Lua heap, 1M packets
 if [ $LD_OK = 1 ] && want heap; then
 	log "Lua heap over $HEAP_N packets ($(elapsed) s)"
-	queue_rules -A || fail "queue rules"
-	start_reader ld_heap "$NQ" $Q
+	CFG=ld_heap; CK=50; CPORT=$((PORT + CK))
+	iptables_ns "$NQ" -A INPUT -p udp --dport "$CPORT" -j DROP &&
+	iptables_ns "$NQ" -t mangle -A INPUT -p udp --dport "$CPORT" -j NFQUEUE --queue-num "$CK" ||
+		fail "iptables in $NQ"
+	start_reader ld_heap "$NQ" "$CK"
 	send_burst "$HEAP_N" --time-limit 30 >/dev/null || fail "udpsend"
 	sleep 0.2
 	put ld_heap.vmhwm_kb "$(awk '/^VmHWM/ { print $2 }' "/proc/$DPID/status")"
 	stop_reader
-	queue_rules -D || fail "queue rules"
 	line=$(grep 'bench-heap:' "$DOUT" | tail -n 1)
 	if [ -n "$line" ]; then
 		for k in init_kb warm_kb end_kb packets warm_at; do
@@ -362,6 +423,8 @@ fi
 
 # ------------------------------------------------------------------ report
 put elapsed_s "$(elapsed)"
+put loadavg_start "$LOAD0"
+put loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 put runs "$RUNS"
 put drain_n "$DRAIN_N"
 put steady_s "$STEADY_S"
