@@ -13,7 +13,8 @@
  *   ipv6_ext2_port  parse IPv6 with two extension headers, read the port
  *   tcp_csum_1500   verify the full TCP checksum of a 1500-byte packet
  *   incr_update     rewrite the TCP destination port, RFC 1624 update
- * The goal (issue 3) is the Lua views within 1.5x of C. Timing only: no
+ * The goal (issue 3) is the Lua views within 1.5x of C. Each case runs five
+ * times in each language and the fastest run is reported. Timing only: no
  * assertion here, tests live in tests/lua/.
  */
 #include <stdint.h>
@@ -70,8 +71,12 @@ static inline unsigned int rd16(const uint8_t *p) { return (unsigned int)p[0] <<
 
 /* The C references. noinline: each call is one packet, as in Lua. */
 
-/* IPv4 + UDP destination port, with the same checks as the Lua view. */
-static __attribute__((noinline)) int c_ipv4_udp_port(const uint8_t *p, uint32_t len)
+/*
+ * The checks the Lua views make before they hand out a transport header:
+ * IPv4 version, header and total length, protocol, not a later fragment,
+ * room for the transport header. Returns its offset, or -1.
+ */
+static inline int c_ipv4_l4(const uint8_t *p, uint32_t len, unsigned int proto, uint32_t min)
 {
 	if (len < 20 || p[0] >> 4 != 4)
 		return -1;
@@ -81,11 +86,19 @@ static __attribute__((noinline)) int c_ipv4_udp_port(const uint8_t *p, uint32_t 
 		return -1;
 	if (tot > len)
 		tot = len;
-	if (p[9] != 17 || (rd16(p + 6) & 0x1fff))
+	if (p[9] != proto || (rd16(p + 6) & 0x1fff))
 		return -1;
-	if (tot - hl < 8)
+	if (tot - hl < min)
 		return -1;
-	return (int)rd16(p + hl + 2);
+	return (int)hl;
+}
+
+/* IPv4 + UDP destination port, with the same checks as the Lua view. */
+static __attribute__((noinline)) int c_ipv4_udp_port(const uint8_t *p, uint32_t len)
+{
+	int off = c_ipv4_l4(p, len, 17, 8);
+
+	return off < 0 ? -1 : (int)rd16(p + off + 2);
 }
 
 /* IPv6: walk the extension headers to UDP, read the destination port. */
@@ -166,9 +179,11 @@ static __attribute__((noinline)) int c_tcp_csum_ok(const uint8_t *p, uint32_t le
 /* Rewrite the TCP destination port, update the checksum (RFC 1624 eqn 3). */
 static __attribute__((noinline)) void c_incr(uint8_t *p, uint32_t len, unsigned int port)
 {
-	if (len < 40 || p[0] >> 4 != 4 || p[9] != 6)
+	int off = c_ipv4_l4(p, len, 6, 20);
+
+	if (off < 0 || (p[off + 12] >> 4) * 4u < 20)
 		return;
-	uint8_t *t = p + (p[0] & 15u) * 4;
+	uint8_t *t = p + off;
 	unsigned int old = rd16(t + 2);
 	uint32_t s = (~rd16(t + 16) & 0xffff) + (~old & 0xffff) + port;
 	s = (s & 0xffff) + (s >> 16);
@@ -181,6 +196,16 @@ static __attribute__((noinline)) void c_incr(uint8_t *p, uint32_t len, unsigned 
 }
 
 static volatile long sink;
+
+/* Each case runs REPEAT times, C and Lua alike; the fastest run counts (the
+ * least disturbed by whatever else the machine is doing). */
+enum { REPEAT = 5 };
+
+static void keep_min(double *best, double v)
+{
+	if (*best == 0 || v < *best)
+		*best = v;
+}
 
 static void tcp_packet(uint8_t *p)
 {
@@ -203,7 +228,7 @@ static void tcp_packet(uint8_t *p)
 
 int main(int argc, char **argv)
 {
-	long iters = argc > 1 ? atol(argv[1]) : 10000000;
+	long iters = argc > 1 ? atol(argv[1]) : 2000000;
 	const char *script = argc > 2 ? argv[2] : "bench/lua_lib_bench.lua";
 	static uint8_t udp4[256], udp6[256], tcp[TCP_LEN];
 	uint32_t n4 = (uint32_t)unhex(HEX_UDP4, udp4, sizeof(udp4));
@@ -225,36 +250,38 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	t = now_ns();
-	for (long i = 0; i < iters; i++) {
-		udp4[23] = (uint8_t)i;          /* vary the bytes: nothing to hoist */
-		acc += c_ipv4_udp_port(udp4, n4);
-	}
-	cases[0].c_ns = (now_ns() - t) / (double)iters;
-	udp4[23] = 0x35;
+	for (int r = 0; r < REPEAT; r++) {
+		t = now_ns();
+		for (long i = 0; i < iters; i++) {
+			udp4[23] = (uint8_t)i;          /* vary the bytes: nothing to hoist */
+			acc += c_ipv4_udp_port(udp4, n4);
+		}
+		keep_min(&cases[0].c_ns, (now_ns() - t) / (double)iters);
+		udp4[23] = 0x35;
 
-	t = now_ns();
-	for (long i = 0; i < iters; i++) {
-		udp6[59] = (uint8_t)i;
-		acc += c_ipv6_port(udp6, n6);
-	}
-	cases[1].c_ns = (now_ns() - t) / (double)iters;
-	udp6[59] = 0x35;
+		t = now_ns();
+		for (long i = 0; i < iters; i++) {
+			udp6[59] = (uint8_t)i;
+			acc += c_ipv6_port(udp6, n6);
+		}
+		keep_min(&cases[1].c_ns, (now_ns() - t) / (double)iters);
+		udp6[59] = 0x35;
 
-	t = now_ns();
-	for (long i = 0; i < csum_iters; i++) {
-		tcp[TCP_LEN - 1] = (uint8_t)i;
-		acc += c_tcp_csum_ok(tcp, TCP_LEN);
-	}
-	cases[2].c_ns = (now_ns() - t) / (double)csum_iters;
-	tcp_packet(tcp);
+		t = now_ns();
+		for (long i = 0; i < csum_iters; i++) {
+			tcp[TCP_LEN - 1] = (uint8_t)i;
+			acc += c_tcp_csum_ok(tcp, TCP_LEN);
+		}
+		keep_min(&cases[2].c_ns, (now_ns() - t) / (double)csum_iters);
+		tcp_packet(tcp);
 
-	t = now_ns();
-	for (long i = 0; i < iters; i++)
-		c_incr(tcp, TCP_LEN, (unsigned int)i & 0xffff);
-	cases[3].c_ns = (now_ns() - t) / (double)iters;
-	acc += tcp[17];
-	tcp_packet(tcp);
+		t = now_ns();
+		for (long i = 0; i < iters; i++)
+			c_incr(tcp, TCP_LEN, (unsigned int)i & 0xffff);
+		keep_min(&cases[3].c_ns, (now_ns() - t) / (double)iters);
+		acc += tcp[17];
+		tcp_packet(tcp);
+	}
 	sink = acc;
 
 	/* The Lua side: lua_lib_bench.lua(hex4, hex6, iters, csum_iters) -> {name = ns} */
@@ -274,13 +301,14 @@ int main(int argc, char **argv)
 	lua_pushstring(L, HEX_UDP6_EXT2);
 	lua_pushnumber(L, (lua_Number)iters);
 	lua_pushnumber(L, (lua_Number)csum_iters);
-	if (lua_pcall(L, 4, 1, 0) || !lua_istable(L, -1)) {
+	lua_pushnumber(L, REPEAT);
+	if (lua_pcall(L, 5, 1, 0) || !lua_istable(L, -1)) {
 		fprintf(stderr, "lua_lib_bench: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "no result table");
 		lua_close(L);
 		return 1;
 	}
-	printf("%-16s %10s %10s %7s   (%ld packets, %ld for the checksum)\n",
-	       "case", "C ns/pkt", "Lua ns/pkt", "Lua/C", iters, csum_iters);
+	printf("%-16s %10s %10s %7s   (best of %d runs of %ld packets, %ld for the checksum)\n",
+	       "case", "C ns/pkt", "Lua ns/pkt", "Lua/C", REPEAT, iters, csum_iters);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		lua_getfield(L, -1, cases[i].name);
 		double lua_ns = lua_tonumber(L, -1);
