@@ -66,7 +66,7 @@ integration() {
 		[ -e "$t" ] || continue
 		case "$t" in *"${TESTS:-}"*) ;; *) continue ;; esac
 		# The sanitizer pass only repeats tests that run the luadivert binary.
-		if [ "$label" = asan ] && ! grep -q 'LUADIVERT' "$t"; then
+		if [ "$label" = asan ] && ! grep -qE '[$]LUADIVERT|ld_start' "$t"; then
 			continue
 		fi
 		run "$label $t" env LUADIVERT="$bin" sh "$t"
