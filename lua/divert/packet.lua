@@ -429,19 +429,23 @@ function P.fix_lengths(self)
 	local p, len = d.data, d.len
 	local ip = ipview(self)
 	if not ip then return nil, WHY[self.why] end
+	-- beyond 64 KiB (GSO / BIG TCP) the length fields hold 0, as the kernel's
+	local tot = len <= 65535 and len or 0
 	if ip.ipver == 4 then
-		if rd16(p, 2) ~= len then
-			wr16(p, 2, len); wr16(p, 10, checksum.ipv4_header(p))
+		if rd16(p, 2) ~= tot then
+			wr16(p, 2, tot)
+			local c = checksum.ipv4_header(p)
+			wr16(p, 10, c)
 		end
 	else
-		wr16(p, 4, len - 40)
+		wr16(p, 4, len - 40 <= 65535 and len - 40 or 0)
 	end
 	d.set = bor(d.set, SET_MODIFIED)
 	self.l3 = 0
 	ip = ipview(self)
 	if not ip then return nil, WHY[self.why] end
 	if ip.l4proto == 17 and ip.frag == 0 and ip.l4why == 0 and ip.l4len >= 8 then
-		wr16(ip.p + ip.l4off, 4, ip.l4len)
+		wr16(ip.p + ip.l4off, 4, ip.l4len <= 65535 and ip.l4len or 0)
 	end
 	return true
 end
