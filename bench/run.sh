@@ -245,6 +245,16 @@ latency_one() {
 	jget "$T/ping" lost >>"$T/$CFG.lat_lost"
 }
 
+# rounds N FN CONFIG...: N rounds, each calling FN once per CONFIG (use_cfg first)
+rounds() {
+	_rn=$1; _fn=$2; shift 2; _r=0
+	while [ $_r -lt "$_rn" ]; do
+		for _rc in "$@"; do use_cfg "$_rc"; $_fn; done
+		_r=$((_r + 1))
+	done
+}
+latency_both() { latency_one idle; latency_one load; }
+
 want() { [ -z "${BENCH_ONLY:-}" ] && return 0; case " $BENCH_ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # ------------------------------------------------------------ 1. small packets
@@ -271,11 +281,8 @@ sleep 0.2
 if [ -n "$(queued_names)" ]; then
 	log "small packets, drain: $(queued_names)($(elapsed) s)"
 	snapshot_all s0
-	_run=0
-	while [ $_run -lt "$RUNS" ]; do
-		for cfg in $(queued_names); do use_cfg "$cfg"; drain_one; done
-		_run=$((_run + 1))
-	done
+	# shellcheck disable=SC2046
+	rounds "$RUNS" drain_one $(queued_names)
 	snapshot_all s1
 	# PROFILE=1: two more drains under perf, not counted (perf slows the reader)
 	if [ "${PROFILE:-0}" = 1 ] && [ $HAVE_PERF = 1 ]; then
@@ -300,11 +307,8 @@ if [ -n "$(queued_names)" ]; then
 fi
 
 log "small packets, steady: $(cfg_names)($(elapsed) s)"
-_run=0
-while [ $_run -lt "$RUNS" ]; do
-	for cfg in $(cfg_names); do use_cfg "$cfg"; steady_one; done
-	_run=$((_run + 1))
-done
+# shellcheck disable=SC2046
+rounds "$RUNS" steady_one $(cfg_names)
 snapshot_all s2
 for cfg in $(cfg_names); do
 	put "$cfg.steady_pps" "$(median <"$T/$cfg.steady")"
@@ -324,13 +328,8 @@ if has_cfg bare_batched; then
 	LAT_CONFIGS=""
 	for cfg in none bare_batched ld_pass_all; do has_cfg "$cfg" && LAT_CONFIGS="$LAT_CONFIGS $cfg"; done
 	log "latency:$LAT_CONFIGS ($(elapsed) s)"
-	_run=0
-	while [ $_run -lt 3 ]; do
-		for phase in idle load; do
-			for cfg in $LAT_CONFIGS; do use_cfg "$cfg"; latency_one $phase; done
-		done
-		_run=$((_run + 1))
-	done
+	# shellcheck disable=SC2086
+	rounds 3 latency_both $LAT_CONFIGS
 	for cfg in $LAT_CONFIGS; do
 		for phase in idle load; do
 			for k in p50 p99 max; do

@@ -61,26 +61,24 @@ ns_exec "$A" "$U/udpsend" --dst "$ADDR_B" --port 9009 --count 100000000 --rate 1
 check "--time-limit stops udpsend" le "$(field "$T/send3" elapsed_s)" 1
 
 # --- tcpxfer: 8 MB, IPv4 and IPv6, hashes agree; another seed differs
-for dst in "$ADDR_B" "$ADDR6_B"; do
+# xfer DST PORT SEED: one transfer A -> B; leaves $T/tsend and $T/trecv
+xfer() {
 	rm -f "$T/rt"
-	bg_ns "$B" "$U/tcpxfer" recv --port 9100 --ready "$T/rt" --time-limit 20 >"$T/trecv" 2>&1
-	R=$LDT_LAST_PID
+	bg_ns "$B" "$U/tcpxfer" recv --port "$2" --ready "$T/rt" --time-limit 20 >"$T/trecv" 2>&1
+	_r=$LDT_LAST_PID
 	wait_for_file "$T/rt" 5 || fail "tcpxfer recv did not start"
-	ns_exec "$A" "$U/tcpxfer" send --dst "$dst" --port 9100 --bytes 8000000 --seed 42 \
+	ns_exec "$A" "$U/tcpxfer" send --dst "$1" --port "$2" --bytes 8000000 --seed "$3" \
 		--time-limit 20 >"$T/tsend" || fail "tcpxfer send failed"
-	wait_for_exit "$R" 20 || fail "tcpxfer recv did not finish"
+	wait_for_exit "$_r" 20 || fail "tcpxfer recv did not finish"
 	cat "$T/tsend" "$T/trecv"
+}
+for dst in "$ADDR_B" "$ADDR6_B"; do
+	xfer "$dst" 9100 42
 	check "tcpxfer $dst: 8000000 bytes arrive" eq "$(field "$T/trecv" received)" 8000000
 	check "tcpxfer $dst: hashes agree" eq "$(field "$T/trecv" hash)" "$(field "$T/tsend" hash)"
 	H42=$(field "$T/tsend" hash)
 done
-rm -f "$T/rt"
-bg_ns "$B" "$U/tcpxfer" recv --port 9101 --ready "$T/rt" --time-limit 20 >"$T/trecv" 2>&1
-R=$LDT_LAST_PID
-wait_for_file "$T/rt" 5 || fail "tcpxfer recv did not start"
-ns_exec "$A" "$U/tcpxfer" send --dst "$ADDR_B" --port 9101 --bytes 8000000 --seed 43 \
-	--time-limit 20 >"$T/tsend" || fail "tcpxfer send failed"
-wait_for_exit "$R" 20 || fail "tcpxfer recv did not finish"
+xfer "$ADDR_B" 9101 43
 check "tcpxfer: another seed gives another hash" [ "$(field "$T/tsend" hash)" != "$H42" ]
 
 # --- udpping: 200 pings at 1000/s, every one answered, RTT sane
