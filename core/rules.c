@@ -473,6 +473,22 @@ static int legacy_has_tables(int fi)
 	return c != EOF;
 }
 
+/* IPv6 can be off (ipv6.disable=1): then there are no ip6tables rules to manage. */
+static int ipv6_enabled(void)
+{
+	return access("/proc/sys/net/ipv6", F_OK) == 0;
+}
+
+/*
+ * Did a -save fail because this kernel lacks the backend altogether
+ * (nf_tables or x_tables not built)? Then it cannot hold any rule of ours.
+ */
+static int backend_missing_in_kernel(const char *msg)
+{
+	return strstr(msg, "Protocol not supported") || strstr(msg, "Failed to initialize nft") ||
+	       strstr(msg, "do you need to insmod");
+}
+
 static int backend_present(int bi)
 {
 	char path[PATH_BUF];
@@ -494,6 +510,8 @@ static int snapshot_read(int bi, int fi, struct snapshot *s, char *err, size_t e
 
 	s->present = 0;
 	s->text = NULL;
+	if (fi == 1 && !ipv6_enabled())
+		return 0;
 	if (ld_rules_find_program(save_prog[bi][fi], path, sizeof path) < 0)
 		return 0;
 	s->present = 1;
@@ -511,9 +529,15 @@ static int snapshot_read(int bi, int fi, struct snapshot *s, char *err, size_t e
 	if (ld_rules_exec(path, argv, NULL, 0, &out, err, errlen) < 0)
 		return -1;
 	if (out.status != 0) {
+		int missing = backend_missing_in_kernel(out.err);
+
 		set_err(err, errlen, "%s failed (exit %d): %s", save_prog[bi][fi], out.status,
 			out.err[0] ? out.err : "no message");
 		ld_rules_out_free(&out);
+		if (missing) {
+			s->present = 0;   /* absent, like a program that is not installed */
+			return 0;
+		}
 		return -1;
 	}
 	s->text = out.out;   /* keep stdout, drop stderr (e.g. the legacy-tables warning) */
@@ -850,7 +874,9 @@ static int resolve(int backend, struct snapshot snap[NBACKENDS][NFAMILIES], char
 	int bi, fi;
 
 	for (bi = 0; bi < NBACKENDS; bi++) {
-		have[bi] = backend_present(bi);
+		/* ld_rules_backend_resolve() reads no snapshot for an explicit backend */
+		have[bi] = backend_present(bi) &&
+			   (backend != LD_BACKEND_AUTO || snap[bi][0].present);
 		for (fi = 0; fi < NFAMILIES; fi++)
 			if (snap[bi][fi].text && has_rules(snap[bi][fi].text))
 				rules[bi] = 1;
@@ -976,6 +1002,15 @@ int ld_rules_install(const struct ld_rules_cfg *cfg, char *err, size_t errlen)
 	if (ld_rules_compile(cfg, prog, err, errlen) < 0) {
 		free(prog);
 		return -1;
+	}
+	if (!ipv6_enabled()) {
+		prog->families &= ~(unsigned)LD_RULES_V6;
+		if (!prog->families) {
+			set_err(err, errlen, "IPv6 is disabled on this system and the filter matches "
+				"only IPv6 packets");
+			free(prog);
+			return -1;
+		}
 	}
 	if (snapshots_read(snap, err, errlen) < 0) {
 		free(prog);

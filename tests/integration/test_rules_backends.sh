@@ -12,6 +12,7 @@ require_cmd iptables-nft-save iptables-legacy-save ip6tables-nft-save ip6tables-
 ldt_tmpdir
 N=100
 other() { [ "$1" = nft ] && echo legacy || echo nft; }
+all_ready() { [ "$(grep -lE '^ready|: diverting ' "$LDT_TMP"/div.*.out | wc -l)" -ge "$1" ]; }
 
 for b in nft legacy; do
 	ns_create "$b"; NS=$LDT_NS
@@ -33,6 +34,27 @@ for b in nft legacy; do
 	rules_cmd "$NS" cleanup >/dev/null 2>&1
 	check "$b: cleanup removes them" [ "$(ld_chains "$NS")" = 0 ]
 	check "$b: traffic flows again" [ "$(udp_count "$NS" 127.0.0.1 9000 $N)" = $N ]
+done
+
+# instances on four queues starting at once share the tables without losing
+# each other's rules (nf_tables transactions; the legacy xtables lock)
+for b in nft legacy; do
+	ns_create "par-$b"; NS=$LDT_NS
+	rm -f "$LDT_TMP"/div.*.out
+	pids=""
+	for q in 0 1 2 3; do
+		div_start_bg "$NS" accept --queue $q --filter "udp dst port 900$q" --hook output --backend "$b"
+		pids="$pids $DIV_PID"
+	done
+	if ! wait_until 15 all_ready 4; then
+		cat "$LDT_TMP"/div.*.out >&2
+		fail "$b: parallel starts did not all get ready"
+	fi
+	check "$b parallel: 4 queues x 2 families of chains" [ "$(ld_chains "$NS" "$b")" = 8 ]
+	check "$b parallel: 8 jumps" [ "$(rules_cmd "$NS" list | grep -c -- '-A OUTPUT -j LUADIVERT-Q')" = 8 ]
+	for p in $pids; do kill -TERM "$p"; done
+	for p in $pids; do wait_for_exit "$p" 20 || fail "parallel stop"; done
+	check "$b parallel: all removed" [ "$(ld_chains "$NS")" = 0 ]
 done
 
 # auto in an empty namespace: nft, and no legacy table gets created
