@@ -117,14 +117,25 @@ static int cmd_list(int backend)
 
 /* --------------------------------------------------------------- cleanup */
 
+/* One answer per queue, whichever backend and family asks (and one message). */
+struct keep_ctx {
+	unsigned char asked[65536 / 8];
+	unsigned char kept[65536 / 8];
+};
+
 static int keep_held(void *ctx, unsigned queue)
 {
+	struct keep_ctx *k = ctx;
+	unsigned char bit = (unsigned char)(1u << (queue & 7));
 	pid_t pid;
 
-	(void)ctx;
+	if (k->asked[queue >> 3] & bit)
+		return !!(k->kept[queue >> 3] & bit);
+	k->asked[queue >> 3] |= bit;
 	pid = ld_rules_lock_holder((uint16_t)queue);
 	if (pid == 0)
 		return 0;
+	k->kept[queue >> 3] |= bit;
 	if (pid > 0)
 		fprintf(stderr, "luadivert rules cleanup: queue %u is in use by luadivert pid %ld: "
 			"leaving its rules (stop it, or add --force)\n", queue, (long)pid);
@@ -136,10 +147,16 @@ static int keep_held(void *ctx, unsigned queue)
 
 static int cmd_cleanup(int queue, int backend, int force)
 {
+	struct keep_ctx *k = calloc(1, sizeof *k);
 	char err[1024];
 	int n;
 
-	n = ld_rules_cleanup(queue, backend, force ? NULL : keep_held, NULL, err, sizeof err);
+	if (!k) {
+		fprintf(stderr, "luadivert rules cleanup: out of memory\n");
+		return 1;
+	}
+	n = ld_rules_cleanup(queue, backend, force ? NULL : keep_held, k, err, sizeof err);
+	free(k);
 	if (n < 0) {
 		fprintf(stderr, "luadivert rules cleanup: %s\n", err);
 		return 1;

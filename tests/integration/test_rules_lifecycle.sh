@@ -49,7 +49,7 @@ check "list: queue 0 in use by its pid" list_has "$NS" "queue 0: in use by luadi
 # cleanup leaves a running instance's rules alone
 rules_cmd "$NS" cleanup >"$LDT_TMP/cl.out" 2>&1
 check "cleanup: keeps a held queue's rules" [ "$(ld_chains "$NS")" = 2 ]
-check "cleanup: says why" grep -q "queue 0 is in use by luadivert pid $FIRST" "$LDT_TMP/cl.out"
+check "cleanup: says why, once" [ "$(grep -c "queue 0 is in use by luadivert pid $FIRST" "$LDT_TMP/cl.out")" = 1 ]
 
 # another queue in the same namespace, and queue 0 in another namespace
 div_start "$NS" drop --queue 1 --filter 'udp dst port 9001' --hook output
