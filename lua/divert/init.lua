@@ -41,18 +41,24 @@ function M.is_verdict(v)
 	return band(v, 0xffff) == QUEUE
 end
 
---- divert.tune_jit(): raise LuaJIT's per-trace limits so that a policy's
--- whole per-packet path fits in one trace. With the defaults (maxirconst
--- 500, maxsnap 500, maxrecord 4000) a handler that parses IPv4/IPv6, TCP
--- options, looks up a flow and checks a checksum overflows them: the trace
--- aborts ("trace too long"), the code falls back to the interpreter, and
--- every pointer it makes is allocated. The engine calls this once at start;
--- standalone programs may too. Returns true (false without the JIT).
+--- divert.tune_jit(): set LuaJIT up for per-packet handlers.
+-- - Room for a whole handler per trace: with the default limits (maxirconst
+--   500, maxsnap 500, maxrecord 4000) a handler that parses IPv4/IPv6, TCP
+--   options, looks up a flow and checks a checksum overflows them; the trace
+--   aborts ("trace too long"), the code falls back to the interpreter, and
+--   every pointer it makes is allocated.
+-- - hotexit=2: compile a side trace after two exits, not ten, so mixed
+--   traffic (TCP and UDP, short and long segments) gets all its paths
+--   compiled during warm-up instead of wandering through the interpreter.
+-- - loopunroll=60: short checksum loops unroll into the trace that calls
+--   them instead of aborting it.
+-- tests/lua/alloc_jit_test.lua measures the effect. The engine calls this
+-- once at start; standalone programs may too. Returns false without the JIT.
 function M.tune_jit()
 	local ok, jit = pcall(require, "jit")
 	if not ok or not jit.opt then return false end
 	jit.opt.start("maxtrace=8000", "maxrecord=16000", "maxirconst=2000", "maxsnap=2000",
-	              "maxside=1000", "sizemcode=256", "maxmcode=16384")
+	              "maxside=1000", "sizemcode=256", "maxmcode=16384", "hotexit=2", "loopunroll=60")
 	return true
 end
 
