@@ -299,22 +299,61 @@ def goals_and_notes(out, r, notes, ref_pps, ref_cpu):
         out += [f"- {m}" for m in missed]
         out += [f"- {n}" for n in notes]
         out.append("")
-    prof = os.environ.get("BENCH_PROFILE_TXT", "")
-    if prof and os.path.exists(prof):
-        out.append("## Profile of luadivert pass-all while draining (perf, top symbols)")
+    profile(out, missed)
+
+
+def dso_shares(path):
+    """{dso: percent} from a `perf report --sort dso` text."""
+    shares = {}
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"^\s+(\d+\.\d+)%\s+(.+?)\s*$", line)
+            if m:
+                name = m.group(2)
+                key = ("kernel" if "kernel" in name else "libmnl" if "libmnl" in name else
+                       "libnetfilter_queue" if "netfilter_queue" in name else
+                       "LuaJIT" if "luajit" in name or "[JIT]" in name else
+                       "libc" if "libc" in name else
+                       "program" if "luadivert" in name or "bare_nfq" in name else "other")
+                shares[key] = shares.get(key, 0.0) + float(m.group(1))
+    return shares
+
+
+def profile(out, missed):
+    pdir = os.environ.get("BENCH_PROFILE_DIR", "")
+    if not pdir:
+        if missed:
+            out.append("Run `make bench PROFILE=1` to see where the time goes (perf).")
+            out.append("")
+        return
+    cols = ["kernel", "program", "libmnl", "libnetfilter_queue", "LuaJIT", "libc", "other"]
+    rows = []
+    for c in ORDER:
+        path = os.path.join(pdir, f"{c}.dso.txt")
+        if os.path.exists(path):
+            sh = dso_shares(path)
+            rows.append([NAMES[c]] + [f"{sh.get(k, 0.0):.1f}%" for k in cols])
+    if rows:
+        out.append("## Profile while draining (perf, share of the reader's samples)")
+        out.append("")
+        out += table(["config"] + cols, rows)
+        out.append("")
+    path = os.path.join(pdir, "ld_pass_all.txt")
+    if os.path.exists(path):
+        out.append("Top symbols of luadivert pass-all (`perf report -i build/bench/profile/"
+                   "ld_pass_all.data` for the call graphs):")
         out.append("")
         out.append("```")
         n = 0
-        with open(prof) as f:
+        with open(path) as f:
             for line in f:
                 if re.match(r"^\s+\d+\.\d+%", line):
-                    out.append(line.rstrip()[:110])
+                    out.append(re.sub(r"\s+-\s+-\s*$", "", line.rstrip())[:100])
                     n += 1
-                    if n == 25:
+                    if n == 20:
                         break
         out.append("```")
         out.append("")
-
 
 if __name__ == "__main__":
     main()

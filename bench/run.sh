@@ -298,6 +298,8 @@ if [ -n "$(queued_names)" ]; then
 			mv "$T/$cfg.drain.keep" "$T/$cfg.drain"
 			bg_stop "$_perf" INT 20
 			perf report -i "$PROFDIR/$cfg.data" --stdio --no-children -g none \
+				--sort dso --percent-limit 0.1 >"$PROFDIR/$cfg.dso.txt" 2>/dev/null
+			perf report -i "$PROFDIR/$cfg.data" --stdio --no-children -g none \
 				--sort dso,symbol --percent-limit 0.5 >"$PROFDIR/$cfg.txt" 2>/dev/null &&
 				note "profile of $cfg while draining: $PROFDIR/$cfg.txt (perf report -i $PROFDIR/$cfg.data)"
 		done
@@ -430,7 +432,8 @@ put steady_s "$STEADY_S"
 put heap_n "$HEAP_N"
 put tcp_tool "$([ $HAVE_IPERF = 1 ] && echo iperf3 || echo tcpxfer)"
 [ "${LDT_KEEP:-0}" = 1 ] && cp "$R" "$T/results.keep"
-[ "${PROFILE:-0}" = 1 ] && [ -s "$PROFDIR/ld_pass_all.txt" ] && export BENCH_PROFILE_TXT="$PROFDIR/ld_pass_all.txt"
+[ "${PROFILE:-0}" = 1 ] && [ $HAVE_PERF = 1 ] && export BENCH_PROFILE_DIR="$PROFDIR"
+[ "${PROFILE:-0}" = 1 ] && [ $HAVE_PERF = 0 ] && note "PROFILE=1: perf is not installed (Debian package linux-perf)"
 python3 "$LDT_ROOT/bench/report.py" "$R" "$T/notes" "$RESULTS" || fail "report"
 log "done in $(elapsed) s; wrote $RESULTS"
 exit 0
