@@ -84,10 +84,15 @@ dummy_pkt.d = dummy_desc
 dummy_pkt.slot = -1
 M.dummy_pkt = dummy_pkt
 
--- Big-endian field access. Byte loads: no alignment or endianness question,
--- and LuaJIT compiles them to a few instructions.
-local function rd16(p, o) return p[o] * 256 + p[o + 1] end
-local function rd32(p, o) return ((p[o] * 256 + p[o + 1]) * 256 + p[o + 2]) * 256 + p[o + 3] end
+-- Big-endian field access. Byte loads: no alignment or endianness question.
+-- Shifts, not "* 256": LuaJIT then keeps the arithmetic in integer
+-- registers instead of converting every byte to a double.
+local lshift = bit.lshift
+local function rd16(p, o) return bor(lshift(p[o], 8), p[o + 1]) end
+local function rd32(p, o)
+	-- 0..2^32-1 as a number: the high half scaled, so no sign bit
+	return bor(lshift(p[o], 8), p[o + 1]) * 65536 + bor(lshift(p[o + 2], 8), p[o + 3])
+end
 local function wr16(p, o, v) p[o] = rshift(v, 8); p[o + 1] = band(v, 255) end
 local function wr32(p, o, v)
 	p[o] = band(rshift(v, 24), 255); p[o + 1] = band(rshift(v, 16), 255)
