@@ -47,11 +47,11 @@ skip() { printf 'SKIP: %s\n' "$*" >&2; exit 77; }
 # in LDT_FAILED (finish with `ldt_done`).
 LDT_FAILED=0
 check() {
-	_d=$1; shift
+	_ldt_d=$1; shift
 	if "$@"; then
-		printf 'ok - %s\n' "$_d"
+		printf 'ok - %s\n' "$_ldt_d"
 	else
-		printf 'not ok - %s\n' "$_d"
+		printf 'not ok - %s\n' "$_ldt_d"
 		LDT_FAILED=$((LDT_FAILED + 1))
 	fi
 }
@@ -68,55 +68,55 @@ require_root() {
 
 # require_cmd CMD...: skip unless every CMD is on PATH.
 require_cmd() {
-	for _c in "$@"; do
-		command -v "$_c" >/dev/null 2>&1 || skip "needs $_c"
+	for _ldt_c in "$@"; do
+		command -v "$_ldt_c" >/dev/null 2>&1 || skip "needs $_ldt_c"
 	done
 }
 
 # require_tools NAME...: skip unless build/tools/NAME exists (run make).
 require_tools() {
-	for _c in "$@"; do
-		[ -x "$LDT_TOOLS/$_c" ] || skip "missing $LDT_TOOLS/$_c (run make)"
+	for _ldt_c in "$@"; do
+		[ -x "$LDT_TOOLS/$_ldt_c" ] || skip "missing $LDT_TOOLS/$_ldt_c (run make)"
 	done
 }
 
 # ------------------------------------------------------------------ cleanup
 
 ldt_cleanup() {
-	_rc=$?
+	_ldt_rc=$?
 	trap - EXIT INT TERM
-	for _p in $LDT_PIDS; do
-		kill -TERM "$_p" 2>/dev/null
+	for _ldt_p in $LDT_PIDS; do
+		kill -TERM "$_ldt_p" 2>/dev/null
 	done
 	# give them up to 2 s to exit, then force
-	_i=0
-	while [ $_i -lt 20 ]; do
-		_alive=""
-		for _p in $LDT_PIDS; do
-			ldt_alive "$_p" && _alive="$_alive $_p"
+	_ldt_i=0
+	while [ $_ldt_i -lt 20 ]; do
+		_ldt_alive=""
+		for _ldt_p in $LDT_PIDS; do
+			ldt_alive "$_ldt_p" && _ldt_alive="$_ldt_alive $_ldt_p"
 		done
-		[ -z "$_alive" ] && break
+		[ -z "$_ldt_alive" ] && break
 		sleep 0.1
-		_i=$((_i + 1))
+		_ldt_i=$((_ldt_i + 1))
 	done
-	for _p in $LDT_PIDS; do
-		kill -KILL "$_p" 2>/dev/null
+	for _ldt_p in $LDT_PIDS; do
+		kill -KILL "$_ldt_p" 2>/dev/null
 	done
-	for _n in $LDT_NAMESPACES; do
+	for _ldt_n in $LDT_NAMESPACES; do
 		# processes still inside our namespace were started by this test
-		for _p in $(ip netns pids "$_n" 2>/dev/null); do
-			kill -KILL "$_p" 2>/dev/null
+		for _ldt_p in $(ip netns pids "$_ldt_n" 2>/dev/null); do
+			kill -KILL "$_ldt_p" 2>/dev/null
 		done
-		ip netns del "$_n" 2>/dev/null
+		ip netns del "$_ldt_n" 2>/dev/null
 	done
 	if [ "${LDT_KEEP:-0}" != 1 ]; then
-		for _d in $LDT_TMPDIRS; do
-			rm -rf "$_d"
+		for _ldt_d in $LDT_TMPDIRS; do
+			rm -rf "$_ldt_d"
 		done
 	elif [ -n "$LDT_TMPDIRS" ]; then
 		log "kept $LDT_TMPDIRS"
 	fi
-	exit $_rc
+	exit $_ldt_rc
 }
 trap ldt_cleanup EXIT
 trap 'exit 130' INT
@@ -148,8 +148,8 @@ bg_ns() {
 # waited for is a zombie and counts as gone).
 ldt_alive() {
 	[ -r "/proc/$1/stat" ] || return 1
-	_st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
-	[ -n "$_st" ] && [ "$_st" != Z ]
+	_ldt_st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)
+	[ -n "$_ldt_st" ] && [ "$_ldt_st" != Z ]
 }
 
 # bg_stop PID [SIGNAL] [TIMEOUT_S]: signal PID (default TERM), wait for it to
@@ -175,21 +175,21 @@ ns_is_ours() {
 # ns_create NAME|SHORT: make a namespace (SHORT gets the test prefix),
 # register it for deletion, bring lo up. Sets LDT_NS to the full name.
 ns_create() {
-	case "$1" in "$LDT_PREFIX"*) _n=$1 ;; *) _n="$LDT_PREFIX$1" ;; esac
-	ip netns add "$_n" || fail "ip netns add $_n"
-	LDT_NAMESPACES="$LDT_NAMESPACES $_n"
-	ip -n "$_n" link set lo up || fail "lo up in $_n"
+	case "$1" in "$LDT_PREFIX"*) _ldt_n=$1 ;; *) _ldt_n="$LDT_PREFIX$1" ;; esac
+	ip netns add "$_ldt_n" || fail "ip netns add $_ldt_n"
+	LDT_NAMESPACES="$LDT_NAMESPACES $_ldt_n"
+	ip -n "$_ldt_n" link set lo up || fail "lo up in $_ldt_n"
 	# no IPv6 duplicate address detection delay on our own links
-	ip netns exec "$_n" sysctl -qw net.ipv6.conf.all.accept_dad=0 \
+	ip netns exec "$_ldt_n" sysctl -qw net.ipv6.conf.all.accept_dad=0 \
 		net.ipv6.conf.default.accept_dad=0 >/dev/null 2>&1
-	LDT_NS=$_n
+	LDT_NS=$_ldt_n
 }
 
 # ns_exec NS CMD...: run CMD inside NS (which must be ours).
 ns_exec() {
 	ns_is_ours "$1" || fail "ns_exec: $1 is not a namespace of this test"
-	_n=$1; shift
-	ip netns exec "$_n" "$@"
+	_ldt_n=$1; shift
+	ip netns exec "$_ldt_n" "$@"
 }
 
 # veth_pair NS1 NS2 [IDX]: a veth link between NS1 and NS2, named v<IDX>a
@@ -198,10 +198,10 @@ ns_exec() {
 # Sets VETH_A/VETH_B (names), ADDR_A/ADDR_B, ADDR6_A/ADDR6_B.
 veth_pair() {
 	ns_is_ours "$1" && ns_is_ours "$2" || fail "veth_pair: not our namespaces"
-	_x=${3:-0}
-	VETH_A="v${_x}a"; VETH_B="v${_x}b"
-	ADDR_A="198.18.$_x.1"; ADDR_B="198.18.$_x.2"
-	ADDR6_A="fd00:198:18:$_x::1"; ADDR6_B="fd00:198:18:$_x::2"
+	_ldt_x=${3:-0}
+	VETH_A="v${_ldt_x}a"; VETH_B="v${_ldt_x}b"
+	ADDR_A="198.18.$_ldt_x.1"; ADDR_B="198.18.$_ldt_x.2"
+	ADDR6_A="fd00:198:18:$_ldt_x::1"; ADDR6_B="fd00:198:18:$_ldt_x::2"
 	# created directly in NS1 with the peer in NS2: never in the root namespace
 	ip -n "$1" link add "$VETH_A" type veth peer name "$VETH_B" netns "$2" \
 		|| fail "veth $VETH_A/$VETH_B"
@@ -213,12 +213,12 @@ veth_pair() {
 	ip -n "$2" link set "$VETH_B" up || fail "up $VETH_B"
 	# static neighbours: no ARP/ND round (a fresh link loses the first
 	# datagrams while IPv6 neighbour discovery retries)
-	_ma=$(ip netns exec "$1" cat "/sys/class/net/$VETH_A/address") || fail "mac $VETH_A"
-	_mb=$(ip netns exec "$2" cat "/sys/class/net/$VETH_B/address") || fail "mac $VETH_B"
-	ip -n "$1" neigh replace "$ADDR_B" lladdr "$_mb" dev "$VETH_A" nud permanent &&
-	ip -n "$1" neigh replace "$ADDR6_B" lladdr "$_mb" dev "$VETH_A" nud permanent &&
-	ip -n "$2" neigh replace "$ADDR_A" lladdr "$_ma" dev "$VETH_B" nud permanent &&
-	ip -n "$2" neigh replace "$ADDR6_A" lladdr "$_ma" dev "$VETH_B" nud permanent ||
+	_ldt_ma=$(ip netns exec "$1" cat "/sys/class/net/$VETH_A/address") || fail "mac $VETH_A"
+	_ldt_mb=$(ip netns exec "$2" cat "/sys/class/net/$VETH_B/address") || fail "mac $VETH_B"
+	ip -n "$1" neigh replace "$ADDR_B" lladdr "$_ldt_mb" dev "$VETH_A" nud permanent &&
+	ip -n "$1" neigh replace "$ADDR6_B" lladdr "$_ldt_mb" dev "$VETH_A" nud permanent &&
+	ip -n "$2" neigh replace "$ADDR_A" lladdr "$_ldt_ma" dev "$VETH_B" nud permanent &&
+	ip -n "$2" neigh replace "$ADDR6_A" lladdr "$_ldt_ma" dev "$VETH_B" nud permanent ||
 		fail "static neighbours on $VETH_A/$VETH_B"
 }
 
@@ -227,15 +227,15 @@ veth_pair() {
 # iptables_ns NS ARGS...: iptables inside NS (ours only; never the root ns).
 iptables_ns() {
 	ns_is_ours "$1" || fail "iptables_ns: refusing namespace '$1' (not made by this test)"
-	_n=$1; shift
-	ip netns exec "$_n" "$LDT_IPTABLES" -w "$@"
+	_ldt_n=$1; shift
+	ip netns exec "$_ldt_n" "$LDT_IPTABLES" -w "$@"
 }
 
 # ip6tables_ns NS ARGS...: same for IPv6.
 ip6tables_ns() {
 	ns_is_ours "$1" || fail "ip6tables_ns: refusing namespace '$1' (not made by this test)"
-	_n=$1; shift
-	ip netns exec "$_n" "$LDT_IP6TABLES" -w "$@"
+	_ldt_n=$1; shift
+	ip netns exec "$_ldt_n" "$LDT_IP6TABLES" -w "$@"
 }
 
 # nfq_stats NS QUEUE: the /proc/net/netfilter/nfnetlink_queue line of QUEUE
@@ -249,7 +249,7 @@ nfq_stats() {
 # Every wait is bounded; each returns 0 when ready and 1 on timeout.
 
 # wait_until TIMEOUT_S CMD...: poll CMD every 50 ms until it succeeds.
-# (helpers use _<name>_ prefixed variables: sh has no locals, and a caller's
+# (the helpers name their variables _ldt_* and _wu_*: sh has no locals, and a caller's
 # loop counter must survive them)
 wait_until() {
 	_wu_t=$(( $1 * 20 )); shift; _wu_i=0
@@ -270,8 +270,8 @@ wait_for_output() { wait_until "${3:-5}" grep -qE "$2" "$1"; }
 _ldt_port_bound() { ip netns exec "$1" ss -Hln"$2" "sport = :$3" | grep -q .; }
 # wait_for_port NS udp|tcp PORT [TIMEOUT_S]: until something listens there.
 wait_for_port() {
-	case "$2" in udp) _pf=u ;; tcp) _pf=t ;; *) fail "wait_for_port: udp|tcp" ;; esac
-	wait_until "${4:-5}" _ldt_port_bound "$1" "$_pf" "$3"
+	case "$2" in udp) _ldt_pf=u ;; tcp) _ldt_pf=t ;; *) fail "wait_for_port: udp|tcp" ;; esac
+	wait_until "${4:-5}" _ldt_port_bound "$1" "$_ldt_pf" "$3"
 }
 
 _ldt_nfq_bound() { ip netns exec "$1" awk -v q="$2" '$1 == q { f = 1 } END { exit !f }' \
