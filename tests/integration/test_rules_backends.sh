@@ -6,10 +6,8 @@
 LDT_AREA=rules-backend
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/rules.sh"
-require_root
-require_tools udpsend udprecv rules_driver
+rules_setup
 require_cmd iptables-nft-save iptables-legacy-save ip6tables-nft-save ip6tables-legacy-save
-ldt_tmpdir
 N=100
 other() { [ "$1" = nft ] && echo legacy || echo nft; }
 all_ready() { [ "$(grep -lE '^ready|: diverting ' "$LDT_TMP"/div.*.out | wc -l)" -ge "$1" ]; }

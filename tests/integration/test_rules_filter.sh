@@ -7,9 +7,7 @@
 LDT_AREA=rules-filter
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/rules.sh"
-require_root
-require_tools udpsend udprecv tcpxfer rules_driver
-ldt_tmpdir
+rules_setup tcpxfer
 ns_create a; NS=$LDT_NS
 N=200
 

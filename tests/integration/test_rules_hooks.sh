@@ -8,9 +8,7 @@
 LDT_AREA=rules-hooks
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/rules.sh"
-require_root
-require_tools udpsend udprecv rules_driver
-ldt_tmpdir
+rules_setup
 ns_create a; A=$LDT_NS
 ns_create r; R=$LDT_NS
 ns_create b; B=$LDT_NS

@@ -8,9 +8,7 @@
 LDT_AREA=rules-life
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/rules.sh"
-require_root
-require_tools udpsend udprecv rules_driver
-ldt_tmpdir
+rules_setup
 ns_create a; NS=$LDT_NS
 ns_create b; NS2=$LDT_NS
 N=100

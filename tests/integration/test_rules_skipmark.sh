@@ -10,9 +10,7 @@
 LDT_AREA=rules-skip
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/rules.sh"
-require_root
-require_tools udpsend udprecv rules_driver
-ldt_tmpdir
+rules_setup
 ns_create a; NS=$LDT_NS
 N=100
 SKIP=0x4c440000

@@ -2,6 +2,8 @@
 # tests/lib/rules.sh - helpers for the divert-rules tests (tests/integration/
 # test_rules_*.sh). Source after tests/lib/netns.sh, then call ldt_tmpdir.
 #
+#   rules_setup [TOOL...]          require root and the tools (udpsend, udprecv,
+#                                  rules_driver, TOOL...), make LDT_TMP
 #   div_start NS drop|accept [ARGS...]  start a diverter in NS that gives every diverted
 #                                  packet that verdict and logs it to DIV_LOG; ARGS are
 #                                  `run` options (--queue --filter --hook --family
@@ -33,6 +35,13 @@ if [ -z "${RULES_IMPL:-}" ]; then
 	fi
 fi
 DIV_N=0
+
+rules_setup() {
+	require_root
+	require_tools udpsend udprecv rules_driver "$@"
+	require_cmd iptables-nft-save ip6tables-nft-save iptables-nft-restore ip6tables-nft-restore
+	ldt_tmpdir
+}
 
 # rules_cmd NS ARGS...: the `rules` subcommand (luadivert's when it has one).
 rules_cmd() {
