@@ -23,6 +23,7 @@ LDT_AREA=bench-shape
 LDT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$LDT_ROOT/tests/lib/netns.sh"
 . "$LDT_ROOT/tests/lib/engine.sh"
+. "$LDT_ROOT/tests/lib/shape.sh"
 require_root
 require_tools udpsend udprecv
 require_cmd python3 tc
@@ -51,17 +52,10 @@ veth_pair "$A" "$B" 0
 # A's veth: no offloads, so tbf sees the packets the receiver gets
 ns_exec "$A" ethtool -K "$VETH_A" tso off gso off gro off >/dev/null 2>&1 || true
 
-policy() {  # policy NAME LUA-OPTIONS
-	cat >"$LDT_TMP/$1.lua" <<LUA
-local shape = require "divert.shape"
-local pipe = shape.pipe{ $2 }
-return function (pkt) return pipe(pkt) end
-LUA
-}
 cat >"$LDT_TMP/pass.lua" <<'LUA'
 return function () return 1 end
 LUA
-policy delay "delay = 10, seed = 1"
+shape_policy "$LDT_TMP/delay.lua" "delay = 10, seed = 1"
 
 # ------------------------------------------------------------------ delay
 iptables_ns "$A" -A OUTPUT -p udp --dport 9700 -j NFQUEUE --queue-num 0
@@ -186,7 +180,7 @@ rate_run() {  # rate_run MBIT OUT: send at 125% of MBIT for RATE_S seconds
 }
 RATE_ROWS=""
 for mbit in 1 10 100; do
-	policy "rate$mbit" "rate = \"${mbit}mbit\", limit = 100, seed = 1"
+	shape_policy "$LDT_TMP/rate$mbit.lua" "rate = \"${mbit}mbit\", limit = 100, seed = 1"
 	iptables_ns "$A" -A OUTPUT -p udp --dport 9701 -j NFQUEUE --queue-num 0
 	ld_start "$A" "$LDT_TMP/rate$mbit.lua" --queue 0
 	rate_run $mbit "$LDT_TMP/ld$mbit.json"

@@ -38,6 +38,7 @@ local ffi = require "ffi"
 require "divert.abi"
 local bit = require "bit"
 local rng = require "divert.rng"
+local checksum = require "divert.checksum"
 
 local C = ffi.C
 local band, bor, bnot, bxor, lshift, rshift, rol, tobit =
@@ -184,45 +185,6 @@ local function l4_layout(p, off, proto, tot)
 		return 2, 8
 	end
 	return -1, 0
-end
-
--- Ones' complement sum of n bytes at p+off added to s (not folded; exact in
--- a double for any IP packet).
-local function sum16(p, off, n, s)
-	local last = off + n - 1
-	local i = off
-	while i < last do
-		s = s + p[i] * 256 + p[i + 1]
-		i = i + 2
-	end
-	if i == last then s = s + p[i] * 256 end
-	return s
-end
-
--- Fold a sum below 2^32 to 16 bits: two carries always suffice, and a
--- fixed count keeps the trace free of a rarely taken branch.
-local function fold16(s)
-	s = s % 65536 + floor(s / 65536)
-	return s % 65536 + floor(s / 65536)
-end
-
---- Write the full transport checksum (pseudo-header included) of the
--- segment p[off..tot). Used when the kernel left it for the NIC
--- (CSUM_NOTREADY): once we change the bytes, the kernel marks the packet
--- CHECKSUM_NONE and nobody fills it in later.
-local function l4_checksum_full(p, ver, off, proto, tot, coff)
-	local n = tot - off
-	p[off + coff], p[off + coff + 1] = 0, 0
-	local s = 0
-	if proto ~= IPPROTO_ICMP then
-		if ver == 4 then s = sum16(p, 12, 8, 0) else s = sum16(p, 8, 32, 0) end
-		s = s + proto + n
-	end
-	s = fold16(sum16(p, off, n, s))
-	-- 0 is sent as 0xffff (the same value in ones' complement; required
-	-- for UDP, where 0 means "no checksum"): (c - 1) % 0xffff + 1, no branch.
-	local c = (0xffff - s - 1) % 0xffff + 1
-	p[off + coff], p[off + coff + 1] = rshift(c, 8), band(c, 0xff)
 end
 
 ---------------------------------------------------------------------------
@@ -541,13 +503,15 @@ local function corrupt(p, r, d)
 	local has_csum = coff >= 0 and not (proto == IPPROTO_UDP and ver == 4 and
 		band(flags, PKT_CSUM_NOTREADY) == 0 and data[off + 6] == 0 and data[off + 7] == 0)
 	if has_csum and band(flags, PKT_CSUM_NOTREADY) ~= 0 then
-		l4_checksum_full(data, ver, off, proto, tot, coff)
+		-- The kernel left the checksum for the NIC; once the bytes change it
+		-- marks the packet CHECKSUM_NONE and nobody finishes it: do it here.
+		checksum.fill_l4(data, ver, data + off, tot - off, proto)
 	end
 	local i = off + poff + r:below(plen)
 	local old = data[i]
 	local new = bxor(old, lshift(1, r:below(8)))
 	if keep and has_csum then
-		-- RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), m the 16-bit word changed.
+		-- RFC 1624 incremental update for the 16-bit word m that changed.
 		local w = i
 		if band(i - off, 1) == 1 then w = i - 1 end
 		local lo = 0
@@ -555,8 +519,9 @@ local function corrupt(p, r, d)
 		local m, m2
 		if w == i then m, m2 = old * 256 + lo, new * 256 + lo
 		else m, m2 = data[w] * 256 + old, data[w] * 256 + new end
-		local hc = be16(data, off + coff)
-		local c = (0xffff - fold16((0xffff - hc) + (0xffff - m) + m2) - 1) % 0xffff + 1
+		-- 0 goes out as 0xffff (the same in ones' complement; for UDP 0 means
+		-- "no checksum"): (c - 1) % 0xffff + 1, without a rarely taken branch.
+		local c = (checksum.update16(be16(data, off + coff), m, m2) - 1) % 0xffff + 1
 		data[off + coff], data[off + coff + 1] = rshift(c, 8), band(c, 0xff)
 	end
 	data[i] = new
@@ -755,58 +720,44 @@ local RATE_UNITS = {
 	kibps = 8 * 1024, mibps = 8 * 1024 ^ 2, gibps = 8 * 1024 ^ 3, tibps = 8 * 1024 ^ 4,
 }
 
---- Parse a rate the way tc does: a number is bits per second; a string
--- takes tc's units ("kbit", "mbit", ... in bits; "bps", "kbps", ... in
--- BYTES per second; "kibit", "mibps", ... binary).
--- Return: bits per second, or nil and a message.
-function M.parse_rate(v)
-	if type(v) == "number" then
-		if v > 0 and v < huge then return v end
-		return nil, "must be a positive number of bits per second"
-	end
-	if type(v) ~= "string" then return nil, "must be a number or a string like \"1mbit\"" end
-	local num, unit = v:lower():match("^%s*([%d%.]+[eE]?[%d]*)%s*(%a*)%s*$")
-	local n = tonumber(num)
-	local mul = RATE_UNITS[unit or "?"]
-	if not n or not mul or n <= 0 then return nil, ("cannot parse rate %q"):format(v) end
-	return n * mul
-end
-
 local SIZE_UNITS = {
 	[""] = 1, b = 1, k = 1024, kb = 1024, m = 1024 ^ 2, mb = 1024 ^ 2, g = 1024 ^ 3, gb = 1024 ^ 3,
 	kbit = 128, mbit = 128 * 1024, gbit = 128 * 1024 ^ 2,
 }
 
---- Parse a size in bytes, tc's way: a number is bytes; "64kb" = 65536.
-function M.parse_size(v)
-	if type(v) == "number" then
-		if v >= 0 and v < huge then return v end
-		return nil, "must be a non-negative number of bytes"
-	end
-	if type(v) ~= "string" then return nil, "must be a number or a string like \"32kb\"" end
-	local num, unit = v:lower():match("^%s*([%d%.]+)%s*(%a*)%s*$")
-	local n = tonumber(num)
-	local mul = SIZE_UNITS[unit or "?"]
-	if not n or not mul then return nil, ("cannot parse size %q"):format(v) end
-	return n * mul
-end
-
 local TIME_UNITS = { [""] = 1, ms = 1, msec = 1, s = 1e3, sec = 1e3, us = 1e-3, usec = 1e-3,
 	ns = 1e-6 }
 
---- Parse a duration in milliseconds: a number is ms; "1.5s", "250us" too.
-function M.parse_time(v)
-	if type(v) == "number" then
-		if v >= 0 and v < huge then return v end
-		return nil, "must be a non-negative number of milliseconds"
+-- A parser for a number with a unit from @units, tc-style: a plain number
+-- is in the base unit, a string is a number and a unit ("1.5mbit").
+-- Return: the value in the base unit, or nil and a message.
+local function unit_parser(units, what, example, positive)
+	local sign = positive and "positive" or "non-negative"
+	return function (v)
+		if type(v) == "number" then
+			if v == v and v < huge and (v > 0 or (v == 0 and not positive)) then return v end
+			return nil, ("must be a %s number of %s"):format(sign, what)
+		end
+		if type(v) ~= "string" then
+			return nil, ("must be a number of %s or a string like %q"):format(what, example)
+		end
+		local num, unit = v:lower():match("^%s*([%d%.]+)%s*(%a*)%s*$")
+		local n, mul = tonumber(num), units[unit or "?"]
+		if not n or not mul or (positive and n <= 0) then
+			return nil, ("cannot parse %q as %s (e.g. %q)"):format(v, what, example)
+		end
+		return n * mul
 	end
-	if type(v) ~= "string" then return nil, "must be a number of ms or a string like \"20ms\"" end
-	local num, unit = v:lower():match("^%s*([%d%.]+)%s*(%a*)%s*$")
-	local n = tonumber(num)
-	local mul = TIME_UNITS[unit or "?"]
-	if not n or not mul then return nil, ("cannot parse time %q"):format(v) end
-	return n * mul
 end
+
+--- Parse a rate the way tc does: a number is bits per second; a string
+-- takes tc's units ("kbit", "mbit", ... in bits; "bps", "kbps", ... in
+-- BYTES per second; "kibit", "mibps", ... binary).
+M.parse_rate = unit_parser(RATE_UNITS, "bits per second", "1mbit", true)
+--- Parse a size in bytes, tc's way: a number is bytes; "64kb" = 65536.
+M.parse_size = unit_parser(SIZE_UNITS, "bytes", "32kb", false)
+--- Parse a duration in milliseconds: a number is ms; "1.5s", "250us" too.
+M.parse_time = unit_parser(TIME_UNITS, "milliseconds", "20ms", false)
 
 --- Parse a probability: a number in [0, 1] or a string "N%".
 function M.parse_prob(v)
@@ -1132,8 +1083,7 @@ M.PASS, M.DROP = PASS, DROP
 M.is_pipe = function (x) return getmetatable(x) == Pipe or getmetatable(x) == Chain end
 
 -- Internals exposed for tests.
-M._l4_locate, M._l4_layout, M._l4_checksum_full, M._flow_key, M._kbuf =
-	l4_locate, l4_layout, l4_checksum_full, flow_key, kbuf
+M._l4_locate, M._l4_layout, M._flow_key, M._kbuf = l4_locate, l4_layout, flow_key, kbuf
 M._quantile = quantile
 M._DIST = DISTS
 

@@ -6,21 +6,14 @@
 LDT_AREA=shp-delay
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/engine.sh"
+. "$(dirname "$0")/../lib/shape.sh"
 require_root
 require_tools udpping udpsend udprecv
 ldt_tmpdir
 ns_create a; NS=$LDT_NS
 
-cat >"$LDT_TMP/delay.lua" <<'LUA'
-local shape = require "divert.shape"
-local pipe = shape.pipe{ delay = 100, seed = 1 }
-return function (pkt) return pipe(pkt) end
-LUA
-cat >"$LDT_TMP/jitter.lua" <<'LUA'
-local shape = require "divert.shape"
-local pipe = shape.pipe{ delay = 30, jitter = 20, distribution = "normal", seed = 7 }
-return function (pkt) return pipe(pkt) end
-LUA
+shape_policy "$LDT_TMP/delay.lua" "delay = 100, seed = 1"
+shape_policy "$LDT_TMP/jitter.lua" "delay = 30, jitter = 20, distribution = \"normal\", seed = 7"
 
 bg_ns "$NS" "$LDT_TOOLS/udpping" server --port 9100 --ready "$LDT_TMP/srv.ready" --time-limit 120
 wait_for_file "$LDT_TMP/srv.ready" 5 || fail "udpping server did not start"
@@ -31,7 +24,6 @@ ping() {  # ping DST OUT: 300 requests at 100/s
 # added_ms BASE DELAYED: difference of the median RTTs in ms
 added_ms() { awk -v a="$(json_get "$1" rtt_us_p50)" -v b="$(json_get "$2" rtt_us_p50)" \
 	'BEGIN { printf "%.3f", (b - a) / 1000 }'; }
-within() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x >= lo && x <= hi) }'; }
 
 ping 127.0.0.1 "$LDT_TMP/base4.json"
 ping ::1 "$LDT_TMP/base6.json"

@@ -7,21 +7,14 @@
 LDT_AREA=shp-dup
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/engine.sh"
+. "$(dirname "$0")/../lib/shape.sh"
 require_root
 require_tools udpsend udprecv
 ldt_tmpdir
 ns_create a; NS=$LDT_NS
-within() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x >= lo && x <= hi) }'; }
-policy() {  # policy FILE OPTIONS
-	cat >"$1" <<LUA
-local shape = require "divert.shape"
-local pipe = shape.pipe{ $2 }
-return function (pkt) return pipe(pkt) end
-LUA
-}
-policy "$LDT_TMP/dup.lua" "duplicate = 1, seed = 1"
-policy "$LDT_TMP/dupdelay.lua" "duplicate = 1, delay = 20, seed = 1"
-policy "$LDT_TMP/dup30.lua" "duplicate = 0.3, seed = 2"
+shape_policy "$LDT_TMP/dup.lua" "duplicate = 1, seed = 1"
+shape_policy "$LDT_TMP/dupdelay.lua" "duplicate = 1, delay = 20, seed = 1"
+shape_policy "$LDT_TMP/dup30.lua" "duplicate = 0.3, seed = 2"
 N=1000
 MARK=0x4c440000
 

@@ -10,23 +10,16 @@
 LDT_AREA=shp-impair
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/engine.sh"
+. "$(dirname "$0")/../lib/shape.sh"
 require_root
 require_tools udpsend udprecv
 require_cmd python3
 ldt_tmpdir
 ns_create a; NS=$LDT_NS
-within() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x >= lo && x <= hi) }'; }
-policy() {  # policy FILE OPTIONS
-	cat >"$1" <<LUA
-local shape = require "divert.shape"
-local pipe = shape.pipe{ $2 }
-return function (pkt) return pipe(pkt) end
-LUA
-}
-policy "$LDT_TMP/reorder.lua" "delay = 10, reorder = 0.25, seed = 3"
-policy "$LDT_TMP/every.lua" "delay = 10, every = 5, seed = 3"
-policy "$LDT_TMP/keep.lua" "corrupt = 1, keep_checksums = true, seed = 4"
-policy "$LDT_TMP/nokeep.lua" "corrupt = 1, keep_checksums = false, seed = 4"
+shape_policy "$LDT_TMP/reorder.lua" "delay = 10, reorder = 0.25, seed = 3"
+shape_policy "$LDT_TMP/every.lua" "delay = 10, every = 5, seed = 3"
+shape_policy "$LDT_TMP/keep.lua" "corrupt = 1, keep_checksums = true, seed = 4"
+shape_policy "$LDT_TMP/nokeep.lua" "corrupt = 1, keep_checksums = false, seed = 4"
 
 iptables_ns "$NS" -A OUTPUT -p udp --dport 9400:9401 -j NFQUEUE --queue-num 0
 ip6tables_ns "$NS" -A OUTPUT -p udp --dport 9400:9401 -j NFQUEUE --queue-num 0

@@ -7,6 +7,7 @@
 LDT_AREA=shp-inject
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/engine.sh"
+. "$(dirname "$0")/../lib/shape.sh"
 require_root
 require_tools injectsend udprecv udpsend
 ldt_tmpdir

@@ -6,23 +6,16 @@
 LDT_AREA=shp-loss
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/engine.sh"
+. "$(dirname "$0")/../lib/shape.sh"
 require_root
 require_tools udpsend udprecv
 ldt_tmpdir
 ns_create a; NS=$LDT_NS
 N=2000
 
-policy() {  # policy FILE OPTIONS
-	cat >"$1" <<LUA
-local shape = require "divert.shape"
-local pipe = shape.pipe{ $2 }
-return function (pkt) return pipe(pkt) end
-LUA
-}
-policy "$LDT_TMP/loss42.lua" "loss = 0.2, seed = 42"
-policy "$LDT_TMP/loss43.lua" "loss = 0.2, seed = 43"
-policy "$LDT_TMP/ge.lua" "gemodel = { p = 0.05, r = 0.25, h = 0.1, k = 0.995 }, seed = 5"
-within() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x >= lo && x <= hi) }'; }
+shape_policy "$LDT_TMP/loss42.lua" "loss = 0.2, seed = 42"
+shape_policy "$LDT_TMP/loss43.lua" "loss = 0.2, seed = 43"
+shape_policy "$LDT_TMP/ge.lua" "gemodel = { p = 0.05, r = 0.25, h = 0.1, k = 0.995 }, seed = 5"
 # missing SEQS: the sequence numbers 0..N-1 that did not arrive, one per line
 missing() { sort -n "$1" | awk -v n=$N '{ seen[$1] = 1 } END { for (i = 0; i < n; i++) if (!(i in seen)) print i }'; }
 
@@ -43,7 +36,6 @@ LOST=$(wc -l <"$LDT_TMP/a.missing")
 check "20% loss: $LOST of $N lost, within 400 +- 72" within "$LOST" 328 472
 check "the daemon's drop count is the receiver's loss" [ "$(ld_counter dropped)" = "$(wc -l <"$LDT_TMP/c.missing")" ]
 check "same seed: the same datagrams are lost" cmp -s "$LDT_TMP/a.missing" "$LDT_TMP/b.missing"
-differ() { ! cmp -s "$1" "$2"; }
 check "other seed: other datagrams are lost" differ "$LDT_TMP/a.missing" "$LDT_TMP/c.missing"
 
 # Gilbert-Elliott: P(bad) = p / (p + r) = 1/6; loss = 5/6 * 0.005 + 1/6 * 0.9 = 0.154.

@@ -6,24 +6,16 @@
 LDT_AREA=shp-rate
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/engine.sh"
+. "$(dirname "$0")/../lib/shape.sh"
 require_root
 require_tools tcpxfer udpsend udprecv
 ldt_tmpdir
 ns_create a; A=$LDT_NS
 ns_create b; B=$LDT_NS
 veth_pair "$A" "$B" 0
-within() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x >= lo && x <= hi) }'; }
 
-cat >"$LDT_TMP/rate.lua" <<'LUA'
-local shape = require "divert.shape"
-local pipe = shape.pipe{ rate = "2mbit", seed = 1 }
-return function (pkt) return pipe(pkt) end
-LUA
-cat >"$LDT_TMP/limit.lua" <<'LUA'
-local shape = require "divert.shape"
-local pipe = shape.pipe{ rate = "1mbit", limit = 20, seed = 1 }
-return function (pkt) return pipe(pkt) end
-LUA
+shape_policy "$LDT_TMP/rate.lua" "rate = \"2mbit\", seed = 1"
+shape_policy "$LDT_TMP/limit.lua" "rate = \"1mbit\", limit = 20, seed = 1"
 
 # The data direction (A -> B) goes through the pipe; ACKs do not.
 iptables_ns "$A" -A OUTPUT -p tcp --dport 9300 -j NFQUEUE --queue-num 0

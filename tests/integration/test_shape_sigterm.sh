@@ -6,16 +6,13 @@
 LDT_AREA=shp-term
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/engine.sh"
+. "$(dirname "$0")/../lib/shape.sh"
 require_root
 require_tools udpsend udprecv
 ldt_tmpdir
 ns_create a; NS=$LDT_NS
 N=300
-cat >"$LDT_TMP/hold.lua" <<'LUA'
-local shape = require "divert.shape"
-local pipe = shape.pipe{ delay = 3000, seed = 1 }
-return function (pkt) return pipe(pkt) end
-LUA
+shape_policy "$LDT_TMP/hold.lua" "delay = 3000, seed = 1"
 iptables_ns "$NS" -A OUTPUT -p udp --dport 9600 -j NFQUEUE --queue-num 0
 
 run() {  # run NAME [luadivert args]: send N in 0.3 s, SIGTERM at ~1 s
