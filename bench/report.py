@@ -182,7 +182,8 @@ def tcp_latency_memory(out, r):
         out.append("")
         out.append(f"Idle, then with {fmt(num(r, 'load_pps'))} pkt/s of background load through the "
                    "same queue (50% of the bare-C steady maximum). Microseconds; in brackets the "
-                   "difference to bare C batched.")
+                   "ratio to bare C batched and the difference in microseconds. Medians of 3 rounds "
+                   "of 500 round trips.")
         out.append("")
         rows = []
         for c in lat:
@@ -191,7 +192,8 @@ def tcp_latency_memory(out, r):
                 for k in ("p50", "p99", "max"):
                     v = num(r, f"{c}.lat_{phase}_{k}")
                     b = num(r, f"{REF}.lat_{phase}_{k}")
-                    d = f" ({v - b:+.1f})" if v is not None and b is not None and c != REF else ""
+                    d = (f" ({v / b:.2f}x, {v - b:+.1f})"
+                         if v is not None and b and c != REF else "")
                     row.append(f"{fmt(v, 1)}{d}")
             row.append(r.get(f"{c}.lat_lost", "-"))
             rows.append(row)
@@ -204,8 +206,9 @@ def tcp_latency_memory(out, r):
     out.append("## 4. Memory")
     out.append("")
     for c in mem:
-        out.append(f"- {NAMES[c]}: peak RSS (VmHWM) {fmt(num(r, c + '.vmhwm_kb'))} KiB "
-                   f"(bare C batched: {fmt(num(r, REF + '.vmhwm_kb'))} KiB).")
+        out.append(f"- {NAMES[c]}: peak RSS (VmHWM) {fmt(num(r, c + '.vmhwm_kb'))} KiB, "
+                   f"{ratio(num(r, c + '.vmhwm_kb'), num(r, REF + '.vmhwm_kb'))} bare C batched's "
+                   f"{fmt(num(r, REF + '.vmhwm_kb'))} KiB.")
     growth = None
     if "ld_heap.end_kb" in r:
         w, e = num(r, "ld_heap.warm_kb"), num(r, "ld_heap.end_kb")
