@@ -28,13 +28,13 @@ local view_t = V.define("ipv4", "", ipv4)
 M.methods = ipv4   -- the view methods (for tests and extensions)
 
 --- ipv4.new() -> a standalone view, not yet attached.
-M.new = V.constructor(view_t)
+M.new = V.constructor(view_t, { ipver = 4, proto = 0, dstoff = 16 })
 
 --- v:attach(ptr, len) -> v, or nil and a reason.
 function ipv4:attach(p, len)
 	if len < 20 then return nil, "truncated" end
 	if rshift(p[0], 4) ~= 4 then return nil, "not ipv4" end
-	local hlen = band(p[0], 15) * 4
+	local hlen = lshift(band(p[0], 15), 2)          -- (shifts keep it an integer)
 	if hlen < 20 then return nil, "bad header length" end
 	if hlen > len then return nil, "truncated" end
 	local tot = rd16(p, 2)
@@ -46,8 +46,8 @@ function ipv4:attach(p, len)
 	elseif tot > len then
 		tot = len; whole = 0
 	end
-	self.p = p; self.ip = p; self.len = tot; self.hlen = hlen
-	self.ipver = 4; self.l4proto = p[9]; self.proto = 0; self.dstoff = 16
+	-- (ipver, proto and dstoff are set once, by the constructor)
+	self.p = p; self.ip = p; self.len = tot; self.hlen = hlen; self.l4proto = p[9]
 	self.l4off = hlen; self.l4len = tot - hlen; self.l4why = 0
 	local fo = rd16(p, 6)
 	self.frag = band(fo, 0x1fff) ~= 0 and 1 or 0

@@ -41,7 +41,7 @@ M.methods = ipv6   -- the view methods (for tests and extensions)
 local EXT = ffi.new("uint8_t[256]")
 for _, t in ipairs { 0, 43, 44, 60, 51, 135, 139, 140 } do EXT[t] = 1 end
 
-M.new = V.constructor(view_t)
+M.new = V.constructor(view_t, { ipver = 6, proto = 0 })
 
 -- One step of the extension-header walk: the header of type nh at off.
 -- Returns the next type and offset, the count, whether the transport
@@ -53,8 +53,8 @@ local function ext_step(self, nh, off, n, stop, whole)
 	local p = self.p
 	local hl
 	if nh == 44 then hl = 8
-	elseif nh == 51 then hl = (p[off + 1] + 2) * 4
-	else hl = (p[off + 1] + 1) * 8 end
+	elseif nh == 51 then hl = lshift(p[off + 1] + 2, 2)
+	else hl = lshift(p[off + 1] + 1, 3) end
 	if off + hl > stop then self.l4why = V.TRUNC_EXT; return nh, off, n, whole, false end
 	if n < MAX_REC then
 		self.ext_type[n] = nh; self.ext_off[n] = off; self.ext_len[n] = hl
@@ -99,7 +99,7 @@ function ipv6:attach(p, len)
 		stop = len; whole = 0
 	end
 	self.p = p; self.ip = p; self.len = stop; self.hlen = 40
-	self.ipver = 6; self.proto = 0; self.frag = 0; self.l4why = 0
+	self.frag = 0; self.l4why = 0
 	self.n_ext = 0; self.frag_at = 0; self.frag_off = 0; self.dstoff = 24
 	-- Up to four extension headers are walked without a loop (a loop that
 	-- runs once or twice per packet never gets a trace of its own and

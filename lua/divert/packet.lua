@@ -21,7 +21,7 @@ local tcp = require "divert.tcp"
 local udp = require "divert.udp"
 local icmp = require "divert.icmp"
 
-local band, bor, rshift = bit.band, bit.bor, bit.rshift
+local band, bor, rshift, tobit = bit.band, bit.bor, bit.rshift, bit.tobit
 local C = ffi.C
 local WHY = V.WHY
 local rd16, wr16 = V.rd16, V.wr16
@@ -250,45 +250,47 @@ end
 -- Parse the IP header once per attach; the IP view keeps the results.
 -- No pointer is kept in a local here: the IPv6 walk loops, and a pointer
 -- held by any caller when a loop's trace is entered gets boxed (allocated).
+-- Returns the IP view, or nil (self.why says why).
 local function parse(self)
-	if self.d == nil then self.l3 = -1; self.why = V.NO_PACKET; return -1 end
-	if self.d.len < 1 then self.l3 = -1; self.why = V.TRUNCATED; return -1 end
+	if self.d == nil then self.l3 = -1; self.why = V.NO_PACKET; return nil end
+	if self.d.len < 1 then self.l3 = -1; self.why = V.TRUNCATED; return nil end
 	local ver = rshift(self.d.data[0], 4)
-	local ok, why
+	local v, why
 	if ver == 4 then
-		ok, why = V4[self.slot]:attach(self.d.data, self.d.len)
+		-- (the length as an int32, so the checks compare integers)
+		v, why = V4[self.slot]:attach(self.d.data, tobit(self.d.len))
 	elseif ver == 6 then
-		ok, why = V6[self.slot]:attach(self.d.data, self.d.len)
+		v, why = V6[self.slot]:attach(self.d.data, tobit(self.d.len))
 	else
-		self.l3 = -1; self.why = V.NOT_IP; return -1
+		self.l3 = -1; self.why = V.NOT_IP; return nil
 	end
-	if not ok then
+	if not v then
 		self.l3 = -1
 		self.why = why == "truncated" and V.TRUNCATED or why == "bad total length" and V.BAD_TOTLEN or V.BAD_HLEN
-		return -1
+		return nil
 	end
 	self.l3 = ver
-	return ver
+	return v
 end
 
 local function ipview(self)
 	local l3 = self.l3
-	if l3 == 0 then l3 = parse(self) end
+	if l3 == 0 then return (parse(self)) end
 	if l3 == 4 then return V4[self.slot] end
 	if l3 == 6 then return V6[self.slot] end
 	return nil
 end
 
 function P.ipv4(self)
+	if self.l3 == 0 then parse(self) end
 	local l3 = self.l3
-	if l3 == 0 then l3 = parse(self) end
 	if l3 == 4 then return V4[self.slot] end
 	if l3 < 0 then return nil, WHY[self.why] end
 	return nil, "not ipv4"
 end
 function P.ipv6(self)
+	if self.l3 == 0 then parse(self) end
 	local l3 = self.l3
-	if l3 == 0 then l3 = parse(self) end
 	if l3 == 6 then return V6[self.slot] end
 	if l3 < 0 then return nil, WHY[self.why] end
 	return nil, "not ipv6"

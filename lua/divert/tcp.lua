@@ -39,7 +39,7 @@ M.FLAGS = FLAGS
 --- Option kinds.
 M.OPT = { EOL = 0, NOP = 1, MSS = 2, WSCALE = 3, SACK_PERMITTED = 4, SACK = 5, TIMESTAMPS = 8 }
 
-M.new = V.constructor(view_t)
+M.new = V.constructor(view_t, { proto = 6 })
 
 --- v:attach(ptr, len [, ip, ipver, whole]) -> v, or nil and a reason.
 -- len: bytes of the segment in the buffer; ip/ipver: the IP header in
@@ -47,10 +47,10 @@ M.new = V.constructor(view_t)
 -- all in the buffer (no full checksum possible), default 1.
 function tcp:attach(p, len, ip, ipver, whole, dstoff)
 	if len < 20 then return nil, "truncated" end
-	local hlen = rshift(p[12], 4) * 4
+	local hlen = band(rshift(p[12], 2), 0x3c)       -- data offset * 4, as an integer
 	if hlen < 20 then return nil, "bad header length" end
 	if hlen > len then return nil, "truncated" end
-	self.p = p; self.len = len; self.hlen = hlen; self.proto = 6; self.optdone = 0
+	self.p = p; self.len = len; self.hlen = hlen; self.optdone = 0
 	set_ip(self, ip, ipver, whole, dstoff)
 	return self
 end

@@ -20,7 +20,7 @@ local udp = {}
 local view_t = V.define("udp", "", udp)
 M.methods = udp   -- the view methods (for tests and extensions)
 
-M.new = V.constructor(view_t)
+M.new = V.constructor(view_t, { proto = 17, hlen = 8 })
 
 --- v:attach(ptr, len [, ip, ipver, whole]) -> v, or nil and a reason.
 function udp:attach(p, len, ip, ipver, whole, dstoff)
@@ -37,7 +37,7 @@ function udp:attach(p, len, ip, ipver, whole, dstoff)
 			len = ulen
 		end
 	end
-	self.p = p; self.len = len; self.hlen = 8; self.proto = 17
+	self.p = p; self.len = len
 	V.set_ip(self, ip, ipver, whole, dstoff)
 	return self
 end

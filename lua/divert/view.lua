@@ -175,12 +175,15 @@ function M.pseudo_changed(ipv, old_sum, new_sum)
 	wr16(l4, off, hc)
 end
 
---- view.constructor(ct) -> function making a standalone view of ctype ct
--- (owned by the dummy packet until a packet object adopts it).
-function M.constructor(ct)
+--- view.constructor(ct [, fields]) -> function making a standalone view of
+-- ctype ct (owned by the dummy packet until a packet object adopts it).
+-- fields: values that never change for this kind of view (its protocol,
+-- IP version...), set once here instead of on every attach.
+function M.constructor(ct, fields)
 	return function ()
 		local v = ct()
 		v.pk = dummy_pkt
+		for k, x in pairs(fields or {}) do v[k] = x end
 		return v
 	end
 end
