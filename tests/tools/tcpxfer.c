@@ -210,14 +210,7 @@ int main(int argc, char **argv)
 	int c, have_bytes = 0;
 
 	tool_name = "tcpxfer";
-	if (argc < 2)
-		usage_error(usage, "send or recv?");
-	const char *mode = argv[1];
-	if (!strcmp(mode, "--help") || !strcmp(mode, "-h")) {
-		printf("usage: %s\n", usage);
-		return 0;
-	}
-	optind = 2;
+	const char *mode = tool_mode(argc, argv, usage, "send or recv?");
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dst = optarg; break;

@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -59,6 +60,23 @@ static inline void __attribute__((noreturn)) usage_error(const char *usage, cons
 {
 	fprintf(stderr, "%s: %s\nusage: %s\n", tool_name, what, usage);
 	exit(2);
+}
+
+/*
+ * tool_mode - for tools whose first argument is a mode ("send"/"recv"):
+ * return it, with getopt set to parse the options after it. --help as the
+ * first argument prints the usage and exits 0; no argument exits 2.
+ */
+static inline const char *tool_mode(int argc, char **argv, const char *usage, const char *what)
+{
+	if (argc < 2)
+		usage_error(usage, what);
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		printf("usage: %s\n", usage);
+		exit(0);
+	}
+	optind = 2;
+	return argv[1];
 }
 
 /* now_ns - CLOCK_MONOTONIC in nanoseconds. */

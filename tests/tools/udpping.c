@@ -230,14 +230,7 @@ int main(int argc, char **argv)
 	int c;
 
 	tool_name = "udpping";
-	if (argc < 2)
-		usage_error(usage, "server or client?");
-	const char *mode = argv[1];
-	if (!strcmp(mode, "--help") || !strcmp(mode, "-h")) {
-		printf("usage: %s\n", usage);
-		return 0;
-	}
-	optind = 2;
+	const char *mode = tool_mode(argc, argv, usage, "server or client?");
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dst = optarg; break;
