@@ -157,7 +157,8 @@ def small_packets(out, r, small, ref_pps, ref_cpu, ref_steady):
     for c in ("bare_batched", "ld_pass_all"):
         if f"{c}.rate80" in r:
             out.append(f"- {NAMES[c]} at 80% of its steady maximum ({fmt(num(r, c + '.rate80'))} "
-                       f"pkt/s for 2 s): {r[c + '.rate80_drops']} packets dropped by the kernel queue.")
+                       f"pkt/s for 2 s, {fmt(num(r, c + '.rate80_sent'))} sent, queue length 4096): "
+                       f"{r[c + '.rate80_drops']} packets dropped by the kernel queue.")
     out.append("")
 
 
