@@ -203,28 +203,25 @@ local KEY_WORDS = 10
 local kbuf = ffi.new("uint32_t[?]", KEY_WORDS)
 local uint32_array = ffi.typeof("uint32_t[?]")
 local double_array = ffi.typeof("double[?]")
--- Two polynomial hashes of the key words modulo primes below 2^32 and
--- 2^31: every intermediate stays below 2^53, so plain double arithmetic is
--- exact, and there is no call for the JIT to trip on.
-local H1_MUL, H1_MOD = 65599, 4294967291     -- 2^32 - 5, prime
-local H2_MUL, H2_MOD = 69069, 2147483647     -- 2^31 - 1, prime
+-- Two polynomial hashes of the key words modulo 2^32. Each step stays
+-- below 2^53 (|h| < 2^31, multiplier < 2^21, word < 2^32), so the double
+-- arithmetic is exact and bit.tobit takes it modulo 2^32: no call, no
+-- division, nothing for the JIT to trip on.
+local H1_MUL, H2_MUL = 1000003, 69069
 local KEY_LOW_BITS = 2097152                 -- 2^21: key = h1 * 2^21 + h2 mod 2^21 < 2^53
+local TWO31 = 2147483648
 
 local function key_hash()
 	local k = kbuf
-	local a = k[0] % H1_MOD
-	a = (a * H1_MUL + k[1]) % H1_MOD; a = (a * H1_MUL + k[2]) % H1_MOD
-	a = (a * H1_MUL + k[3]) % H1_MOD; a = (a * H1_MUL + k[4]) % H1_MOD
-	a = (a * H1_MUL + k[5]) % H1_MOD; a = (a * H1_MUL + k[6]) % H1_MOD
-	a = (a * H1_MUL + k[7]) % H1_MOD; a = (a * H1_MUL + k[8]) % H1_MOD
-	a = (a * H1_MUL + k[9]) % H1_MOD
-	local b = k[9] % H2_MOD
-	b = (b * H2_MUL + k[8]) % H2_MOD; b = (b * H2_MUL + k[7]) % H2_MOD
-	b = (b * H2_MUL + k[6]) % H2_MOD; b = (b * H2_MUL + k[5]) % H2_MOD
-	b = (b * H2_MUL + k[4]) % H2_MOD; b = (b * H2_MUL + k[3]) % H2_MOD
-	b = (b * H2_MUL + k[2]) % H2_MOD; b = (b * H2_MUL + k[1]) % H2_MOD
-	b = (b * H2_MUL + k[0]) % H2_MOD
-	return a, b
+	local a = tobit(k[0])
+	a = tobit(a * H1_MUL + k[1]); a = tobit(a * H1_MUL + k[2]); a = tobit(a * H1_MUL + k[3])
+	a = tobit(a * H1_MUL + k[4]); a = tobit(a * H1_MUL + k[5]); a = tobit(a * H1_MUL + k[6])
+	a = tobit(a * H1_MUL + k[7]); a = tobit(a * H1_MUL + k[8]); a = tobit(a * H1_MUL + k[9])
+	local b = tobit(k[9])
+	b = tobit(b * H2_MUL + k[8]); b = tobit(b * H2_MUL + k[7]); b = tobit(b * H2_MUL + k[6])
+	b = tobit(b * H2_MUL + k[5]); b = tobit(b * H2_MUL + k[4]); b = tobit(b * H2_MUL + k[3])
+	b = tobit(b * H2_MUL + k[2]); b = tobit(b * H2_MUL + k[1]); b = tobit(b * H2_MUL + k[0])
+	return a + TWO31, b + TWO31               -- as numbers in [0, 2^32)
 end
 
 local function key_equal(a)
