@@ -316,7 +316,7 @@ if [ -n "$(queued_names)" ]; then
 				--sort dso --percent-limit 0.1 >"$PROFDIR/$cfg.dso.txt" 2>/dev/null
 			perf report -i "$PROFDIR/$cfg.data" --stdio --no-children -g none \
 				--sort dso,symbol --percent-limit 0.5 >"$PROFDIR/$cfg.txt" 2>/dev/null &&
-				note "profile of $cfg while draining: $PROFDIR/$cfg.txt (perf report -i $PROFDIR/$cfg.data)"
+				note "profile of $cfg while draining: build/bench/profile/$cfg.txt (perf report -i build/bench/profile/$cfg.data)"
 		done
 	fi
 	snapshot_all s1b
