@@ -41,8 +41,8 @@ local rng = require "divert.rng"
 local checksum = require "divert.checksum"
 
 local C = ffi.C
-local band, bor, bnot, bxor, lshift, rshift, rol, tobit =
-	bit.band, bit.bor, bit.bnot, bit.bxor, bit.lshift, bit.rshift, bit.rol, bit.tobit
+local band, bor, bnot, bxor, lshift, rshift, tobit =
+	bit.band, bit.bor, bit.bnot, bit.bxor, bit.lshift, bit.rshift, bit.tobit
 local floor, ceil, huge = math.floor, math.ceil, math.huge
 local type, tonumber, setmetatable, error, pairs = type, tonumber, setmetatable, error, pairs
 local qnorm, pnorm = rng.qnorm, rng.pnorm
