@@ -135,7 +135,8 @@ int main(int argc, char **argv)
 		die("open %s:", seqs_file);
 
 	int fd = bind_any(SOCK_DGRAM, bind_addr, (uint16_t)port);
-	set_rcvbuf(fd, 8 << 20);
+	/* room for a whole test burst if this process is descheduled for a while */
+	set_rcvbuf(fd, 32 << 20);
 	catch_stop_signals();
 	write_ready(ready);
 
