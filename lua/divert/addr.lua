@@ -115,7 +115,7 @@ end
 function M.parse(s)
 	local v = M.ip4(s)
 	if v then return v, 4 end
-	local a, err = M.ip6(s)
+	local a = M.ip6(s)
 	if a then return a, 6 end
 	return nil, "not an IP address: " .. tostring(s)
 end

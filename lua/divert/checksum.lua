@@ -120,7 +120,8 @@ end
 --- checksum.partial(ptr, len [, acc]) -> 16-bit sum of the bytes (+ acc).
 local function partial(p, len, acc)
 	local a = addr(p)
-	p = nil                                   -- see above: nothing to box
+	-- see above: nothing to box
+	p = nil  -- luacheck: ignore 311
 	local s = sum_at(a, len)
 	if acc then s = fold(s + acc) end
 	return s
@@ -171,7 +172,7 @@ function M.ipv4_header(ip)
 	end
 	local s = 65535 - rd16(ip, 10)
 	local a = addr(ip)
-	ip = nil
+	ip = nil  -- luacheck: ignore 311
 	return (finish(s + sum_at(a, hlen)))
 end
 
@@ -215,7 +216,7 @@ function M.l4(ip, ipver, l4, l4len, proto, dstoff)
 	local s = l4_head(ip, ipver, l4, l4len, proto, dstoff)
 	if not s then return nil end
 	local a = addr(l4)
-	ip = nil; l4 = nil
+	ip = nil; l4 = nil  -- luacheck: ignore 311
 	return (l4_finish(s, a, l4len, proto))
 end
 
@@ -226,7 +227,7 @@ function M.fill_l4(ip, ipver, l4, l4len, proto, dstoff)
 	local s = l4_head(ip, ipver, l4, l4len, proto, dstoff)
 	if not s then return nil end
 	local a = addr(l4)
-	ip = nil; l4 = nil
+	ip = nil; l4 = nil  -- luacheck: ignore 311
 	local c = l4_finish(s, a, l4len, proto)
 	wr16(cast(u8p, a), CSUM_OFF[proto], c)
 	return true

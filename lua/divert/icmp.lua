@@ -10,14 +10,13 @@
 -- Both kinds share one view type; ic:proto() says which (1 or 58). Writes
 -- keep the checksum right (ICMPv6 includes the IPv6 pseudo-header).
 local ffi = require "ffi"
-local bit = require "bit"
 local V = require "divert.view"
 local checksum = require "divert.checksum"
 local ipv4 = require "divert.ipv4"
 local ipv6 = require "divert.ipv6"
 
 local rd16, rd32, wr16 = V.rd16, V.rd32, V.wr16
-local check_uint, l4_changed, set16 = V.check_uint, V.l4_changed, V.set16
+local check_uint, set16 = V.check_uint, V.set16
 
 local M = {}
 local icmp = {}

@@ -17,8 +17,8 @@ local checksum = require "divert.checksum"
 
 local band, bor, rshift, lshift = bit.band, bit.bor, bit.rshift, bit.lshift
 local rd16, rd32, wr16, wr32 = V.rd16, V.rd32, V.wr16, V.wr32
-local modified, check_uint, WHY = V.modified, V.check_uint, V.WHY
-local update16, update32 = checksum.update16, checksum.update32
+local modified, check_uint = V.modified, V.check_uint
+local update16 = checksum.update16
 local fold = checksum.fold
 
 local M = {}
@@ -156,7 +156,8 @@ local function addr_field(off, name)
 		local ns = fold(v % 65536 + (v - v % 65536) / 65536)
 		wr16(p, 10, checksum.adjust(rd16(p, 10), os, ns))
 		modified(self)
-		p = nil   -- nothing to box if the transport checksum must be completed
+		-- nothing to box if the transport checksum must be completed
+		p = nil  -- luacheck: ignore 311
 		V.pseudo_changed(self, os, ns)
 	end
 end

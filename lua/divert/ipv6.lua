@@ -17,7 +17,7 @@ local V = require "divert.view"
 local checksum = require "divert.checksum"
 
 local band, bor, rshift, lshift = bit.band, bit.bor, bit.rshift, bit.lshift
-local rd16, rd32, wr16, wr32 = V.rd16, V.rd32, V.wr16, V.wr32
+local rd16, rd32, wr16 = V.rd16, V.rd32, V.wr16
 local modified, check_uint = V.modified, V.check_uint
 local partial = checksum.partial
 
@@ -107,7 +107,7 @@ function ipv6:attach(p, len)
 	-- Nothing here keeps p: a pointer held in a slot when a loop's trace is
 	-- entered would be boxed, i.e. allocated per packet.
 	local nh, off, n = p[6], 40, 0
-	p = nil
+	p = nil  -- luacheck: ignore 311
 	local more = EXT[nh] == 1
 	if more then nh, off, n, whole, more = ext_step(self, nh, off, n, stop, whole) end
 	if more then nh, off, n, whole, more = ext_step(self, nh, off, n, stop, whole) end

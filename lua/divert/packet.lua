@@ -44,14 +44,22 @@ local owned_t = ffi.typeof("struct divert_owned")
 
 -- Per packet object, by slot: its views, and the memory a standalone
 -- packet owns. Tables indexed by a small integer: no allocation on lookup.
-local V4, V6, TCP, UDP, ICMP, ICMP6, OWNED = {}, {}, {}, {}, {}, {}, {}
+local V4, V6, TCP, UDP, ICMP, ICMP6 = {}, {}, {}, {}, {}, {}
+-- OWNED keeps the memory of standalone packets alive (written, never read)
+local OWNED = {}  -- luacheck: ignore 241
 local free_slots, nfree, nslots = {}, 0, 0
 
+local VIEWS = { V4, V6, TCP, UDP, ICMP, ICMP6 }
+
+-- The finalizer of a packet object (also run by lua_close): allocates
+-- nothing, and gives the slot back.
 local function release(pk)
 	local s = pk.slot
 	if s < 0 then return end
-	for _, t in ipairs { V4, V6, TCP, UDP, ICMP, ICMP6 } do
-		t[s].pk = V.dummy_pkt          -- views that outlive the packet touch nothing
+	pk.slot = -1
+	for i = 1, #VIEWS do
+		local v = VIEWS[i][s]
+		if v then v.pk = V.dummy_pkt end  -- views that outlive the packet touch nothing
 	end
 	OWNED[s] = nil
 	nfree = nfree + 1; free_slots[nfree] = s
@@ -69,7 +77,7 @@ function M.new()
 			ipv4.new(), ipv6.new(), tcp.new(), udp.new(), icmp.new(), icmp.new()
 	end
 	pk.slot = s
-	for _, t in ipairs { V4, V6, TCP, UDP, ICMP, ICMP6 } do t[s].pk = pk end
+	for i = 1, #VIEWS do VIEWS[i][s].pk = pk end
 	return ffi.gc(pk, release)
 end
 

@@ -113,7 +113,7 @@ local a6 = ffi.new("uint8_t[16]")
 function S:match6(p)
 	-- walk a copy: a pointer argument live across the loop would be boxed
 	ffi.copy(a6, p, 16)
-	p = nil
+	p = nil  -- luacheck: ignore 311
 	local t = self.t6
 	local child, val = t.child, t.val
 	local best = val[0]

@@ -16,7 +16,7 @@ local bit = require "bit"
 local V = require "divert.view"
 local checksum = require "divert.checksum"
 
-local band, bor, bnot, rshift, lshift = bit.band, bit.bor, bit.bnot, bit.rshift, bit.lshift
+local band, bor, bnot, rshift = bit.band, bit.bor, bit.bnot, bit.rshift
 local rd16, rd32, wr16, wr32 = V.rd16, V.rd32, V.wr16, V.wr32
 local check_uint, l4_changed = V.check_uint, V.l4_changed
 local set16, set32, set_ip = V.set16, V.set32, V.set_ip
@@ -147,7 +147,7 @@ local function scan(self)
 		self.o_mss = 20; self.o_sackok = 24; self.o_ts = 26; self.o_ws = 37
 		return                                          -- MSS SACKOK TS NOP WS
 	end
-	p = nil
+	p = nil  -- luacheck: ignore 311
 	local o = 20
 	while o < hlen do
 		local k = self.p[o]

@@ -8,7 +8,6 @@
 -- bounds the payload. Writes keep the checksum right; a UDP/IPv4 checksum of
 -- 0 ("none") stays 0.
 local ffi = require "ffi"
-local bit = require "bit"
 local V = require "divert.view"
 local checksum = require "divert.checksum"
 

@@ -77,12 +77,14 @@ M.TRUNCATED, M.NOT_IP, M.BAD_HLEN, M.BAD_TOTLEN, M.TRUNC_EXT, M.TOO_MANY_EXT,
 local pkt_t = ffi.typeof("struct divert_pkt")
 M.pkt_t = pkt_t
 
--- The owner of standalone views: a packet nobody reads.
+-- The owner of standalone views: a packet nobody reads. Both objects are
+-- kept in the module table: structs point at them with raw pointers, which
+-- do not keep anything alive (a collected dummy_desc was written to).
 local dummy_desc = ffi.new("struct ld_packet")
 local dummy_pkt = pkt_t()
 dummy_pkt.d = dummy_desc
 dummy_pkt.slot = -1
-M.dummy_pkt = dummy_pkt
+M.dummy_desc, M.dummy_pkt = dummy_desc, dummy_pkt
 
 -- Big-endian field access. Byte loads: no alignment or endianness question.
 -- Shifts, not "* 256": LuaJIT then keeps the arithmetic in integer

@@ -68,7 +68,7 @@ require("divert").tune_jit()
 -- times in 1e6 packets, with the heap still flat) is reported as LOOP, not
 -- counted as a failure.
 local stops, warm, bad, loops = 0, false, 0, 0
-local function on_trace(what, tr, func, pc, otr, oex)
+local function on_trace(what, _, func, pc, otr, oex)
 	if what == "stop" then stops = stops + 1 end
 	if what ~= "abort" then return end
 	local msg = vmdef.traceerr[otr] or tostring(otr)
@@ -199,7 +199,8 @@ function handlers.mixed()
 			if udp:dst_port() == 53 then score = score + 3 end
 			local p, len = pkt:payload()
 			if payload.find(p, len, "tcpdump") then score = score + 1 end
-			p = nil   -- a pointer held across a loop (the checksum below) is boxed
+			-- a pointer held across a loop (the checksum below) is boxed
+			p = nil  -- luacheck: ignore 311
 			udp:src_port(udp:src_port() == 5645 and 5646 or 5645)
 			if udp:checksum_ok() then score = score + 1 end
 			return score

@@ -7,7 +7,6 @@
 package.path = "./lua/?.lua;./lua/?/init.lua;./tests/lua/?.lua;" .. package.path
 local T = require "testlib"
 local ffi = require "ffi"
-local bit = require "bit"
 local packet = require "divert.packet"
 local pf = require "pcapfile"
 

@@ -70,7 +70,7 @@ T.check("flow ids: one id per 5-tuple on real traffic, both directions together"
 	local flows = flow.table { size = 4096, bidirectional = true }
 	local by_key = {}
 	local n = 0
-	each_packet(function (pkt, name)
+	each_packet(function (pkt)
 		local id = flows:lookup(pkt)
 		if not id then return end
 		local key = flows:describe(id)
