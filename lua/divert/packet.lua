@@ -77,6 +77,7 @@ function M.new()
 			ipv4.new(), ipv6.new(), tcp.new(), udp.new(), icmp.new(), icmp.new()
 	end
 	pk.slot = s
+	pk.d = V.dummy_desc            -- an empty packet until attached: never NULL
 	for i = 1, #VIEWS do VIEWS[i][s].pk = pk end
 	return ffi.gc(pk, release)
 end
@@ -84,6 +85,7 @@ end
 --- pkt:attach(desc) -> pkt. desc is a struct ld_packet *. Resets the parse
 -- cache; allocates nothing (the engine calls it once per packet).
 function P.attach(self, desc)
+	if desc == nil then error("pkt:attach: expected a struct ld_packet *, got nil", 2) end
 	self.d = desc
 	self.l3 = 0
 	self.csum_done = 0
@@ -260,7 +262,6 @@ end
 -- held by any caller when a loop's trace is entered gets boxed (allocated).
 -- Returns the IP view, or nil (self.why says why).
 local function parse(self)
-	if self.d == nil then self.l3 = -1; self.why = V.NO_PACKET; return nil end
 	if self.d.len < 1 then self.l3 = -1; self.why = V.TRUNCATED; return nil end
 	local ver = rshift(self.d.data[0], 4)
 	local v, why
@@ -503,6 +504,9 @@ function M.selftest()
 	assert(not pcall(pkt.set_mark, pkt, -1) and not pcall(pkt.hold, pkt, "x"))
 	assert(pkt:uid() == nil and pkt:ct_mark() == nil and pkt:indev_name() == nil)
 	assert(M.from_string("\x99"):ip() == nil)
+	-- a fresh object reads as an empty packet; attaching nil is misuse
+	local fresh = M.new()
+	assert(fresh:len() == 0 and fresh:ip() == nil and fresh:tcp() == nil and not pcall(fresh.attach, fresh, nil))
 end
 
 return M
