@@ -40,7 +40,7 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/*.c))
 UNITS      := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps demo test bench install clean abi-check clang-check
+.PHONY: all deps bench-deps demo test bench install clean abi-check clang-check
 
 all: luadivert $(TOOLS) $(BENCHES) $(UNITS) lua/divert/abi.lua
 
@@ -56,10 +56,10 @@ build/obj/%.o: core/%.c $(wildcard core/*.h) | build/obj
 build/asan/%.o: core/%.c $(wildcard core/*.h) | build/asan
 	$(CC) $(CFLAGS) -O1 $(ASAN_FLAGS) -c -o $@ $<
 
-build/tools/%: tests/tools/%.c $(wildcard core/*.h) | build/tools
+build/tools/%: tests/tools/%.c $(wildcard core/*.h tests/tools/*.h) | build/tools
 	$(CC) $(CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(LDLIBS)
 
-build/bench/%: bench/%.c $(wildcard core/*.h) | build/bench
+build/bench/%: bench/%.c $(wildcard core/*.h bench/*.h) | build/bench
 	$(CC) $(CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(LDLIBS)
 
 # C unit tests include the core files they test, and always run sanitized.
@@ -84,8 +84,14 @@ clang-check:
 	@for f in $(TOOL_SRC) $(BENCH_SRC) $(UNIT_SRC); do \
 	  clang $(filter-out -O2,$(CFLAGS)) -Icore -fsyntax-only $$f || exit 1; done
 
+# Only the benchmarks' profile (PROFILE=1) needs perf.
+BENCH_DEPS := linux-perf
+
 deps:
 	@sh tools/install-deps.sh $(DEPS)
+
+bench-deps:
+	@sh tools/install-deps.sh $(BENCH_DEPS) || echo "perf not installed: PROFILE=1 will say so"
 
 demo: deps all
 	sh scripts/demo.sh
@@ -93,7 +99,7 @@ demo: deps all
 test: deps all build/luadivert-asan
 	sh tests/run.sh
 
-bench: deps all
+bench: deps bench-deps all
 	sh bench/run.sh
 
 install: luadivert
