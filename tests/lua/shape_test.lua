@@ -718,6 +718,31 @@ do
 	end
 	check("per_flow: flows beyond max_flows share one state (counted)",
 		pm:stats().flows == 2 and pm:stats().flows_overflow == 3)
+	-- Hash collisions: every flow on one chain; states stay apart and an
+	-- expired flow in the middle of the chain is unlinked cleanly.
+	shape._collide(true)
+	shape.reset_clock()
+	local pc = shape.pipe{ rate = "1mbit", per_flow = true, idle = 1, seed = 1 }
+	local cd = {}
+	for port = 1, 3 do cd[port] = desc(ip4(17, port, 53, 1250 - 28)) end
+	local holds = {}
+	for round = 1, 2 do
+		for port = 1, 3 do rearm(cd[port], T0); pc(cd[port]); holds[#holds + 1] = tonumber(cd[port].hold_ns) / MS end
+	end
+	check("colliding flows keep separate states", table.concat(holds, ",") == "10,10,10,20,20,20",
+		table.concat(holds, ","))
+	-- flows 1 and 3 stay busy, flow 2 goes idle and expires
+	for i = 1, 6 do
+		local port = i % 2 == 0 and 1 or 3
+		rearm(cd[port], T0 + 3e9 + i); pc(cd[port])
+	end
+	check("an expired flow leaves the collision chain", pc:stats().flows_active == 2
+		and pc:stats().flows_expired >= 1, pc:stats().flows_active)
+	rearm(cd[2], T0 + 3e9 + 10); pc(cd[2])
+	check("the expired flow comes back with a fresh state", cd[2].hold_ns == 10 * MS,
+		tostring(cd[2].hold_ns) .. " " .. pc:stats().flows)
+	shape._collide(false)
+
 	local p6 = shape.pipe{ delay = 1, per_flow = true, seed = 1 }
 	local u6, u6l = udp6(10)
 	p6(desc(u6, u6l, T0)); p6(desc(u6, u6l, T0))
