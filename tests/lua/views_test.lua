@@ -50,6 +50,18 @@ local FRAG6 = T.unhex(
 	"6500007300002c1c7fffffffc3b2a1021305008000382949967586dd7300002c",
 	"1c7fffffffc3b2a1021305008000007480570f78ff020004")
 
+-- ssh.pcap #48: 223.132.53.222.22 > 202.108.87.165.62146: Flags [.], cksum 0xe1f3,
+-- win 340, options [14 x nop, sack 1 {4082238970:4082238971}]; tos 0x48, ttl 54
+local SACK = T.unhex(
+	"45480040e202400036062af9df8435deca6c57a50016f2c29257b836f352059a",
+	"b0100154e1f300000101010101010101010101010101050af35205faf35205fb")
+
+-- LINKTYPE_IPV6.pcap: 2001:db8::1.12345 > 2620:fe::9.53: [udp sum ok] A? example.com.
+local UDP6 = T.unhex(
+	"600000000025114020010db8000000000000000000000001262000fe00000000",
+	"000000000000000930390035002598b312340100000100000000000007657861",
+	"6d706c6503636f6d0000010001")
+
 -- dns_udp.pcap #1: 192.168.1.11.43966 > 209.87.249.18.53: DNS query, id 22836
 local DNS = T.unhex(
 	"4500005459cd0000401194aec0a8010bd157f912abbe00350040782459340120",
@@ -90,6 +102,49 @@ T.check("tcp syn: MSS clamp and timestamp rewrite keep the checksum", function (
 	-- NAT the source: IP header and TCP pseudo-header follow
 	pkt:ipv4():src(addr.ip4("198.18.0.7"))
 	T.eq(pkt:checksums_ok(), true, "after src rewrite")
+end)
+
+T.check("tcp sack block (14 NOPs before the option)", function ()
+	local pkt = packet.from_string(SACK)
+	local ip = pkt:ipv4()
+	T.eq(ip:tos(), 0x48); T.eq(ip:dscp(), 18); T.eq(ip:ttl(), 54); T.eq(ip:id(), 57858)
+	local t = assert(pkt:tcp())
+	T.eq(t:src_port(), 22); T.eq(t:dst_port(), 62146); T.eq(t:window(), 340); T.eq(t:checksum(), 0xe1f3)
+	T.eq(t:flags(), 0x10); T.eq(t:hdr_len(), 44); T.eq(t:checksum_ok(), true)
+	T.eq(t:mss(), nil); T.eq(t:timestamps(), nil); T.eq(t:sack_permitted(), false)
+	T.eq(t:sack_count(), 1); T.eq(t:option(5), 34); T.eq(select(2, t:option(5)), 10)
+	local l, r = t:sack_block(1); T.eq(l, 4082238970); T.eq(r, 4082238971); T.eq(t:sack_block(2), nil)
+	assert(t:sack_block(1, 1, 0xffffffff))
+	l, r = t:sack_block(1); T.eq(l, 1); T.eq(r, 0xffffffff); T.eq(pkt:checksums_ok(), true)
+end)
+
+T.check("ipv6 first fragment: transport header readable, checksum not checkable", function ()
+	-- UDP6 with a fragment header (offset 0, more fragments) spliced in
+	local frag = T.unhex("110000012e5bc0de")             -- next UDP, offset 0, M=1, id 0x2e5bc0de
+	local s = UDP6:sub(1, 4) .. string.char(0, 37 + 8, 44) .. UDP6:sub(8, 40) .. frag .. UDP6:sub(41)
+	local pkt = packet.from_string(s)
+	local ip = assert(pkt:ipv6())
+	T.eq(ip:is_fragment(), true); T.eq(ip:frag_offset(), 0); T.eq(ip:mf(), true); T.eq(ip:frag_id(), 0x2e5bc0de)
+	T.eq(ip:ext(44), 40); T.eq(ip:protocol(), 17)
+	local u = assert(pkt:udp())
+	T.eq(u:src_port(), 12345); T.eq(u:dst_port(), 53); T.eq(u:length(), 37)
+	T.eq(u:checksum_ok(), nil); T.eq(select(2, pkt:fix_checksums()), "fragment")
+end)
+
+T.check("icmpv6 packet too big quoting an ipv6/udp packet", function ()
+	-- 2620:fe::9 > 2001:db8::1: ICMP6 packet too big, mtu 1280, quoting UDP6
+	local outer = T.unhex("60000000", "0000", "3a40", "262000fe000000000000000000000009",
+		"20010db8000000000000000000000001")
+	local body = T.unhex("02000000", "00000500") .. UDP6
+	local s = outer:sub(1, 4) .. string.char(0, #body) .. outer:sub(7) .. body
+	local pkt = packet.from_string(s)
+	assert(pkt:fix_checksums())
+	local ic = assert(pkt:icmpv6())
+	T.eq(ic:type(), 2); T.eq(ic:is_error(), true); T.eq(ic:mtu(), 1280); T.eq(ic:checksum_ok(), true)
+	local inner = assert(ic:inner())
+	T.eq(inner:version(), 6); T.eq(inner:src_str(), "2001:db8::1"); T.eq(inner:protocol(), 17)
+	local sp, dp = ic:inner_ports(); T.eq(sp, 12345); T.eq(dp, 53)
+	T.eq(pkt:icmp(), nil)
 end)
 
 T.check("ipv6 hop-by-hop + icmpv6 (MLDv2 report)", function ()
