@@ -94,6 +94,21 @@ static int invalid(struct ld_inject *inj)
 	return -1;
 }
 
+/* Attach one IP_PKTINFO / IPV6_PKTINFO control message to @msg. */
+static void put_pktinfo(struct msghdr *msg, void *buf, size_t bufsize, int level, int type,
+			const void *info, size_t infolen)
+{
+	struct cmsghdr *cm = (struct cmsghdr *)buf;
+
+	memset(buf, 0, bufsize);
+	cm->cmsg_level = level;
+	cm->cmsg_type = type;
+	cm->cmsg_len = CMSG_LEN(infolen);
+	memcpy(CMSG_DATA(cm), info, infolen);
+	msg->msg_control = buf;
+	msg->msg_controllen = CMSG_SPACE(infolen);
+}
+
 /* Link-local and multicast IPv6 destinations need an interface (scope). */
 static int v6_needs_scope(const struct in6_addr *a)
 {
@@ -132,18 +147,10 @@ int ld_inject_send_dev(struct ld_inject *inj, const uint8_t *pkt, uint32_t len,
 		memcpy(&dst.v4.sin_addr, pkt + IPV4_DST_OFF, sizeof(dst.v4.sin_addr));
 		msg.msg_namelen = sizeof(dst.v4);
 		if (ifindex) {
-			struct in_pktinfo pi;
-			struct cmsghdr *cm = (struct cmsghdr *)ctl.buf;
+			struct in_pktinfo pi = { .ipi_ifindex = (int)ifindex };
 
-			memset(&ctl, 0, sizeof(ctl));
-			memset(&pi, 0, sizeof(pi));
-			pi.ipi_ifindex = (int)ifindex;
-			cm->cmsg_level = IPPROTO_IP;
-			cm->cmsg_type = IP_PKTINFO;
-			cm->cmsg_len = CMSG_LEN(sizeof(pi));
-			memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-			msg.msg_control = ctl.buf;
-			msg.msg_controllen = CMSG_SPACE(sizeof(pi));
+			put_pktinfo(&msg, ctl.buf, sizeof(ctl), IPPROTO_IP, IP_PKTINFO, &pi,
+				    sizeof(pi));
 		}
 		break;
 	}
@@ -161,18 +168,10 @@ int ld_inject_send_dev(struct ld_inject *inj, const uint8_t *pkt, uint32_t len,
 			dst.v6.sin6_scope_id = ifindex;
 		msg.msg_namelen = sizeof(dst.v6);
 		if (ifindex) {
-			struct in6_pktinfo pi;
-			struct cmsghdr *cm = (struct cmsghdr *)ctl.buf;
+			struct in6_pktinfo pi = { .ipi6_ifindex = ifindex };
 
-			memset(&ctl, 0, sizeof(ctl));
-			memset(&pi, 0, sizeof(pi));
-			pi.ipi6_ifindex = ifindex;
-			cm->cmsg_level = IPPROTO_IPV6;
-			cm->cmsg_type = IPV6_PKTINFO;
-			cm->cmsg_len = CMSG_LEN(sizeof(pi));
-			memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-			msg.msg_control = ctl.buf;
-			msg.msg_controllen = CMSG_SPACE(sizeof(pi));
+			put_pktinfo(&msg, ctl.buf, sizeof(ctl), IPPROTO_IPV6, IPV6_PKTINFO, &pi,
+				    sizeof(pi));
 		}
 		break;
 	default:

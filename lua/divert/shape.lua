@@ -721,8 +721,10 @@ end
 
 local M = {}
 
+-- Configuration errors are raised without a position; shape.pipe adds the
+-- caller's (the policy line that built the pipe).
 local function bad(key, msg)
-	error(("shape.pipe: %s: %s"):format(key, msg), 4)
+	error(("shape.pipe: %s: %s"):format(key, msg), 0)
 end
 
 local RATE_UNITS = {
@@ -784,11 +786,13 @@ function M.parse_prob(v)
 	return v
 end
 
-local function get(cfg, key, parse, default)
+-- cfg[key] through parse, or default when absent; a bad value raises an
+-- error naming the option (prefix.key for a sub-table such as gemodel).
+local function get(cfg, key, parse, default, prefix)
 	local v = cfg[key]
 	if v == nil then return default end
 	local x, err = parse(v)
-	if x == nil then bad(key, err) end
+	if x == nil then bad(prefix and prefix .. "." .. key or key, err) end
 	return x
 end
 
@@ -857,12 +861,10 @@ local function reset(p)
 	end
 end
 
---- Build a pipe. See docs/shaping.md for every option; errors in the
--- configuration raise at once, with the option's name.
-function M.pipe(cfg)
-	if type(cfg) ~= "table" then error("shape.pipe: expects a table of options", 2) end
+local function build(cfg)
+	if type(cfg) ~= "table" then error("shape.pipe: expects a table of options", 0) end
 	for k in pairs(cfg) do
-		if not KEYS[k] then error(("shape.pipe: unknown option %q"):format(tostring(k)), 2) end
+		if not KEYS[k] then error(("shape.pipe: unknown option %q"):format(tostring(k)), 0) end
 	end
 	local p = setmetatable({}, Pipe)
 	p.name = cfg.name and tostring(cfg.name) or "pipe"
@@ -894,12 +896,7 @@ function M.pipe(cfg)
 		end
 		if g.h ~= nil and g["1-h"] ~= nil then bad("gemodel", "give h or \"1-h\", not both") end
 		if g.k ~= nil and g["1-k"] ~= nil then bad("gemodel", "give k or \"1-k\", not both") end
-		local function prob(k, default)
-			if g[k] == nil then return default end
-			local x, err = M.parse_prob(g[k])
-			if x == nil then bad("gemodel." .. k, err) end
-			return x
-		end
+		local function prob(k, default) return get(g, k, M.parse_prob, default, "gemodel") end
 		-- tc's defaults: r = 1 - p, 1-h = 1 (the bad state loses all),
 		-- 1-k = 0 (the good state loses none).
 		p.ge_p = prob("p", nil)
@@ -911,12 +908,7 @@ function M.pipe(cfg)
 	end
 
 	-- Rate, burst, overhead, limit.
-	p.rate_bps = 0
-	if cfg.rate ~= nil then
-		local r, err = M.parse_rate(cfg.rate)
-		if not r then bad("rate", err) end
-		p.rate_bps = r
-	end
+	p.rate_bps = get(cfg, "rate", M.parse_rate, 0)
 	p.ns_per_byte = p.rate_bps > 0 and BITS_PER_BYTE * NS_PER_S / p.rate_bps or 0
 	p.overhead = get(cfg, "overhead", M.parse_size, 0)
 	p.burst = get(cfg, "burst", M.parse_size, 0)
@@ -977,15 +969,9 @@ function M.pipe(cfg)
 				bad("throttle", ("unknown parameter %q (frame, chance, drop)"):format(tostring(k)))
 			end
 		end
-		local f, err = M.parse_time(th.frame or 0)
-		if not f or f <= 0 then bad("throttle.frame", err or "must be > 0 ms") end
-		p.thr_frame = f * NS_PER_MS
-		p.thr_chance = 1
-		if th.chance ~= nil then
-			local c, e2 = M.parse_prob(th.chance)
-			if not c then bad("throttle.chance", e2) end
-			p.thr_chance = c
-		end
+		p.thr_frame = get(th, "frame", M.parse_time, 0, "throttle") * NS_PER_MS
+		if p.thr_frame <= 0 then bad("throttle.frame", "must be > 0 ms") end
+		p.thr_chance = get(th, "chance", M.parse_prob, 1, "throttle")
 		p.thr_drop = th.drop == true
 	end
 
@@ -1015,6 +1001,14 @@ function M.pipe(cfg)
 		p.seed_value = next_seed()
 	end
 	reset(p)
+	return p
+end
+
+--- Build a pipe. See docs/shaping.md for every option; an error in the
+-- configuration raises at once, naming the option and the caller's line.
+function M.pipe(cfg)
+	local ok, p = pcall(build, cfg)
+	if not ok then error(p, 2) end
 	return p
 end
 
