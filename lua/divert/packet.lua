@@ -278,6 +278,9 @@ local function parse(self)
 		self.why = why == "truncated" and V.TRUNCATED or why == "bad total length" and V.BAD_TOTLEN or V.BAD_HLEN
 		return nil
 	end
+	-- a packet the kernel gave only in part: no transport checksum can be
+	-- computed, whatever the IP length fields say (they are 0 beyond 64 KiB)
+	if band(self.d.flags, PKT_TRUNC) ~= 0 then v.whole = 0 end
 	self.l3 = ver
 	return v
 end
@@ -399,7 +402,9 @@ function P.fix_checksums(self)
 		wr16(ip.p, 10, c)
 	end
 	if ip.l4why ~= 0 then return nil, WHY[ip.l4why] end
-	if ip.whole == 0 then return nil, (ip.frag ~= 0 or ip:is_fragment()) and "fragment" or "truncated" end
+	if ip.whole == 0 then
+		return nil, (band(self.d.flags, PKT_TRUNC) == 0 and (ip.frag ~= 0 or ip:is_fragment())) and "fragment" or "truncated"
+	end
 	local pr = ip.l4proto
 	local off = checksum.CSUM_OFF[pr]
 	if not off or (pr == 1 and ip.ipver ~= 4) or (pr == 58 and ip.ipver ~= 6) then return true end

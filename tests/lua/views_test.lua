@@ -331,6 +331,15 @@ T.check("metadata accessors on a descriptor", function ()
 	T.eq(pkt:tcp(), nil); T.eq(pkt:udp():dst_port(), 53)
 end)
 
+T.check("a packet the kernel truncated has no computable transport checksum", function ()
+	local pkt = packet.from_string(SYN)
+	pkt.d.flags = 64                      -- LD_PKT_TRUNCATED
+	pkt.d.orig_len = 70000
+	T.eq(pkt:truncated(), true); T.eq(pkt:tcp():checksum_ok(), nil)
+	local ok, why = pkt:fix_checksums(); T.eq(ok, nil); T.eq(why, "truncated")
+	T.eq(pkt:ipv4():checksum_ok(), true, "the IP header checksum is still fixed")
+end)
+
 T.check("set_payload grows a udp packet and fixes lengths and checksums", function ()
 	local pkt = packet.from_string(DNS, 1500)
 	assert(pkt:set_payload(string.rep("z", 1000)))
