@@ -128,8 +128,9 @@ M.must_complete = must_complete
 local function complete_l4(pk, ip, ipver, l4, l4len, proto, whole, dstoff)
 	if whole ~= 0 and ip ~= nil then
 		pk.csum_done = 1
-		-- a tail call: this frame's pointers are gone before the sum loops
-		return (checksum.fill_l4(ip, ipver, l4, l4len, proto, dstoff))
+		-- (not a tail call: LuaJIT counts those against its loop-unroll
+		-- limit; the pointers held here cost a box once per completed packet)
+		checksum.fill_l4(ip, ipver, l4, l4len, proto, dstoff)
 	end
 end
 M.complete_l4 = complete_l4
@@ -144,7 +145,8 @@ local function l4_changed(v, old_sum, new_sum)
 	local d = pk.d
 	d.set = bor(d.set, MODIFIED)
 	if must_complete(pk) then
-		return (complete_l4(pk, v.ip, v.ipver, v.p, v.len, v.proto, v.whole, v.dstoff))
+		complete_l4(pk, v.ip, v.ipver, v.p, v.len, v.proto, v.whole, v.dstoff)
+		return
 	end
 	local proto = v.proto
 	local off = proto == 6 and 16 or (proto == 17 and 6 or 2)   -- CSUM_OFF, without a table
@@ -168,7 +170,8 @@ function M.pseudo_changed(ipv, old_sum, new_sum)
 	local pk = ipv.pk
 	local l4 = ipv.p + ipv.l4off
 	if must_complete(pk) then
-		return (complete_l4(pk, ipv.p, ipv.ipver, l4, ipv.l4len, proto, ipv.whole, ipv.dstoff))
+		complete_l4(pk, ipv.p, ipv.ipver, l4, ipv.l4len, proto, ipv.whole, ipv.dstoff)
+		return
 	end
 	local hc = rd16(l4, off)
 	if proto == 17 and hc == 0 and ipv.ipver == 4 then return end
