@@ -50,7 +50,7 @@ check "no handler errors" [ "$(ld_counter errors)" = 0 ]
 # Jitter, 30 +- 20 ms normal, 2000 datagrams at 1000/s. In order (the
 # default), a packet waits for any slower one ahead of it, so delays only
 # grow: none below 10 ms (30 - 20, the bulk), none above 30 + 4 * 20 ms
-# (netem's clip) plus scheduling slack, no reordering.
+# (netem's clip) plus scheduling slack (50 ms: a busy 2-core VM), no reordering.
 iptables_ns "$NS" -F OUTPUT
 iptables_ns "$NS" -A OUTPUT -p udp --dport 9101 -j NFQUEUE --queue-num 0
 ld_start "$NS" "$LDT_TMP/jitter.lua" --queue 0
@@ -60,7 +60,7 @@ log "jitter, in order: $(cat "$LDT_TMP/j.json")"
 check "jitter: all 2000 arrive" [ "$(json_get "$LDT_TMP/j.json" unique)" = 2000 ]
 check "jitter: none out of order (FIFO)" [ "$(json_get "$LDT_TMP/j.json" out_of_order)" = 0 ]
 check "jitter: median one-way delay above 30 ms" within "$(json_get "$LDT_TMP/j.json" lat_us_p50)" 30000 110000
-check "jitter: max one-way delay within 110 ms + slack" within "$(json_get "$LDT_TMP/j.json" lat_us_max)" 0 125000
+check "jitter: max one-way delay within 110 ms + slack" within "$(json_get "$LDT_TMP/j.json" lat_us_max)" 0 160000
 
 # fifo = false: each packet keeps its own delay (netem's behaviour), so the
 # median is the requested 30 ms and jitter reorders packets.

@@ -42,7 +42,8 @@ check "TCP: every packet was held (a queue, not a policer): $HELD" all_held
 check "TCP: nothing dropped" [ "$(ld_counter dropped)" = 0 ]
 
 # Tail drop: 200 datagrams of 1028 bytes (IP) at once into 1 Mbit/s with a
-# 20-packet limit: 20 fit in the queue (plus the few that left meanwhile).
+# 20-packet limit: 20 fit in the queue (plus the few that left meanwhile:
+# one per 8 ms if the sender gets descheduled mid-burst).
 ld_start "$A" "$LDT_TMP/limit.lua" --queue 0
 udp_run_b() {
 	rm -f "$LDT_TMP/u.ready"
@@ -58,6 +59,6 @@ udp_run_b
 ld_stop
 GOT=$(json_get "$LDT_TMP/u.json" unique)
 log "limit 20: $GOT of 200 arrived, daemon dropped $(ld_counter dropped)"
-check "limit: about 20 of a 200-datagram burst get through ($GOT)" within "$GOT" 20 30
+check "limit: about 20 of a 200-datagram burst get through ($GOT)" within "$GOT" 20 40
 check "limit: the rest is tail-dropped by the pipe" [ "$(ld_counter dropped)" = $((200 - GOT)) ]
 ldt_done
