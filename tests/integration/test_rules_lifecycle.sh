@@ -32,6 +32,18 @@ check "too long for xt_bpf: exit 2" [ "$DIV_RC" = 2 ]
 check "too long for xt_bpf: says so" grep -q 'at most 64' "$DIV_OUT"
 check "invalid filters left no chain" [ "$(ld_chains "$NS")" = 0 ]
 
+# --- an iptables failure: its stderr is reported, the family that went in is
+#     rolled back (a stand-in ip6tables-nft-restore that always fails)
+mkdir -p "$LDT_TMP/bin"
+printf '#!/bin/sh\necho "ip6tables-nft-restore: line 4 failed (stand-in)" >&2\nexit 1\n' \
+	>"$LDT_TMP/bin/ip6tables-nft-restore"
+chmod +x "$LDT_TMP/bin/ip6tables-nft-restore"
+PATH="$LDT_TMP/bin:$PATH" div_try "$NS" drop --queue 0 --filter udp --hook output --backend nft
+check "failing ip6tables: exit 1" [ "$DIV_RC" = 1 ]
+check "failing ip6tables: its stderr and the line it rejected" \
+	grep -q 'line 4 failed (stand-in) \[line 4: -A LUADIVERT-Q0 ' "$DIV_OUT"
+check "failing ip6tables: the IPv4 rules were rolled back" [ "$(ld_chains "$NS")" = 0 ]
+
 # --- one instance per queue and namespace
 div_start "$NS" drop --queue 0 --filter 'udp dst port 9000' --hook output
 FIRST=$DIV_PID; FIRST_LOG=$DIV_LOG
