@@ -47,10 +47,11 @@ end
 --   options, looks up a flow and checks a checksum overflows them; the trace
 --   aborts ("trace too long"), the code falls back to the interpreter, and
 --   every pointer it makes is allocated.
--- - hotexit=1: compile a side trace at the first exit taken, not the
+-- - hotexit=2: compile a side trace at the second exit taken, not the
 --   tenth, so mixed traffic (TCP and UDP, short and long segments) gets all
 --   its paths compiled during warm-up instead of wandering through the
---   interpreter.
+--   interpreter. (1 would also compile paths taken once, long after
+--   warm-up; a new trace is a GC object, so the heap would not stay flat.)
 -- - loopunroll=60: short checksum loops unroll into the trace that calls
 --   them instead of aborting it.
 -- tests/lua/alloc_jit_test.lua measures the effect. The engine calls this
@@ -59,7 +60,7 @@ function M.tune_jit()
 	local ok, jit = pcall(require, "jit")
 	if not ok or not jit.opt then return false end
 	jit.opt.start("maxtrace=8000", "maxrecord=16000", "maxirconst=2000", "maxsnap=2000",
-	              "maxside=1000", "sizemcode=256", "maxmcode=16384", "hotexit=1", "loopunroll=60")
+	              "maxside=1000", "sizemcode=256", "maxmcode=16384", "hotexit=2", "loopunroll=60")
 	return true
 end
 
