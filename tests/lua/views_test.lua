@@ -352,7 +352,6 @@ end)
 T.check("standalone views keep working across garbage collection", function ()
 	-- structs point at the dummy owner of standalone views with raw pointers;
 	-- it must stay alive however often the GC runs
-	local V = require "divert.view"
 	for _ = 1, 3 do
 		for _ = 1, 200 do packet.from_string(SYN) end   -- garbage with finalizers
 		collectgarbage("collect"); collectgarbage("collect")
