@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * rules_selftest - unit tests of core/rules*.c that need no root and touch
- * no firewall: option parsing, the filter compiler, reading iptables-save
- * text, the removal script, running programs without a shell, the lock.
+ * rules_unit.c - unit tests of core/rules*.c that need no root and touch no
+ * firewall: option parsing, the filter compiler, reading iptables-save text,
+ * the removal script, running programs without a shell, the queue lock.
+ * Built with ASan+UBSan (Makefile: build/unit/), run by tests/run.sh.
  * Prints one "ok"/"not ok" line per check; exits 1 if any failed.
- * Run by tests/integration/test_rules_unit.sh.
  */
 #include "../../core/rules.c"
 #include "../../core/rules_exec.c"

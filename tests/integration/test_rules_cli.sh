@@ -1,15 +1,11 @@
 #!/bin/sh
-# Unit tests of the divert-rules module (core/rules*.c) that need no root
-# and touch no firewall: option parsing, the filter compiler, reading
-# iptables-save text and the removal script, spawning without a shell, the
-# queue lock. See tests/tools/rules_selftest.c.
-LDT_AREA=rules-unit
+# `luadivert rules`: what `rules print` shows and the usage errors, without
+# root and without touching any firewall. (The module's unit tests are
+# tests/unit/rules_unit.c.)
+LDT_AREA=rules-cli
 . "$(dirname "$0")/../lib/netns.sh"
-require_tools rules_selftest
-"$LDT_TOOLS/rules_selftest" || fail "rules_selftest"
-
-# `rules print` and the CLI's usage errors need no root either
 . "$(dirname "$0")/../lib/rules.sh"
+require_tools rules_driver
 expect_rc() { _want=$1; shift; "$@" >/dev/null 2>&1; [ $? = "$_want" ]; }
 if [ "$RULES_IMPL" = luadivert ]; then R="$LUADIVERT rules"; else R="$LDT_TOOLS/rules_driver rules"; fi
 check "rules print: exit 0" expect_rc 0 $R print --filter 'udp dst port 53' --hook output
