@@ -25,7 +25,7 @@ LDT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$LDT_ROOT/tests/lib/engine.sh"
 . "$LDT_ROOT/tests/lib/shape.sh"
 require_root
-require_tools udpsend udprecv
+require_tools udpsend owdrecv
 require_cmd python3 tc
 cd "$LDT_ROOT" || fail "cd $LDT_ROOT"
 ldt_tmpdir
@@ -59,50 +59,9 @@ shape_policy "$LDT_TMP/delay.lua" "delay = 10, seed = 1"
 
 # ------------------------------------------------------------------ delay
 iptables_ns "$A" -A OUTPUT -p udp --dport 9700 -j NFQUEUE --queue-num 0
-# One-way delays with the receiving kernel's timestamp (SO_TIMESTAMPNS, when
-# the datagram reached the socket), so the receiver's own wake-up latency is
-# not counted; CLOCK_REALTIME is brought to CLOCK_MONOTONIC (the sender's
-# stamp) by the offset between the two clocks read at start.
-cat >"$LDT_TMP/owd.py" <<'PY'
-import socket, struct, sys, time
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-port, ready, n, limit = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-s.bind(("0.0.0.0", port))
-offs = []
-for _ in range(5):
-    a = time.monotonic_ns(); r = time.time_ns(); b = time.monotonic_ns()
-    offs.append((r - (a + b) // 2, b - a))
-off = min(offs, key=lambda x: x[1])[0]
-with open(ready, "w") as f:
-    f.write("ready\n")
-s.settimeout(1.0)
-lat = []
-end = time.monotonic() + limit
-while len(lat) < n and time.monotonic() < end:
-    try:
-        d, anc, _, _ = s.recvmsg(2048, 64)
-    except socket.timeout:
-        if lat:
-            break
-        continue
-    rx = None
-    for lvl, typ, data in anc:
-        if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS:
-            sec, ns = struct.unpack("qq", data[:16])
-            rx = sec * 1000000000 + ns - off
-    if rx is None or len(d) < 16:
-        continue
-    sent = struct.unpack_from("<Q", d, 8)[0]
-    lat.append((rx - sent) / 1000.0)
-lat.sort()
-def pct(p):
-    return lat[min(len(lat) - 1, int(p / 100.0 * len(lat)))] if lat else 0
-print('{"received":%d,"p50":%.1f,"p99":%.1f,"p999":%.1f,"max":%.1f}' % (
-    len(lat), pct(50), pct(99), pct(99.9), lat[-1] if lat else 0))
-PY
+# One-way delays with the receiving kernel's timestamp (build/tools/owdrecv:
+# SO_TIMESTAMPNS, when the datagram reached the socket), so the receiver's
+# own wake-up latency is not counted.
 one_way() {  # one_way POLICY PPS OUT
 	ld_start "$A" "$LDT_TMP/$1.lua" --queue 0 --hold-max 8192
 	# SHP_SLACK=N: the daemon's timer slack in ns (default 50000 for normal
@@ -111,7 +70,8 @@ one_way() {  # one_way POLICY PPS OUT
 		echo "$SHP_SLACK" >/proc/"$LD_PID"/timerslack_ns 2>/dev/null || log "cannot set the timer slack"
 	fi
 	rm -f "$3.ready"
-	bg_ns "$B" $PIN0 python3 "$LDT_TMP/owd.py" 9700 "$3.ready" $(($2 * DELAY_S)) $((DELAY_S + 20)) >"$3"
+	bg_ns "$B" $PIN0 "$LDT_TOOLS/owdrecv" --port 9700 --count $(($2 * DELAY_S)) --idle-ms 1000 \
+		--time-limit $((DELAY_S + 20)) --ready "$3.ready" >"$3"
 	_rp=$LDT_LAST_PID
 	wait_for_file "$3.ready" 5 || fail "receiver did not start"
 	ns_exec "$A" $PIN0 "$LDT_TOOLS/udpsend" --dst "$ADDR_B" --port 9700 --count $(($2 * DELAY_S)) \
