@@ -18,10 +18,10 @@ _Static_assert((uint32_t)LD_INJECT_MARK_DEFAULT == (uint32_t)LD_RULES_SKIP_MARK_
 	       "injected packets must carry the mark the divert rules skip");
 
 enum {
-	IPV4_HDR_MIN = 20,
-	IPV6_HDR_LEN = 40,
-	IPV4_DST_OFF = 16,    /* destination address in the IPv4 header */
-	IPV6_DST_OFF = 24,    /* destination address in the IPv6 header */
+	INJ_IPV4_HDR_MIN = 20,
+	INJ_IPV6_HDR_LEN = 40,
+	INJ_IPV4_DST_OFF = 16,    /* destination address in the IPv4 header */
+	INJ_IPV6_DST_OFF = 24,    /* destination address in the IPv6 header */
 };
 
 static int raw_socket(int family, uint32_t mark, char *err, size_t errlen)
@@ -71,7 +71,7 @@ int ld_inject_open(struct ld_inject *inj, uint32_t mark, char *err, size_t errle
 	return 0;
 }
 
-static uint32_t be16(const uint8_t *p)
+static uint32_t inj_be16(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 8 | p[1];
 }
@@ -131,7 +131,7 @@ int ld_inject_send_dev(struct ld_inject *inj, const uint8_t *pkt, uint32_t len,
 	uint32_t total;
 	int fd;
 
-	if (!pkt || len < IPV4_HDR_MIN)
+	if (!pkt || len < INJ_IPV4_HDR_MIN)
 		return invalid(inj);
 	memset(&dst, 0, sizeof(dst));
 	memset(&msg, 0, sizeof(msg));
@@ -139,12 +139,12 @@ int ld_inject_send_dev(struct ld_inject *inj, const uint8_t *pkt, uint32_t len,
 	case 4: {
 		uint32_t ihl = (uint32_t)(pkt[0] & 0x0f) * 4;
 
-		total = be16(pkt + 2);
-		if (ihl < IPV4_HDR_MIN || total < ihl || total > len)
+		total = inj_be16(pkt + 2);
+		if (ihl < INJ_IPV4_HDR_MIN || total < ihl || total > len)
 			return invalid(inj);
 		fd = inj->fd4;
 		dst.v4.sin_family = AF_INET;
-		memcpy(&dst.v4.sin_addr, pkt + IPV4_DST_OFF, sizeof(dst.v4.sin_addr));
+		memcpy(&dst.v4.sin_addr, pkt + INJ_IPV4_DST_OFF, sizeof(dst.v4.sin_addr));
 		msg.msg_namelen = sizeof(dst.v4);
 		if (ifindex) {
 			struct in_pktinfo pi = { .ipi_ifindex = (int)ifindex };
@@ -155,15 +155,15 @@ int ld_inject_send_dev(struct ld_inject *inj, const uint8_t *pkt, uint32_t len,
 		break;
 	}
 	case 6:
-		if (len < IPV6_HDR_LEN)
+		if (len < INJ_IPV6_HDR_LEN)
 			return invalid(inj);
 		/* A zero payload length means a jumbogram: send what we have. */
-		total = be16(pkt + 4) ? IPV6_HDR_LEN + be16(pkt + 4) : len;
+		total = inj_be16(pkt + 4) ? INJ_IPV6_HDR_LEN + inj_be16(pkt + 4) : len;
 		if (total > len)
 			return invalid(inj);
 		fd = inj->fd6;
 		dst.v6.sin6_family = AF_INET6;
-		memcpy(&dst.v6.sin6_addr, pkt + IPV6_DST_OFF, sizeof(dst.v6.sin6_addr));
+		memcpy(&dst.v6.sin6_addr, pkt + INJ_IPV6_DST_OFF, sizeof(dst.v6.sin6_addr));
 		if (ifindex && v6_needs_scope(&dst.v6.sin6_addr))
 			dst.v6.sin6_scope_id = ifindex;
 		msg.msg_namelen = sizeof(dst.v6);

@@ -21,7 +21,9 @@
 #include <getopt.h>
 #include <net/if.h>
 
-/* The injector itself, compiled into this tool (tools are single files). */
+/* The injector and the core's checksum code, compiled into this tool
+ * (tools are single files). */
+#include "csum.c"
 #include "inject.c"
 
 static const char usage[] =
@@ -42,22 +44,6 @@ static void put16(uint8_t *p, uint32_t v)
 	p[1] = (uint8_t)v;
 }
 
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t s)
-{
-	for (size_t i = 0; i + 1 < n; i += 2)
-		s += (uint32_t)p[i] << 8 | p[i + 1];
-	if (n & 1)
-		s += (uint32_t)p[n - 1] << 8;
-	return s;
-}
-
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
-
 /* Build the packet for @seq; return its length. */
 static uint32_t build(int v6, const void *src, const void *dst, uint16_t port,
 		      uint32_t size, uint64_t seq)
@@ -65,8 +51,6 @@ static uint32_t build(int v6, const void *src, const void *dst, uint16_t port,
 	uint32_t l3 = v6 ? 40 : 20, ulen = UDP_HDR + size, len = l3 + ulen;
 	uint8_t *u = pkt + l3;
 	uint64_t t = now_ns();
-	uint32_t s;
-	uint16_t c;
 
 	memset(pkt, 0, len);
 	if (v6) {
@@ -76,7 +60,6 @@ static uint32_t build(int v6, const void *src, const void *dst, uint16_t port,
 		pkt[7] = 64;
 		memcpy(pkt + 8, src, 16);
 		memcpy(pkt + 24, dst, 16);
-		s = sum16(pkt + 8, 32, 0);
 	} else {
 		pkt[0] = 0x45;
 		put16(pkt + 2, len);
@@ -86,8 +69,7 @@ static uint32_t build(int v6, const void *src, const void *dst, uint16_t port,
 		pkt[9] = IPPROTO_UDP;
 		memcpy(pkt + 12, src, 4);
 		memcpy(pkt + 16, dst, 4);
-		put16(pkt + 10, (uint16_t)~fold(sum16(pkt, 20, 0)));
-		s = sum16(pkt + 12, 8, 0);
+		/* the kernel fills in the IPv4 header checksum of a raw packet */
 	}
 	put16(u, SRC_PORT);
 	put16(u + 2, port);
@@ -97,9 +79,8 @@ static uint32_t build(int v6, const void *src, const void *dst, uint16_t port,
 		u[UDP_HDR + 8 + i] = (uint8_t)(t >> (8 * i));
 	}
 	memset(u + UDP_HDR + TOOL_HDR_LEN, 0x5a, size - TOOL_HDR_LEN);
-	s += IPPROTO_UDP + ulen;
-	c = (uint16_t)~fold(sum16(u, ulen, s));
-	put16(u + 6, c ? c : 0xffff);
+	if (ld_csum_fill_l4(pkt, len) < 0)
+		die("cannot compute the UDP checksum");
 	return len;
 }
 
