@@ -274,6 +274,9 @@ local function new_state(p, seed)
 		last_rel = 0,        -- release time of the last packet kept in order
 		z = 0,               -- correlated jitter: last normal variate
 		lost = false,        -- correlated loss: was the last packet lost
+		ro_last = false,     -- correlated reorder, duplicate, corrupt: last decision
+		dup_last = false,
+		cor_last = false,
 		ge_bad = false,      -- Gilbert-Elliott: in the bad state
 		vtime = 0,           -- rate: when the link has sent all it accepted
 		ro_count = 0,        -- reorder: packets since the last reordered one
@@ -567,6 +570,16 @@ end
 -- The pipe itself
 ---------------------------------------------------------------------------
 
+--- A yes/no decision with probability p whose successive outcomes have a
+-- lag-1 correlation rho: a two-state Markov chain, P(yes | last yes) =
+-- p + rho (1 - p) and P(yes | last no) = p (1 - rho), so the long-run rate
+-- stays exactly p (the caller passes both and keeps `last`).
+local function chance(r, last, after_no, after_yes)
+	local prob = after_no
+	if last then prob = after_yes end
+	return r:uniform() < prob
+end
+
 --- Run one packet through one pipe's stages.
 -- Return: its release time (ns from the base), or -1 when it is dropped.
 local function stage(p, st, d, t)
@@ -585,11 +598,7 @@ local function stage(p, st, d, t)
 		end
 		if lost then p.n_lost = p.n_lost + 1; return -1 end
 	elseif p.loss > 0 then
-		-- A two-state Markov chain: the long-run loss rate is exactly `loss`
-		-- and the lag-1 correlation of losses exactly `loss_correlation`.
-		local prob = p.loss_after_pass
-		if st.lost then prob = p.loss_after_loss end
-		local lost = r:uniform() < prob
+		local lost = chance(r, st.lost, p.loss_no, p.loss_yes)
 		st.lost = lost
 		if lost then p.n_lost = p.n_lost + 1; return -1 end
 	end
@@ -635,8 +644,11 @@ local function stage(p, st, d, t)
 	local reordered = false
 	if p.reorder > 0 then
 		local c = st.ro_count
-		if c >= p.reorder_gap - 1 and r:uniform() < p.reorder then
-			reordered = true
+		if c >= p.reorder_gap - 1 then
+			reordered = chance(r, st.ro_last, p.reorder_no, p.reorder_yes)
+			st.ro_last = reordered
+		end
+		if reordered then
 			st.ro_count = 0
 			p.n_reordered = p.n_reordered + 1
 		else
@@ -656,15 +668,23 @@ local function stage(p, st, d, t)
 	if t > st.busy_until then st.busy_until = t end
 
 	-- Duplicate and corrupt.
-	if p.duplicate > 0 and r:uniform() < p.duplicate then
-		d.dup = d.dup + 1
-		p.n_duplicated = p.n_duplicated + 1
+	if p.duplicate > 0 then
+		local dup = chance(r, st.dup_last, p.duplicate_no, p.duplicate_yes)
+		st.dup_last = dup
+		if dup then
+			d.dup = d.dup + 1
+			p.n_duplicated = p.n_duplicated + 1
+		end
 	end
-	if p.corrupt > 0 and r:uniform() < p.corrupt then
-		if corrupt(p, r, d) then
-			p.n_corrupted = p.n_corrupted + 1
-		else
-			p.n_corrupt_skipped = p.n_corrupt_skipped + 1
+	if p.corrupt > 0 then
+		local hit = chance(r, st.cor_last, p.corrupt_no, p.corrupt_yes)
+		st.cor_last = hit
+		if hit then
+			if corrupt(p, r, d) then
+				p.n_corrupted = p.n_corrupted + 1
+			else
+				p.n_corrupt_skipped = p.n_corrupt_skipped + 1
+			end
 		end
 	end
 	return t
@@ -831,11 +851,21 @@ function M.set_seed(n)
 	seed_count = 0
 end
 
+-- NAME_correlation: the probabilities of NAME after a "no" and after a
+-- "yes" (see chance()).
+local function correlated(cfg, name, prob)
+	local key = name .. "_correlation"
+	local rho = get(cfg, key, M.parse_prob, 0)
+	if rho >= 1 then bad(key, "must be below 1") end
+	return prob * (1 - rho), prob + rho * (1 - prob)
+end
+
 local KEYS = {
 	delay = true, jitter = true, distribution = true, correlation = true,
 	loss = true, loss_correlation = true, gemodel = true,
 	rate = true, overhead = true, burst = true, limit = true, mtu = true,
 	reorder = true, every = true, fifo = true, duplicate = true, corrupt = true, keep_checksums = true,
+	reorder_correlation = true, duplicate_correlation = true, corrupt_correlation = true,
 	throttle = true, seed = true, direction = true, per_flow = true, idle = true,
 	max_flows = true, name = true,
 }
@@ -880,10 +910,7 @@ local function build(cfg)
 
 	-- Loss: random (optionally correlated) or Gilbert-Elliott.
 	p.loss = get(cfg, "loss", M.parse_prob, 0)
-	local lrho = get(cfg, "loss_correlation", M.parse_prob, 0)
-	if lrho >= 1 then bad("loss_correlation", "must be below 1") end
-	p.loss_after_pass = p.loss * (1 - lrho)
-	p.loss_after_loss = p.loss + lrho * (1 - p.loss)
+	p.loss_no, p.loss_yes = correlated(cfg, "loss", p.loss)
 	p.ge = false
 	if cfg.gemodel ~= nil then
 		local g = cfg.gemodel
@@ -952,8 +979,11 @@ local function build(cfg)
 	if cfg.fifo ~= nil and type(cfg.fifo) ~= "boolean" then bad("fifo", "must be true or false") end
 	p.fifo = cfg.fifo ~= false
 
+	p.reorder_no, p.reorder_yes = correlated(cfg, "reorder", p.reorder)
 	p.duplicate = get(cfg, "duplicate", M.parse_prob, 0)
+	p.duplicate_no, p.duplicate_yes = correlated(cfg, "duplicate", p.duplicate)
 	p.corrupt = get(cfg, "corrupt", M.parse_prob, 0)
+	p.corrupt_no, p.corrupt_yes = correlated(cfg, "corrupt", p.corrupt)
 	p.keep_checksums = cfg.keep_checksums == true
 	if cfg.keep_checksums ~= nil and type(cfg.keep_checksums) ~= "boolean" then
 		bad("keep_checksums", "must be true or false")

@@ -220,6 +220,7 @@ rejects({ burst = 1000 }, "burst: needs a rate", "burst without rate")
 rejects({ gemodel = { r = 0.1 } }, "p (good to bad", "gemodel without p")
 rejects({ gemodel = { p = 0.1, h = 0.1, ["1-h"] = 0.9 } }, "not both", "gemodel h and 1-h")
 rejects({ direction = "sideways" }, "direction", "bad direction")
+rejects({ delay = 5, reorder = 0.1, reorder_correlation = 1 }, "reorder_correlation: must be below 1", "correlation 1")
 rejects({ per_flow = "port" }, "per_flow", "bad per_flow")
 do
 	local ok, err = pcall(shape.pipe, { delay = 10, seed = 1, name = "x" })
@@ -391,6 +392,23 @@ do
 	for i = 2, n do if seq[i - 1] then l = l + 1; if seq[i] then ll = ll + 1 end end end
 	check(("correlated loss keeps the rate: %.4f ~ 0.1"):format(f2), near(f2, 0.1, 0.01))
 	check(("correlated loss P(loss|loss) %.3f ~ 0.55"):format(ll / l), near(ll / l, 0.55, 0.03))
+	-- The same Markov chain drives reorder, duplicate and corrupt correlation.
+	shape.reset_clock()
+	local pd = shape.pipe{ duplicate = 0.2, duplicate_correlation = 0.6, seed = 24 }
+	local dd = desc(buf, blen, T0)
+	local dups, after, after_dup = 0, 0, 0
+	local last = false
+	for i = 1, n do
+		rearm(dd, T0 + i * MS)
+		pd(dd)
+		local now = dd.dup > 0
+		if now then dups = dups + 1 end
+		if last then after = after + 1; if now then after_dup = after_dup + 1 end end
+		last = now
+	end
+	check(("duplicate_correlation keeps the rate: %.4f ~ 0.2"):format(dups / n), near(dups / n, 0.2, 0.012))
+	check(("duplicate_correlation: P(dup | dup) %.3f ~ 0.68"):format(after_dup / after),
+		near(after_dup / after, 0.68, 0.03))
 	local f3 = loss_run({ loss = "5%", seed = 23 }, n)
 	check("loss as a percent string", near(f3, 0.05, 0.004))
 end
