@@ -56,7 +56,8 @@ build/obj/%.o: core/%.c $(wildcard core/*.h) | build/obj
 build/asan/%.o: core/%.c $(wildcard core/*.h) | build/asan
 	$(CC) $(CFLAGS) -O1 $(ASAN_FLAGS) -c -o $@ $<
 
-build/tools/%: tests/tools/%.c $(wildcard core/*.h tests/tools/*.h) | build/tools
+# Some tools compile core files in: they depend on core/*.c too.
+build/tools/%: tests/tools/%.c $(wildcard core/*.[ch] tests/tools/*.h) | build/tools
 	$(CC) $(CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(LDLIBS)
 
 build/bench/%: bench/%.c $(wildcard core/*.h bench/*.h) | build/bench
