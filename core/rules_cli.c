@@ -119,8 +119,9 @@ static int cmd_list(int backend)
 
 /* One answer per queue, whichever backend and family asks (and one message). */
 struct keep_ctx {
-	unsigned char asked[65536 / 8];
-	unsigned char kept[65536 / 8];
+	int force;                        /* remove held queues' rules too */
+	unsigned char asked[65536 / 8];   /* queues found */
+	unsigned char kept[65536 / 8];    /* ... left alone */
 };
 
 static int keep_held(void *ctx, unsigned queue)
@@ -133,7 +134,7 @@ static int keep_held(void *ctx, unsigned queue)
 		return !!(k->kept[queue >> 3] & bit);
 	k->asked[queue >> 3] |= bit;
 	pid = ld_rules_lock_holder((uint16_t)queue);
-	if (pid == 0)
+	if (pid == 0 || k->force)
 		return 0;
 	k->kept[queue >> 3] |= bit;
 	if (pid > 0)
@@ -149,18 +150,32 @@ static int cmd_cleanup(int queue, int backend, int force)
 {
 	struct keep_ctx *k = calloc(1, sizeof *k);
 	char err[1024];
+	unsigned q;
 	int n;
 
 	if (!k) {
 		fprintf(stderr, "luadivert rules cleanup: out of memory\n");
 		return 1;
 	}
-	n = ld_rules_cleanup(queue, backend, force ? NULL : keep_held, k, err, sizeof err);
-	free(k);
+	k->force = force;
+	n = ld_rules_cleanup(queue, backend, keep_held, k, err, sizeof err);
 	if (n < 0) {
 		fprintf(stderr, "luadivert rules cleanup: %s\n", err);
+		free(k);
 		return 1;
 	}
+	/* a killed instance also left its lock file: delete it the safe way */
+	for (q = 0; q < 65536; q++) {
+		unsigned char bit = (unsigned char)(1u << (q & 7));
+		int fd;
+
+		if (!(k->asked[q >> 3] & bit) || (k->kept[q >> 3] & bit))
+			continue;
+		fd = ld_rules_lock((uint16_t)q, err, sizeof err);
+		if (fd >= 0)
+			ld_rules_unlock(fd, (uint16_t)q);
+	}
+	free(k);
 	printf("removed %d luadivert chain%s\n", n, n == 1 ? "" : "s");
 	return 0;
 }

@@ -121,6 +121,11 @@ div_start "$NS" accept --queue 7 --hook output
 check "LUADIVERT_RUN_DIR: lock file there" sh -c "ls '$LDT_TMP/run' | grep -q 'queue-7.lock'"
 div_stop
 check "LUADIVERT_RUN_DIR: lock file gone after exit" [ -z "$(ls "$LDT_TMP/run")" ]
+div_start "$NS" accept --queue 7 --hook output
+div_stop KILL
+check "kill -9: the lock file stays (the lock itself died)" [ -n "$(ls "$LDT_TMP/run")" ]
+rules_cmd "$NS" cleanup >/dev/null 2>&1
+check "cleanup deletes a dead instance's lock file too" [ -z "$(ls "$LDT_TMP/run")" ]
 unset LUADIVERT_RUN_DIR
 check "nothing left" [ "$(ld_chains "$NS")" = 0 ]
 ldt_done
