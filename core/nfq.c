@@ -580,11 +580,17 @@ uint64_t ld_nfq_close(struct ld_nfq *q, uint32_t sweep_verdict)
 
 	if (!q->nl)
 		return 0;
-	/* From now on the kernel decides for new packets itself. */
-	rc = config_maxlen(q, 0);
+	/*
+	 * From now on the kernel decides for new packets itself: a full queue
+	 * accepts them with fail-open (or drops them). Fail-open first, in a
+	 * message of its own: the kernel applies the two settings under
+	 * separate locks, and a packet arriving between "length 0" and
+	 * "fail-open" would be dropped.
+	 */
+	rc = config_flags(q, sweep_verdict == LD_DROP ? 0 : NFQA_CFG_F_FAIL_OPEN,
+			  NFQA_CFG_F_FAIL_OPEN);
 	if (rc == 0)
-		rc = config_flags(q, sweep_verdict == LD_DROP ? 0 : NFQA_CFG_F_FAIL_OPEN,
-				  NFQA_CFG_F_FAIL_OPEN);
+		rc = config_maxlen(q, 0);
 	if (rc < 0)
 		ld_log("queue %u: closing: %s", q->cfg.queue, strerror(-rc));
 	q->cfg.default_verdict = sweep_verdict;
