@@ -56,7 +56,7 @@ LUA
 measure() {
 	label=$1 rules=$2
 	policy p.lua "$rules" 1
-	bg_ns "$NS" "$LUADIVERT" run "$T/p.lua" --queue 0 --pidfile "$T/pid" >"$T/ld.log" 2>&1
+	bg_ns "$NS" "$LUADIVERT" run "$T/p.lua" --queue 0 --no-rules --pidfile "$T/pid" >"$T/ld.log" 2>&1
 	LD=$LDT_LAST_PID
 	wait_for_queue "$NS" 0 30 || fail "luadivert did not start"
 	# baseline: no reload

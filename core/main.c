@@ -23,6 +23,7 @@ static const char usage[] =
 	"  reload [--queue N]         reload the policy of the running instance\n"
 	"  replay POLICY IN.pcap -w OUT.pcap\n"
 	"                             run a policy over a capture, offline (no root)\n"
+	"  rules list|cleanup|print   see or remove the divert rules luadivert installed\n"
 	"\n"
 	"  luadivert COMMAND --help   options of a command\n"
 	"  luadivert --version        version\n"
@@ -39,6 +40,7 @@ static const struct command commands[] = {
 	{ "check", ld_cmd_check },
 	{ "reload", ld_cmd_reload },
 	{ "replay", ld_cmd_replay },
+	{ "rules", ld_cmd_rules },
 };
 
 int main(int argc, char **argv)

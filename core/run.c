@@ -16,17 +16,27 @@
 #include "commands.h"
 #include "log.h"
 #include "lua_host.h"
+#include "rules.h"
 #include "worker.h"
 
 static const char run_usage[] =
 	"usage: luadivert run POLICY [options]\n"
 	"\n"
 	"Run the Lua policy POLICY on the packets of an NFQUEUE queue.\n"
-	"Send packets to the queue with a firewall rule, e.g.\n"
-	"  iptables -A OUTPUT -p udp -j NFQUEUE --queue-num 0 --queue-bypass\n"
+	"luadivert installs the firewall rules that send packets to the queue\n"
+	"(chain LUADIVERT-Q<N>, mangle table) and removes them when it exits.\n"
 	"\n"
 	"options:\n"
 	"  -q, --queue N              queue number (0..65535, default 0)\n"
+	"  -f, --filter EXPR          divert only packets matching this tcpdump filter\n"
+	"                             (default: every packet at the hooks)\n"
+	"      --hook H               prerouting|input|forward|output|postrouting|all, repeat\n"
+	"                             or comma-separate (default input,output)\n"
+	"      --family 4|6           only IPv4 or only IPv6 (default both)\n"
+	"      --fail-closed          drop diverted packets while no luadivert listens\n"
+	"                             (default: they pass, --queue-bypass)\n"
+	"      --backend B            auto|nft|legacy: which iptables (default auto)\n"
+	"      --no-rules             install no rules; send packets to the queue yourself\n"
 	"      --queue-maxlen N       kernel queue length (default 4096; raised to fit --hold-max)\n"
 	"      --fail-open            the kernel accepts packets when the queue is full\n"
 	"      --default-verdict V    pass|drop: verdict when the handler fails (default pass)\n"
@@ -50,6 +60,7 @@ static const char check_usage[] =
 enum {
 	OPT_MAXLEN = 256, OPT_FAIL_OPEN, OPT_DEFAULT, OPT_HOLD_MAX, OPT_HOLD_COPIES,
 	OPT_HELD_EXIT, OPT_PIDFILE, OPT_WATCH, OPT_LUA_DIR,
+	OPT_HOOK, OPT_FAMILY, OPT_FAIL_CLOSED, OPT_BACKEND, OPT_NO_RULES,
 };
 
 static const struct option run_opts[] = {
@@ -63,6 +74,12 @@ static const struct option run_opts[] = {
 	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 	{ "watch", no_argument, NULL, OPT_WATCH },
 	{ "lua-dir", required_argument, NULL, OPT_LUA_DIR },
+	{ "filter", required_argument, NULL, 'f' },
+	{ "hook", required_argument, NULL, OPT_HOOK },
+	{ "family", required_argument, NULL, OPT_FAMILY },
+	{ "fail-closed", no_argument, NULL, OPT_FAIL_CLOSED },
+	{ "backend", required_argument, NULL, OPT_BACKEND },
+	{ "no-rules", no_argument, NULL, OPT_NO_RULES },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -120,11 +137,14 @@ int ld_cmd_run(int argc, char **argv)
 	};
 	char pidfile[PATH_MAX] = "", status[PATH_MAX + 8], err[1024];
 	struct ld_worker *w;
+	struct ld_rules_cfg rules;
+	unsigned hooks = 0;
 	uint32_t v;
-	int opt, policy_failed, rc;
+	int opt, policy_failed, rc, no_rules = 0, lock_fd;
 
+	ld_rules_cfg_init(&rules, 0);
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "q:h", run_opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "q:f:h", run_opts, NULL)) != -1) {
 		switch (opt) {
 		case 'q':
 			if (ld_parse_u32(optarg, 0, 65535, &v) < 0)
@@ -170,6 +190,30 @@ int ld_cmd_run(int argc, char **argv)
 		case OPT_LUA_DIR:
 			cfg.lua_dir = optarg;
 			break;
+		case 'f':
+			rules.filter = optarg;
+			break;
+		case OPT_HOOK:
+			if (ld_rules_parse_hook(optarg, &hooks) < 0)
+				return ld_usage_error("run", "--hook: '%s' is not prerouting, input, "
+						      "forward, output, postrouting or all", optarg);
+			break;
+		case OPT_FAMILY:
+			if (strcmp(optarg, "4") != 0 && strcmp(optarg, "6") != 0)
+				return ld_usage_error("run", "--family: '%s' is not 4 or 6", optarg);
+			rules.family = optarg[0] - '0';
+			break;
+		case OPT_FAIL_CLOSED:
+			rules.fail_closed = 1;
+			break;
+		case OPT_BACKEND:
+			if (ld_rules_parse_backend(optarg, &rules.backend) < 0)
+				return ld_usage_error("run", "--backend: '%s' is not auto, nft or legacy",
+						      optarg);
+			break;
+		case OPT_NO_RULES:
+			no_rules = 1;
+			break;
 		case 'h':
 			fputs(run_usage, stdout);
 			return LD_EXIT_OK;
@@ -182,17 +226,52 @@ int ld_cmd_run(int argc, char **argv)
 	cfg.policy = argv[optind];
 	if (!pidfile[0])
 		ld_default_pidfile(cfg.nfq.queue, pidfile, sizeof(pidfile));
+	rules.queue = cfg.nfq.queue;
+	if (hooks)
+		rules.hooks = hooks;
+	if (no_rules && (rules.filter || hooks || rules.family || rules.fail_closed))
+		return ld_usage_error("run", "--no-rules installs nothing: --filter, --hook, "
+				      "--family and --fail-closed do not apply");
+	/* a bad filter exits 2 before anything is loaded, bound or installed */
+	if (!no_rules && ld_rules_compile(&rules, NULL, err, sizeof(err)) < 0) {
+		ld_log("%s", err);
+		return LD_EXIT_USAGE;
+	}
 
 	cfg.signal_fd = block_signals();
 	if (cfg.signal_fd < 0) {
 		ld_log("signalfd: %s", strerror(errno));
 		return LD_EXIT_FAIL;
 	}
-	w = ld_worker_new(&cfg, err, sizeof(err), &policy_failed);
-	if (!w) {
+	/* one luadivert per queue; on this failure the rules are the other's */
+	lock_fd = ld_rules_lock(cfg.nfq.queue, err, sizeof(err));
+	if (lock_fd < 0) {
 		ld_log("%s", err);
 		close(cfg.signal_fd);
 		return LD_EXIT_FAIL;
+	}
+	w = ld_worker_new(&cfg, err, sizeof(err), &policy_failed);
+	if (!w) {
+		ld_log("%s", err);
+		ld_rules_unlock(lock_fd, cfg.nfq.queue);
+		close(cfg.signal_fd);
+		return LD_EXIT_FAIL;
+	}
+	/* the queue is bound: with --fail-closed nothing drops for want of a listener */
+	if (!no_rules) {
+		char names[64];
+
+		if (ld_rules_install(&rules, err, sizeof(err)) < 0) {
+			ld_log("installing the divert rules: %s", err);
+			ld_worker_free(w);
+			ld_rules_unlock(lock_fd, cfg.nfq.queue);
+			close(cfg.signal_fd);
+			return LD_EXIT_FAIL;
+		}
+		ld_log("queue %u: diverting %s at %s%s", cfg.nfq.queue,
+		       rules.filter && rules.filter[0] ? rules.filter : "every packet",
+		       ld_rules_hook_names(rules.hooks, names, sizeof(names)),
+		       rules.fail_closed ? " (fail-closed)" : "");
 	}
 	if (write_pidfile(pidfile) < 0)
 		ld_log("warning: pid file %s: %s (luadivert reload will not find us)", pidfile,
@@ -201,7 +280,14 @@ int ld_cmd_run(int argc, char **argv)
 	ld_worker_set_status_file(w, status);
 	ld_log("queue %u: running %s (pid %ld)", cfg.nfq.queue, cfg.policy, (long)getpid());
 	rc = ld_worker_run(w);
+	/* rules out while still bound: ld_worker_free verdicts what queued meanwhile */
+	if (!no_rules && ld_rules_remove(&rules, err, sizeof(err)) < 0) {
+		ld_log("removing the divert rules: %s (`luadivert rules cleanup --queue %u` "
+		       "removes them)", err, cfg.nfq.queue);
+		rc = -1;
+	}
 	ld_worker_free(w);
+	ld_rules_unlock(lock_fd, cfg.nfq.queue);
 	unlink(pidfile);
 	unlink(status);
 	close(cfg.signal_fd);

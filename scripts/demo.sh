@@ -18,11 +18,14 @@ veth_pair "$A" "$B" 0
 
 say() { printf '\n== %s\n' "$*"; }
 
-# start POLICY: run luadivert on queue 0 inside the client namespace
+# start POLICY FILTER: run luadivert on queue 0 inside the client namespace;
+# it installs the rules sending FILTER's outgoing packets to the queue itself
 start() {
-	bg_ns "$A" "$LUADIVERT" run "$1" --queue 0 --pidfile "$T/pid" >"$T/ld.log" 2>&1
+	bg_ns "$A" "$LUADIVERT" run "$1" --queue 0 --filter "$2" --hook output \
+		--pidfile "$T/pid" >"$T/ld.log" 2>&1
 	LD=$LDT_LAST_PID
-	wait_for_queue "$A" 0 10 || { cat "$T/ld.log"; fail "luadivert did not start"; }
+	wait_for_output "$T/ld.log" 'diverting' 10 || { cat "$T/ld.log"; fail "luadivert did not start"; }
+	echo "   luadivert run $(basename "$1") --filter '$2' --hook output"
 }
 # stop: SIGTERM, then show the main counters luadivert printed on exit
 stop() {
@@ -31,19 +34,16 @@ stop() {
 		for (i = 1; i < NF; i++) c[$i] = $(i + 1)
 		printf "   luadivert: received %s, passed %s, dropped %s, modified %s, errors %s, in %s batches\n",
 			c["received"], c["passed"], c["dropped"], c["modified"], c["errors"], c["batches"] }'
-	grep -v 'received [0-9]\|running\|conntrack information' "$T/ld.log" | sed 's/^/   /'
+	grep -v 'received [0-9]\|running\|conntrack information\|diverting' "$T/ld.log" | sed 's/^/   /'
 }
-rules() { iptables_ns "$A" -F OUTPUT; iptables_ns "$A" -A OUTPUT "$@" -j NFQUEUE --queue-num 0 --queue-bypass; }
 
 say "1. drop_odd_pings.lua: ping $ADDR_B 10 times; odd sequence numbers are dropped"
-rules -p icmp
-start "$EX/drop_odd_pings.lua"
+start "$EX/drop_odd_pings.lua" icmp
 ns_exec "$A" ping -n -c 10 -i 0.1 -W 1 "$ADDR_B" | grep -E 'icmp_seq|transmitted' | sed 's/^/   /'
 stop
 
 say "2. rewrite_payload.lua: UDP text to port 9000; \"hello\" becomes \"HELLO\" on the way"
-rules -p udp --dport 9000
-start "$EX/rewrite_payload.lua"
+start "$EX/rewrite_payload.lua" 'udp dst port 9000'
 bg_ns "$B" python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -65,8 +65,10 @@ cat "$T/recv.txt"
 stop
 
 say "3. drop_dns.lua and pass-through: 2000 datagrams to port 53 and 2000 to port 9000"
-rules -p udp
-start "$EX/drop_dns.lua"
+start "$EX/drop_dns.lua" udp
+echo "   the IPv4 rules it installed (luadivert rules list; IPv6 alike):"
+ns_exec "$A" "$LUADIVERT" rules list | awk '/^(nft|legacy) IPv4/ { f = 1 } /^$/ { f = 0 } f' |
+	sed 's/^/   /'
 for port in 53 9000; do
 	bg_ns "$B" "$LDT_TOOLS/udprecv" --port $port --count 2000 --idle-ms 1000 --time-limit 10 \
 		--ready "$T/r$port" >"$T/udp$port.json"

@@ -57,7 +57,7 @@ check "run: init error, exit 1" expect 1 'init.lua:2: no config' \
 
 ld_start "$NS" "$T/good.lua" --queue 3
 check "second instance on a bound queue: clear error, exit 1" \
-	expect 1 'queue 3 is already bound by another process' \
+	expect 1 'queue 3 is already in use by luadivert pid [0-9]+' \
 	timeout 10 ip netns exec "$NS" "$LUADIVERT" run "$T/good.lua" --queue 3 --pidfile "$T/p2"
 ld_stop
 check "first instance still exits cleanly" [ "$LD_RC" = 0 ]

@@ -26,7 +26,7 @@ ld_start() {
 		[ "$_prev" = "--queue" ] && _q=$_a
 		_prev=$_a
 	done
-	bg_ns "$_ns" "$LUADIVERT" run "$_pol" --pidfile "$LD_PIDFILE" "$@" >"$LD_LOG" 2>&1
+	bg_ns "$_ns" "$LUADIVERT" run "$_pol" --no-rules --pidfile "$LD_PIDFILE" "$@" >"$LD_LOG" 2>&1
 	LD_PID=$LDT_LAST_PID
 	if ! wait_for_queue "$_ns" "$_q" 10; then
 		cat "$LD_LOG" >&2
