@@ -57,22 +57,16 @@ iptables_ns "$NS" -A OUTPUT -p tcp --sport 5001 -j NFQUEUE --queue-num 0
 export LD_TEST_STATS="$LDT_TMP/stats"
 ld_start "$NS" "$LDT_TMP/policy.lua" --queue 0
 
-bg_ns "$NS" "$LDT_TOOLS/tcpxfer" recv --port 5001 --ready "$LDT_TMP/ready" --time-limit 60 \
-	>"$LDT_TMP/recv.json"
-RP=$LDT_LAST_PID
-wait_for_file "$LDT_TMP/ready" 5 || fail "tcpxfer recv did not start"
-ns_exec "$NS" "$LDT_TOOLS/tcpxfer" send --dst 127.0.0.1 --port 5001 --bytes $BYTES --seed 11 \
-	--time-limit 60 >"$LDT_TMP/send.json" || fail "tcpxfer send failed"
-wait "$RP"
+tcp_run "$NS" 127.0.0.1 5001 $BYTES 11 "$LDT_TMP/xfer"
 ld_stop
 
-SENT=$(sed -n 's/.*"hash":"\([0-9a-f]*\)".*/\1/p' "$LDT_TMP/send.json")
-GOT=$(sed -n 's/.*"hash":"\([0-9a-f]*\)".*/\1/p' "$LDT_TMP/recv.json")
+SENT=$(json_hash "$LDT_TMP/xfer.send")
+GOT=$(json_hash "$LDT_TMP/xfer.recv")
 cat "$LD_TEST_STATS"
 NOTREADY=$(awk '{print $4}' "$LD_TEST_STATS")
 EDITED=$(awk '{print $6}' "$LD_TEST_STATS")
 EDITED_BIG=$(awk '{print $10}' "$LD_TEST_STATS")
-check "all $BYTES bytes arrive" grep -q "\"received\":$BYTES" "$LDT_TMP/recv.json"
+check "all $BYTES bytes arrive" grep -q "\"received\":$BYTES" "$LDT_TMP/xfer.recv"
 check "the hash of what arrived equals the hash of what was sent ($SENT)" \
 	[ -n "$SENT" ] && [ "$SENT" = "$GOT" ]
 check "the policy edited checksum-not-ready packets ($NOTREADY not ready, $EDITED edited)" \

@@ -12,6 +12,10 @@
 #                                  the sender runs in UDP_SEND_NS if set). The receiver stops
 #                                  at COUNT, or UDP_WAIT seconds (default 2) after the send.
 #   json_get FILE KEY              a number from a JSON line
+#   tcp_run NS DST PORT BYTES SEED OUT
+#                                  tcpxfer BYTES from NS to DST:PORT (receiver in NS);
+#                                  OUT.send / OUT.recv are their JSON lines
+#   json_hash FILE                 the "hash" of a tcpxfer JSON line
 
 LD_N=0
 
@@ -62,4 +66,20 @@ udp_run() {
 	wait_for_exit "$_rp" "${UDP_WAIT:-2}" || kill -TERM "$_rp" 2>/dev/null
 	wait "$_rp"
 	grep -q '"received"' "$_out" || fail "udprecv printed no result"
+}
+
+tcp_run() {
+	_ns=$1; _dst=$2; _port=$3; _bytes=$4; _seed=$5; _out=$6
+	rm -f "$_out.ready"
+	bg_ns "$_ns" "$LDT_TOOLS/tcpxfer" recv --port "$_port" --ready "$_out.ready" \
+		--time-limit 60 >"$_out.recv"
+	_rp=$LDT_LAST_PID
+	wait_for_file "$_out.ready" 5 || fail "tcpxfer recv did not start"
+	ns_exec "$_ns" "$LDT_TOOLS/tcpxfer" send --dst "$_dst" --port "$_port" --bytes "$_bytes" \
+		--seed "$_seed" --time-limit 60 >"$_out.send" || fail "tcpxfer send failed"
+	wait "$_rp"
+}
+
+json_hash() {
+	sed -n 's/.*"hash":"\([0-9a-f]*\)".*/\1/p' "$1"
 }
