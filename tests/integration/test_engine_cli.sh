@@ -61,4 +61,16 @@ check "second instance on a bound queue: clear error, exit 1" \
 	timeout 10 ip netns exec "$NS" "$LUADIVERT" run "$T/good.lua" --queue 3 --pidfile "$T/p2"
 ld_stop
 check "first instance still exits cleanly" [ "$LD_RC" = 0 ]
+
+# a queue held by a program that is not luadivert: the bind itself is refused
+if [ -x "$LDT_ROOT/build/bench/bare_nfq_batched" ]; then
+	bg_ns "$NS" "$LDT_ROOT/build/bench/bare_nfq_batched" --queue 4 >/dev/null 2>&1
+	BARE=$LDT_LAST_PID
+	wait_for_queue "$NS" 4 5 || fail "bare_nfq_batched did not bind queue 4"
+	check "queue bound by another program: clear error, exit 1, no hang" \
+		expect 1 'queue 4 is already bound by another process' \
+		timeout 10 ip netns exec "$NS" "$LUADIVERT" run "$T/good.lua" --queue 4 --no-rules \
+		--pidfile "$T/p3"
+	kill -TERM "$BARE"
+fi
 ldt_done

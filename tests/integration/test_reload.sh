@@ -83,6 +83,16 @@ udp_run "$NS" 127.0.0.1 9000 500 "$LDT_TMP/m2.json" --rate 10000
 check "module version 2 drops" [ "$(json_get "$LDT_TMP/m2.json" received)" = 0 ]
 ld_stop
 
+# reloads never overlap: SIGHUPs that arrive while a (slow) reload runs
+# become exactly one more reload
+printf 'local d = require "divert"\nreturn { on_packet = function () return d.PASS end,\n init = function () local t = os.clock() + 0.3; while os.clock() < t do end end }\n' >"$P"
+ld_start "$NS" "$P" --queue 0
+for i in 1 2 3 4 5; do kill -HUP "$LD_PID"; sleep 0.02; done
+wait_until 5 sh -c "[ \$(grep -c '^luadivert: reloaded' '$LD_LOG') -ge 2 ]"
+sleep 1
+ld_stop
+check "5 SIGHUPs during a slow reload: 2 reloads ($(ld_counter reloads))" [ "$(ld_counter reloads)" = 2 ]
+
 # held packets keep their release time across a reload
 printf 'local d = require "divert"\nreturn function (pkt) pkt:hold(400); return d.PASS end\n' >"$P"
 ld_start "$NS" "$P" --queue 0
