@@ -98,7 +98,7 @@ demo: deps all
 	sh scripts/demo.sh
 
 test: deps all build/luadivert-asan
-	sh tests/run.sh
+	bash tests/run.sh
 
 bench: deps bench-deps all
 	sh bench/run.sh

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # tests/run.sh - every test of luadivert, as `make test` runs it.
 #
 #   1. the shared ABI: generated Lua is current, C and LuaJIT agree on layouts;
@@ -7,33 +7,52 @@
 #   3. integration tests (root, real traffic in namespaces they create)
 #   4. the same integration tests again against an ASan+UBSan build
 #
+# Integration tests mostly wait on traffic, so they run JOBS at a time
+# (default 3); each has its own namespaces (named by pid) and its own run
+# directory, so they cannot see each other. A test whose checks depend on
+# timing (delay, rate, throughput) says so with a line "# ldt: serial" and
+# runs afterwards, alone.
+#
 # Each test's output goes to build/test-logs/; a failing test's log is
 # printed. The last line is "N passed, N failed, N skipped".
 # TESTS="pattern" runs only the integration tests whose name contains it.
+# JOBS=1 runs everything one at a time.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 LOGS=build/test-logs
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
-passed=0 failed=0 skipped=0 failures=""
+JOBS=${JOBS:-3}
+# Debian's tools first (see tests/lib/netns.sh: a python3 shim is slow).
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 started=$(date +%s)
 
-# run NAME CMD...: exit 0 pass, 77 skip, anything else fail.
+# run NAME CMD...: exit 0 pass, 77 skip, anything else fail. The outcome is
+# printed and left in $LOGS/NAME.rc for the count at the end.
 run() {
-	name=$1
+	local name=$1 log rc t0 dt base
 	shift
-	log="$LOGS/$(echo "$name" | tr '/ ' '__').log"
+	base="$LOGS/$(echo "$name" | tr '/ ' '__')"
+	log="$base.log"
 	t0=$(date +%s)
 	"$@" >"$log" 2>&1 </dev/null
 	rc=$?
 	dt=$(( $(date +%s) - t0 ))
+	echo "$rc $name" >"$base.rc"
 	case $rc in
-	0) passed=$((passed + 1)); echo "ok      $name (${dt}s)" ;;
-	77) skipped=$((skipped + 1)); echo "skip    $name: $(grep -m1 SKIP "$log" || tail -n1 "$log")" ;;
-	*) failed=$((failed + 1)); failures="$failures $name"
-	   echo "FAIL    $name (exit $rc, ${dt}s); last lines of $log:"
-	   tail -n 25 "$log" | sed 's/^/        /' ;;
+	0) echo "ok      $name (${dt}s)" ;;
+	77) echo "skip    $name: $(grep -m1 SKIP "$log" || tail -n1 "$log")" ;;
+	*) { echo "FAIL    $name (exit $rc, ${dt}s); last lines of $log:"
+	     tail -n 25 "$log" | sed 's/^/        /'; } ;;
 	esac
+}
+
+# run_bg NAME CMD...: run in the background, at most JOBS at once.
+run_bg() {
+	while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do
+		wait -n
+	done
+	run "$@" &
 }
 
 echo "== shared ABI"
@@ -47,11 +66,13 @@ for u in build/unit/*; do
 done
 
 echo "== Lua library"
-for f in $(grep -l "^function M.selftest" lua/divert/*.lua 2>/dev/null); do
-	mod=$(basename "$f" .lua)
-	run "selftest divert.$mod" luajit -e \
+for f in $(grep -l "^function M.selftest" lua/divert/*.lua lua/divert/*/*.lua 2>/dev/null); do
+	mod=${f#lua/}
+	mod=${mod%.lua}
+	mod=${mod//\//.}
+	run "selftest $mod" luajit -e \
 		"package.path='./lua/?.lua;./lua/?/init.lua;'..package.path
-		 require('divert.$mod').selftest()"
+		 require('$mod').selftest()"
 done
 for t in tests/lua/*_test.lua; do
 	[ -e "$t" ] || continue
@@ -59,9 +80,11 @@ for t in tests/lua/*_test.lua; do
 	run "$t" luajit "$t"
 done
 
+# integration LABEL BIN MODE: MODE parallel runs the tests without the serial
+# marker JOBS at a time, MODE serial runs the marked ones one by one.
 integration() {
-	label=$1
-	bin=$2
+	local label=$1 bin=$2 mode=$3 t rundir san=
+	[ "$label" = asan ] && san=1
 	for t in tests/integration/test_*.sh; do
 		[ -e "$t" ] || continue
 		case "$t" in *"${TESTS:-}"*) ;; *) continue ;; esac
@@ -69,26 +92,42 @@ integration() {
 		if [ "$label" = asan ] && ! grep -qE '[$]LUADIVERT|ld_start' "$t"; then
 			continue
 		fi
-		run "$label $t" env LUADIVERT="$bin" sh "$t"
+		rundir="$LOGS/run.$label.$(basename "$t" .sh)"
+		mkdir -p "$rundir"
+		if grep -q '^# ldt: serial' "$t"; then
+			[ "$mode" = serial ] || continue
+			run "$label $t" env LUADIVERT="$bin" ${san:+LUADIVERT_SANITIZED=1} \
+				LUADIVERT_RUNDIR="$PWD/$rundir" sh "$t"
+		else
+			[ "$mode" = parallel ] || continue
+			run_bg "$label $t" env LUADIVERT="$bin" ${san:+LUADIVERT_SANITIZED=1} \
+				LUADIVERT_RUNDIR="$PWD/$rundir" sh "$t"
+		fi
 	done
 }
 
-echo "== integration"
+echo "== integration (plain build, then ASan+UBSan; $JOBS at a time, then the serial ones)"
 if [ "$(id -u)" != 0 ]; then
 	echo "skip    integration tests: they need root (network namespaces, firewall rules)"
-	skipped=$((skipped + 1))
+	echo "77 integration" >"$LOGS/integration.rc"
 else
-	integration plain "$PWD/luadivert"
-	echo "== integration, ASan+UBSan build"
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_error=1}
 	UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-	LUADIVERT_SANITIZED=1
-	export ASAN_OPTIONS UBSAN_OPTIONS LUADIVERT_SANITIZED
-	integration asan "$PWD/build/luadivert-asan"
+	export ASAN_OPTIONS UBSAN_OPTIONS
+	integration plain "$PWD/luadivert" parallel
+	integration asan "$PWD/build/luadivert-asan" parallel
+	wait
+	integration plain "$PWD/luadivert" serial
+	integration asan "$PWD/build/luadivert-asan" serial
 fi
 
+passed=$(cat "$LOGS"/*.rc | grep -c '^0 ')
+skipped=$(cat "$LOGS"/*.rc | grep -c '^77 ')
+failures=$(cat "$LOGS"/*.rc | grep -vE '^(0|77) ' | cut -d' ' -f2-)
+failed=0
+[ -n "$failures" ] && failed=$(printf '%s\n' "$failures" | wc -l)
 echo
-[ -n "$failures" ] && echo "failed:$failures"
+[ -n "$failures" ] && printf 'failed:\n%s\n' "$failures"
 echo "test time: $(( $(date +%s) - started ))s"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

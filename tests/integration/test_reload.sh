@@ -1,4 +1,5 @@
 #!/bin/sh
+# ldt: serial (a held packet must still wait its 400 ms across a reload)
 # Hot reload under traffic: 20 reloads between two policy versions while a
 # sequenced UDP stream flows; every packet arrives exactly once and in order,
 # both versions ran, the count kept by the policy survives every reload, and

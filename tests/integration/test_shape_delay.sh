@@ -1,4 +1,5 @@
 #!/bin/sh
+# ldt: serial (its checks measure delay, rate or loss statistics)
 # Delay through shape.pipe on real traffic: a 100 ms pipe on the requests of
 # a UDP ping adds 100 ms to the round-trip time (median within a few ms),
 # for IPv4 and IPv6; jitter stays inside delay +- jitter; and packets keep

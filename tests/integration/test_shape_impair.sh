@@ -1,4 +1,5 @@
 #!/bin/sh
+# ldt: serial (its checks measure delay, rate or loss statistics)
 # Reorder and corrupt through shape.pipe on real traffic:
 # - reorder = 0.25 behind a 10 ms delay: the receiver sees datagrams out of
 #   order, none lost; every = 5 sends each 5th one ahead;

@@ -1,4 +1,5 @@
 #!/bin/sh
+# ldt: serial (its checks measure delay, rate or loss statistics)
 # Loss through shape.pipe on real traffic: 20% random loss over 2000
 # datagrams loses a fraction within the binomial bound (4 sigma); the same
 # seed drops exactly the same datagrams on a second run, another seed does

@@ -1,4 +1,5 @@
 #!/bin/sh
+# ldt: serial (its checks measure delay, rate or loss statistics)
 # Rate through shape.pipe on real traffic: a TCP transfer through a
 # 2 Mbit/s pipe (a queue that delays packets to the rate, not a policer)
 # reaches 2 Mbit/s within 10%, and the stream arrives intact; a UDP burst

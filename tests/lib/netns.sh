@@ -35,6 +35,9 @@ LDT_TOOLS=${LDT_TOOLS:-$LDT_ROOT/build/tools}
 LUADIVERT=${LUADIVERT:-$LDT_ROOT/luadivert}
 LDT_IPTABLES=${LDT_IPTABLES:-iptables}      # or iptables-legacy
 LDT_IP6TABLES=${LDT_IP6TABLES:-ip6tables}   # or ip6tables-legacy
+# Debian's own tools first: a version-manager shim in front of python3 (pyenv)
+# costs a dozen processes per call, which adds up to minutes in a test run.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 # ---------------------------------------------------------------- reporting
 
