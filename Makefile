@@ -59,6 +59,10 @@ EXC_SRC     := $(sort $(wildcard scripts/examples/c/*.c))
 DIVERT_EXAMPLES := $(EXC_SRC:scripts/examples/c/%.c=build/examples/%) \
                    $(EXC_SRC:scripts/examples/c/%.c=build/examples/%-asan)
 EXCFLAGS    := -O2 -g -Wall -Wextra -Werror -Iinclude
+# Test programs of the library (tests/divert/), built the same two ways.
+DCHK_SRC    := $(sort $(wildcard tests/divert/*.c))
+DIVERT_EXAMPLES += $(DCHK_SRC:tests/divert/%.c=build/examples/%) \
+                   $(DCHK_SRC:tests/divert/%.c=build/examples/%-asan)
 
 .PHONY: all deps bench-deps demo test bench install clean abi-check clang-check
 
@@ -111,6 +115,14 @@ build/examples/%-asan: scripts/examples/c/%.c $(DIVERT_ASAN) include/luadivert/d
 	@mkdir -p $(dir $@)
 	$(CC) $(EXCFLAGS) -O1 $(ASAN_FLAGS) -Wl,-E -o $@ $< $(DIVERT_ASAN) $(DIVERT_LIBS)
 
+build/examples/%: tests/divert/%.c $(DIVERT_LIB) include/luadivert/divert.h
+	@mkdir -p $(dir $@)
+	$(CC) $(EXCFLAGS) -o $@ $< -Lbuild/lib -lluadivert-divert -Wl,-rpath,'$$ORIGIN/../lib'
+
+build/examples/%-asan: tests/divert/%.c $(DIVERT_ASAN) include/luadivert/divert.h
+	@mkdir -p $(dir $@)
+	$(CC) $(EXCFLAGS) -O1 $(ASAN_FLAGS) -Wl,-E -o $@ $< $(DIVERT_ASAN) $(DIVERT_LIBS)
+
 build/luadivert-divert.pc: tools/luadivert-divert.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< >$@
 
@@ -127,7 +139,7 @@ abi-check:
 clang-check:
 	@for f in $(CORE_SRC); do clang $(filter-out -O2,$(CFLAGS)) -fsyntax-only $$f || exit 1; done
 	@for f in $(DIVERT_SRC); do clang $(filter-out -O2,$(DIVERT_CFLAGS)) -fsyntax-only $$f || exit 1; done
-	@for f in $(EXC_SRC); do clang $(EXCFLAGS) -fsyntax-only $$f || exit 1; done
+	@for f in $(EXC_SRC) $(DCHK_SRC); do clang $(EXCFLAGS) -fsyntax-only $$f || exit 1; done
 	@for f in $(TOOL_SRC) $(BENCH_SRC) $(UNIT_SRC); do \
 	  clang $(filter-out -O2,$(CFLAGS)) -Icore -fsyntax-only $$f || exit 1; done
 

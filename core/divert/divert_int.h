@@ -43,7 +43,8 @@
 
 enum {
 	LD_DIVERT_ARENA    = 1 << 21,   /* bytes of written packets awaiting one sendmsg */
-	LD_DIVERT_QUEUE_MAXLEN = 4096,  /* kernel queue length */
+	LD_DIVERT_QUEUE_MAXLEN = 4096,  /* kernel queue length (LUADIVERT_DIVERT_QUEUE_MAXLEN) */
+	LD_DIVERT_QUEUE_MAXLEN_MAX = 1 << 20,
 	LD_DIVERT_FD_MAX   = 65536,     /* descriptors the table can track */
 };
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -171,6 +172,13 @@ int ld_divert_sock_bind(struct ld_divert_sock *s, const struct sockaddr *sa, soc
 		return -1;
 	}
 	cfg.queue = ntohs(sin.sin_port);
+	{
+		const char *m = getenv("LUADIVERT_DIVERT_QUEUE_MAXLEN");
+		long v = m && *m ? strtol(m, NULL, 10) : 0;
+
+		if (v > 0 && v <= LD_DIVERT_QUEUE_MAXLEN_MAX)
+			cfg.maxlen = (uint32_t)v;
+	}
 	if (ld_nfq_open(&s->q, &cfg, TX_CAP, &s->c, &s->lim, msg, sizeof(msg)) < 0) {
 		/* FreeBSD: a divert port in use is EADDRINUSE. */
 		if (errno == EBUSY)
@@ -468,6 +476,22 @@ int ld_divert_sock_getsockopt(struct ld_divert_sock *s, int level, int name,
 	return 0;
 }
 
+/* LUADIVERT_DIVERT_STATS=1: the counters on stderr at close, for people and tests. */
+static void print_stats(const struct ld_divert_sock *s)
+{
+	const struct ld_divert_stats *t = &s->st;
+	const char *e = getenv("LUADIVERT_DIVERT_STATS");
+
+	if (!s->bound || !e || !*e || !strcmp(e, "0"))
+		return;
+	fprintf(stderr, "luadivert: divert port %u: read %llu written_back %llu modified %llu "
+		"injected %llu inject_errors %llu unwritten %llu truncated %llu invalid_writes %llu\n",
+		(unsigned)s->port, (unsigned long long)t->read, (unsigned long long)t->written_back,
+		(unsigned long long)t->modified, (unsigned long long)t->injected,
+		(unsigned long long)t->inject_errors, (unsigned long long)t->unwritten,
+		(unsigned long long)t->truncated, (unsigned long long)t->invalid_writes);
+}
+
 void ld_divert_sock_close(struct ld_divert_sock *s)
 {
 	if (s->bound) {
@@ -485,6 +509,7 @@ void ld_divert_sock_close(struct ld_divert_sock *s)
 		ld_nfq_detach(&s->q);
 		munmap(s->arena, LD_DIVERT_ARENA);
 	}
+	print_stats(s);
 	if (s->inj_open)
 		ld_inject_close(&s->inj);
 	ld_divert_real.close(s->evfd);
