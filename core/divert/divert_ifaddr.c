@@ -16,7 +16,6 @@
 
 enum {
 	LD_IFINFO_SLOTS  = 64,                 /* interfaces remembered at once */
-	LD_IFINFO_TTL_NS = 1000 * 1000 * 1000, /* re-read an interface after 1 s */
 };
 
 struct ifinfo {

@@ -46,6 +46,7 @@ enum {
 	LD_DIVERT_QUEUE_MAXLEN = 4096,  /* kernel queue length (LUADIVERT_DIVERT_QUEUE_MAXLEN) */
 	LD_DIVERT_QUEUE_MAXLEN_MAX = 1 << 20,
 	LD_DIVERT_FD_MAX   = 65536,     /* descriptors the table can track */
+	LD_IFINFO_TTL_NS   = 1000 * 1000 * 1000, /* interface name/address re-read after 1 s */
 };
 
 /* A packet read and not yet written back or dropped. */
@@ -88,6 +89,20 @@ struct ld_divert_sock {
 
 	struct ld_inject inj;
 	int      inj_open;
+
+	/*
+	 * Packets written back unchanged with consecutive ids: sent as one
+	 * NFQNL_MSG_VERDICT_BATCH at flush when no older packet is still
+	 * waiting for its write (the batch verdict covers every id up to
+	 * acc_hi). Not after a fork: another process may hold older ids.
+	 */
+	uint32_t acc_lo, acc_hi, acc_n;
+	int      forked;
+	/* the interface of the last packet read (most packets share one) */
+	uint32_t if_index;
+	uint64_t if_when_ns;
+	char     if_name[8];
+	struct in_addr if_addr;
 
 	struct ld_divert_stats st;
 };

@@ -47,8 +47,15 @@ static void before_fork(void)
 	each_sock(ld_divert_sock_flush);
 }
 
+static void mark_forked(struct ld_divert_sock *s)
+{
+	s->forked = 1;
+}
+
+/* Both sides now share the queue: no more batch verdicts (divert_int.h). */
 static void parent_after_fork(void)
 {
+	each_sock(mark_forked);
 	pthread_mutex_unlock(&table_lock);
 }
 

@@ -204,11 +204,44 @@ int ld_divert_sock_bind(struct ld_divert_sock *s, const struct sockaddr *sa, soc
 	return 0;
 }
 
+/* Queue the run of unchanged write-backs: one batch verdict when safe. */
+static void accept_run_out(struct ld_divert_sock *s)
+{
+	int older_waiting = s->forked;
+
+	if (!s->acc_n)
+		return;
+	for (uint32_t i = 0; i < s->count && !older_waiting; i++) {
+		const struct ld_divert_pending *e = &s->ring[(s->head + i) % LD_DIVERT_PENDING_MAX];
+
+		older_waiting = !e->done && (int32_t)(e->id - s->acc_hi) < 0;
+	}
+	if (!older_waiting) {
+		ld_nfq_verdict_batch(&s->q, s->acc_hi, LD_PASS);
+	} else {
+		for (uint32_t id = s->acc_lo; id != s->acc_hi + 1; id++)
+			ld_nfq_verdict(&s->q, id, LD_PASS, 0, 0, 0, NULL, 0);
+	}
+	s->acc_n = 0;
+}
+
 void ld_divert_sock_flush(struct ld_divert_sock *s)
 {
+	accept_run_out(s);
 	if (s->q.tx_n)
 		ld_nfq_flush(&s->q);
 	s->arena_used = 0;
+}
+
+/* A plain accept: part of the current run, or the start of a new one. */
+static void accept_plain(struct ld_divert_sock *s, uint32_t id)
+{
+	if (s->acc_n && id != s->acc_hi + 1)
+		accept_run_out(s);
+	if (!s->acc_n)
+		s->acc_lo = id;
+	s->acc_hi = id;
+	s->acc_n++;
 }
 
 static void pop_head(struct ld_divert_sock *s)
@@ -258,16 +291,22 @@ static void pending_add(struct ld_divert_sock *s, const struct ld_packet *p)
 }
 
 /* The sockaddr_in of divert(4): where the packet was diverted. */
-static void fill_from(const struct ld_divert_sock *s, const struct ld_packet *p,
+static void fill_from(struct ld_divert_sock *s, const struct ld_packet *p,
 		      struct sockaddr *from, socklen_t *fromlen)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(s->port) };
 	/* prerouting, input, forward: the packet came in on indev */
 	int inbound = p->hook <= 2;
+	uint32_t ifindex = inbound ? p->indev : p->outdev;
 
-	ld_divert_ifinfo(inbound ? p->indev : p->outdev, (char *)sin.sin_zero, &sin.sin_addr);
-	if (!inbound)
-		sin.sin_addr.s_addr = INADDR_ANY;
+	/* The receive time of the batch is "now" here: no clock read per packet. */
+	if (ifindex != s->if_index || p->tstamp_ns - s->if_when_ns > LD_IFINFO_TTL_NS) {
+		ld_divert_ifinfo(ifindex, s->if_name, &s->if_addr);
+		s->if_index = ifindex;
+		s->if_when_ns = p->tstamp_ns;
+	}
+	memcpy(sin.sin_zero, s->if_name, sizeof(sin.sin_zero));
+	sin.sin_addr.s_addr = inbound ? s->if_addr.s_addr : INADDR_ANY;
 	memcpy(from, &sin, *fromlen < sizeof(sin) ? *fromlen : sizeof(sin));
 	*fromlen = sizeof(sin);
 }
@@ -363,7 +402,7 @@ static void write_back(struct ld_divert_sock *s, struct ld_divert_pending *e,
 	s->st.written_back++;
 	/* Still in the current receive batch and unchanged: a plain accept. */
 	if (e->gen == s->gen && e->len == total && !memcmp(e->data, pkt, total)) {
-		ld_nfq_verdict(&s->q, e->id, LD_PASS, 0, 0, 0, NULL, 0);
+		accept_plain(s, e->id);
 		return;
 	}
 	if (s->arena_used + total > LD_DIVERT_ARENA)
@@ -525,6 +564,8 @@ void ld_divert_sock_after_fork(struct ld_divert_sock *s)
 
 	/* The packets in hand belong to the parent, which verdicts them. */
 	s->n = s->cur = 0;
+	s->acc_n = 0;
+	s->forked = 1;
 	s->head = s->count = 0;
 	s->arena_used = 0;
 	s->q.tx_n = 0;

@@ -9,8 +9,9 @@
  * One line per packet on stdout (direction, interface, addresses, length),
  * or with -q only the totals at exit. -P waits in poll(2) on a non-blocking
  * socket and reads until EAGAIN, the way an event-driven daemon does; the
- * default is a blocking recvfrom loop. -b sets SO_RCVBUF. SIGTERM or SIGINT
- * prints "packets N eagain E" and exits.
+ * default is a blocking recvfrom loop. -b sets SO_RCVBUF. SIGUSR1 prints
+ * {"packets":N,"eagain":E}; SIGTERM or SIGINT prints "packets N eagain E"
+ * and exits.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -29,12 +30,14 @@
 
 #include <luadivert/divert.h>
 
-static volatile sig_atomic_t quit;
+static volatile sig_atomic_t quit, report;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	quit = 1;
+	if (sig == SIGUSR1)
+		report = 1;
+	else
+		quit = 1;
 }
 
 static void log_packet(const u_char *buf, int n, const struct sockaddr_in *sin)
@@ -81,6 +84,7 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	if ((fd = socket(PF_INET, SOCK_RAW, IPPROTO_DIVERT)) == -1)
@@ -106,6 +110,10 @@ int main(int argc, char **argv)
 	while (!quit) {
 		int n;
 
+		if (report) {
+			report = 0;
+			printf("{\"packets\":%lu,\"eagain\":%lu}\n", packets, eagain);
+		}
 		if (use_poll) {
 			struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
