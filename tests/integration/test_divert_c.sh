@@ -63,7 +63,7 @@ check "divert_check: all $(grep -c '^ok' "$T/check.out") checks pass" [ "$RC" = 
 # --- 2. natd-style loop on port 11, and a tee in poll() on port 12 beside it
 rules add --queue 11 --hook input,output --family 4 \
 	--filter 'udp and (port 9000 or port 9002 or port 9003 or port 9004)' || fail "rules add 11"
-rules add --queue 12 --hook input --family 4 --filter 'udp dst port 9010' || fail "rules add 12"
+rules add --queue 12 --hook input --filter 'udp dst port 9010' || fail "rules add 12"
 check "rules list: the filter text next to the bytecode" \
 	sh -c "ns_exec() { ip netns exec \"\$@\"; }; ip netns exec $B $LUADIVERT rules list |
 	       grep -- '-m bpf --bytecode' | grep -q 'luadivert rules add: udp dst port 9010'"
@@ -98,6 +98,11 @@ check "nat: outbound: INADDR_ANY ($(grep -c '^out v0b 0.0.0.0 pass' "$T/nat.out"
 	[ "$(grep -c '^out v0b 0.0.0.0 pass' "$T/nat.out")" = $N ]
 check "nat: no packet with another address" [ "$(grep -Ec '^(in|out) ' "$T/nat.out")" = $((4 * N)) ]
 check "tee beside it: its packets arrive" [ "$(jnum "$T/r9010" received)" = $N ]
+# IPv6 through the same PF_INET divert socket, as on FreeBSD
+recv_bg "$B" 9010 $N r6
+send "$A" "$ADDR6_B" 9010 $N
+wait_for_exit "$PID_r6" 6
+check "tee: IPv6 packets read and written back arrive" [ "$(jnum "$T/r6" received)" = $N ]
 
 # --- 3. 100k packets through the tee (poll, non-blocking reads), bounded rate
 BIG=100000
@@ -113,7 +118,7 @@ bg_stop "$PID_nat" TERM 10
 check "nat: the unwritten packets are counted" grep -q "unwritten $N " "$T/nat.out"
 bg_stop "$PID_tee" TERM 10
 check "tee: poll() woke it and non-blocking reads ended in EAGAIN" \
-	grep -qE "^packets $((N + BIG)) eagain [1-9]" "$T/tee.out"
+	grep -qE "^packets $((2 * N + BIG)) eagain [1-9]" "$T/tee.out"
 
 # --- 4. a crafted RST, written without a read, refuses a connection
 rules add --queue 14 --hook input --family 4 --filter 'tcp dst port 9100' || fail "rules add 14"
