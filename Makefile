@@ -111,6 +111,9 @@ build/examples/%: scripts/examples/c/%.c $(DIVERT_LIB) include/luadivert/divert.
 	@mkdir -p $(dir $@)
 	$(CC) $(EXCFLAGS) -o $@ $< -Lbuild/lib -lluadivert-divert -Wl,-rpath,'$$ORIGIN/../lib'
 
+# named only by pattern rules: keep make from deleting them as intermediate
+.SECONDARY: $(DIVERT_ASAN)
+
 build/examples/%-asan: scripts/examples/c/%.c $(DIVERT_ASAN) include/luadivert/divert.h
 	@mkdir -p $(dir $@)
 	$(CC) $(EXCFLAGS) -O1 $(ASAN_FLAGS) -Wl,-E -o $@ $< $(DIVERT_ASAN) $(DIVERT_LIBS)

@@ -3,7 +3,8 @@
  * divert_check - the divert(4) API's edges, against a real queue:
  * errors (a port already bound, short buffers, malformed writes),
  * readiness (poll, EAGAIN), SO_RCVBUF, fork, a packet written without a
- * read, and the program's other sockets working untouched.
+ * read, the time limit of unwritten packets, and the program's other
+ * sockets working untouched.
  *
  *   divert_check PORT UDPPORT
  *
@@ -106,7 +107,7 @@ int main(int argc, char **argv)
 	struct timeval tv = { .tv_sec = 2 };
 	struct pollfd pfd;
 	struct ld_divert_stats st;
-	uint8_t buf[2048], pkt[64];
+	uint8_t buf[2048], pkt[64], pkt2[2048];
 	struct iovec iov;
 	struct msghdr mh;
 	socklen_t sl;
@@ -238,6 +239,28 @@ int main(int argc, char **argv)
 	CHECK(close(fd) == 0, "close");
 	CHECK(!queue_listed(), "queue %d unbound after close", port);
 	CHECK(ld_divert_stats(fd, &st) < 0 && errno == EBADF, "closed: no longer a divert socket");
+	/* --- the time limit: an unwritten packet is dropped (and counted) at the
+	 *     first read after it; written later, it is a new packet */
+	setenv("LUADIVERT_DIVERT_TIMEOUT_MS", "100", 1);
+	fd = divert_socket();
+	CHECK(fd >= 0, "a new socket on port %d after the close", port);
+	send_dgram("fifth: written after the limit");
+	sl = sizeof(sin);
+	n = recvfrom(fd, pkt2, sizeof(pkt2), 0, (struct sockaddr *)&sin, &sl);
+	CHECK(n > 0, "read a packet and keep it");
+	usleep(300 * 1000);                /* past the 100 ms limit */
+	send_dgram("sixth: in time");
+	CHECK(pass_one(fd) > 0 && !strcmp(next_dgram(), "sixth: in time"), "the next one passes");
+	CHECK(ld_divert_stats(fd, &st) == 0 && st.unwritten == 1,
+	      "the kept one was dropped at the limit (unwritten %llu)",
+	      (unsigned long long)st.unwritten);
+	CHECK(n > 0 && sendto(fd, pkt2, (size_t)n, 0, (struct sockaddr *)&sin, sl) == n &&
+	      !strcmp(next_dgram(), "fifth: written after the limit"),
+	      "written after the limit: sent as a new packet, arrives");
+	CHECK(ld_divert_stats(fd, &st) == 0 && st.injected == 1 && st.written_back == 1,
+	      "counted as injected (%llu), not written back", (unsigned long long)st.injected);
+	CHECK(close(fd) == 0, "close");
+
 	/* other sockets kept working throughout (rx/tx above); and close them */
 	CHECK(close(rx) == 0 && close(tx) == 0, "other sockets close normally");
 	return failures ? 1 : 0;

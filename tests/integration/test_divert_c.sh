@@ -65,7 +65,7 @@ rules add --queue 11 --hook input,output --family 4 \
 	--filter 'udp and (port 9000 or port 9002 or port 9003 or port 9004)' || fail "rules add 11"
 rules add --queue 12 --hook input --filter 'udp dst port 9010' || fail "rules add 12"
 check "rules list: the filter text next to the bytecode" \
-	sh -c "ns_exec() { ip netns exec \"\$@\"; }; ip netns exec $B $LUADIVERT rules list |
+	sh -c "ip netns exec $B $LUADIVERT rules list |
 	       grep -- '-m bpf --bytecode' | grep -q 'luadivert rules add: udp dst port 9010'"
 check "rules list: says they stay until rules del" \
 	sh -c "ip netns exec $B $LUADIVERT rules list | grep -q 'queue 12: added with'"
