@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -160,9 +162,25 @@ int main(int argc, char **argv)
 	fcntl(fd, F_SETFL, fl);
 
 	/* --- a packet, read with a short buffer and never written back */
-	send_dgram("first: never written back");
-	pfd.revents = 0;
-	CHECK(poll(&pfd, 1, 2000) == 1 && (pfd.revents & POLLIN), "poll: readable when a packet waits");
+	{
+		struct epoll_event ev = { .events = EPOLLIN }, out;
+		struct timeval zero = { 0 };
+		int ep = epoll_create1(0);
+		fd_set rd;
+
+		CHECK(ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 &&
+		      epoll_wait(ep, &out, 1, 0) == 0, "epoll: not readable while nothing waits");
+		send_dgram("first: never written back");
+		pfd.revents = 0;
+		CHECK(poll(&pfd, 1, 2000) == 1 && (pfd.revents & POLLIN),
+		      "poll: readable when a packet waits");
+		FD_ZERO(&rd);
+		FD_SET(fd, &rd);
+		CHECK(select(fd + 1, &rd, NULL, NULL, &zero) == 1 && FD_ISSET(fd, &rd),
+		      "select: readable");
+		CHECK(epoll_wait(ep, &out, 1, 0) == 1 && (out.events & EPOLLIN), "epoll: readable");
+		close(ep);
+	}
 	n = recvfrom(fd, buf, 10, MSG_PEEK | MSG_TRUNC, NULL, NULL);
 	CHECK(n == 20 + 8 + 25, "MSG_PEEK|MSG_TRUNC gives the whole length (%zd)", n);
 	memset(&mh, 0, sizeof(mh));
@@ -173,6 +191,8 @@ int main(int argc, char **argv)
 	mh.msg_namelen = sizeof(sin);
 	n = recvmsg(fd, &mh, 0);
 	CHECK(n == 10 && (mh.msg_flags & MSG_TRUNC), "short buffer: 10 bytes and MSG_TRUNC, as raw sockets");
+	pfd.revents = 0;
+	CHECK(poll(&pfd, 1, 0) == 0, "poll: not readable once the packet was read");
 	CHECK(sin.sin_addr.s_addr == INADDR_ANY && !strcmp((char *)sin.sin_zero, "lo"),
 	      "outbound: sin_addr INADDR_ANY, interface lo (%s, \"%.7s\")", inet_ntoa(sin.sin_addr),
 	      (char *)sin.sin_zero);
