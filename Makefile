@@ -14,6 +14,9 @@ BINDIR     ?= $(PREFIX)/bin
 LUADIR     ?= $(PREFIX)/share/lua/5.1
 MANDIR     ?= $(PREFIX)/share/man
 EXAMPLEDIR ?= $(PREFIX)/share/luadivert/examples
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 
 CC      ?= cc
 PKGS    := luajit libnetfilter_queue libmnl libpcap
@@ -40,9 +43,30 @@ UNIT_SRC   := $(sort $(wildcard tests/unit/*.c))
 UNITS      := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
+# libluadivert-divert: FreeBSD divert(4) sockets for C programs (core/divert/),
+# with the core's NFQUEUE and inject code compiled in (position-independent).
+DIVERT_SONAME := libluadivert-divert.so.0
+DIVERT_LIB  := build/lib/libluadivert-divert.so
+DIVERT_SRC  := $(sort $(wildcard core/divert/*.c)) core/nfq.c core/counters.c core/log.c core/inject.c
+DIVERT_PIC  := $(DIVERT_SRC:core/%.c=build/pic/%.o)
+DIVERT_ASAN := $(DIVERT_SRC:core/%.c=build/asan-pic/%.o)
+DIVERT_HDR  := include/luadivert/divert.h core/divert/divert_int.h $(wildcard core/*.h)
+DIVERT_LIBS := $(shell pkg-config --libs libnetfilter_queue libmnl 2>/dev/null) -ldl -lpthread
+DIVERT_CFLAGS = $(CFLAGS) -fPIC -fvisibility=hidden -Iinclude -DLUADIVERT_NO_SIN_LEN
+# C divert programs written the FreeBSD way (scripts/examples/c/); the
+# -asan variants compile the library in, sanitized, for the tests.
+EXC_SRC     := $(sort $(wildcard scripts/examples/c/*.c))
+DIVERT_EXAMPLES := $(EXC_SRC:scripts/examples/c/%.c=build/examples/%) \
+                   $(EXC_SRC:scripts/examples/c/%.c=build/examples/%-asan)
+EXCFLAGS    := -O2 -g -Wall -Wextra -Werror -Iinclude
+# Test programs of the library (tests/divert/), built the same two ways.
+DCHK_SRC    := $(sort $(wildcard tests/divert/*.c))
+DIVERT_EXAMPLES += $(DCHK_SRC:tests/divert/%.c=build/examples/%) \
+                   $(DCHK_SRC:tests/divert/%.c=build/examples/%-asan)
+
 .PHONY: all deps bench-deps demo test bench install clean abi-check clang-check
 
-all: luadivert $(TOOLS) $(BENCHES) $(UNITS) lua/divert/abi.lua
+all: luadivert $(TOOLS) $(BENCHES) $(UNITS) lua/divert/abi.lua $(DIVERT_LIB) $(DIVERT_EXAMPLES)
 
 luadivert: $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -70,6 +94,41 @@ build/unit/%: tests/unit/%.c $(wildcard core/*.[ch]) | build/unit
 build/obj build/asan build/tools build/bench build/unit:
 	mkdir -p $@
 
+build/pic/%.o: core/%.c $(DIVERT_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(DIVERT_CFLAGS) -c -o $@ $<
+
+build/asan-pic/%.o: core/%.c $(DIVERT_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(DIVERT_CFLAGS) -O1 $(ASAN_FLAGS) -c -o $@ $<
+
+$(DIVERT_LIB): $(DIVERT_PIC)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,$(DIVERT_SONAME) -o $@.0 $^ $(DIVERT_LIBS)
+	ln -sf $(DIVERT_SONAME) $@
+
+build/examples/%: scripts/examples/c/%.c $(DIVERT_LIB) include/luadivert/divert.h
+	@mkdir -p $(dir $@)
+	$(CC) $(EXCFLAGS) -o $@ $< -Lbuild/lib -lluadivert-divert -Wl,-rpath,'$$ORIGIN/../lib'
+
+# named only by pattern rules: keep make from deleting them as intermediate
+.SECONDARY: $(DIVERT_ASAN)
+
+build/examples/%-asan: scripts/examples/c/%.c $(DIVERT_ASAN) include/luadivert/divert.h
+	@mkdir -p $(dir $@)
+	$(CC) $(EXCFLAGS) -O1 $(ASAN_FLAGS) -Wl,-E -o $@ $< $(DIVERT_ASAN) $(DIVERT_LIBS)
+
+build/examples/%: tests/divert/%.c $(DIVERT_LIB) include/luadivert/divert.h
+	@mkdir -p $(dir $@)
+	$(CC) $(EXCFLAGS) -o $@ $< -Lbuild/lib -lluadivert-divert -Wl,-rpath,'$$ORIGIN/../lib'
+
+build/examples/%-asan: tests/divert/%.c $(DIVERT_ASAN) include/luadivert/divert.h
+	@mkdir -p $(dir $@)
+	$(CC) $(EXCFLAGS) -O1 $(ASAN_FLAGS) -Wl,-E -o $@ $< $(DIVERT_ASAN) $(DIVERT_LIBS)
+
+build/luadivert-divert.pc: tools/luadivert-divert.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< >$@
+
 # The Lua side of the shared ABI is generated, and committed so that the
 # rockspec needs no build step; abi-check fails when it is stale.
 lua/divert/abi.lua: core/ld_abi.h tools/gen_abi.sh
@@ -82,6 +141,8 @@ abi-check:
 # Every C file must also compile warning-free with clang (-Werror).
 clang-check:
 	@for f in $(CORE_SRC); do clang $(filter-out -O2,$(CFLAGS)) -fsyntax-only $$f || exit 1; done
+	@for f in $(DIVERT_SRC); do clang $(filter-out -O2,$(DIVERT_CFLAGS)) -fsyntax-only $$f || exit 1; done
+	@for f in $(EXC_SRC) $(DCHK_SRC); do clang $(EXCFLAGS) -fsyntax-only $$f || exit 1; done
 	@for f in $(TOOL_SRC) $(BENCH_SRC) $(UNIT_SRC); do \
 	  clang $(filter-out -O2,$(CFLAGS)) -Icore -fsyntax-only $$f || exit 1; done
 
@@ -103,8 +164,16 @@ test: deps all build/luadivert-asan
 bench: deps bench-deps all
 	sh bench/run.sh
 
-install: luadivert
+install: luadivert $(DIVERT_LIB) build/luadivert-divert.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUADIR)/divert $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(EXAMPLEDIR)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/luadivert $(DESTDIR)$(PKGCONFIGDIR) \
+	  $(DESTDIR)$(MANDIR)/man4 $(DESTDIR)$(EXAMPLEDIR)/c
+	install -m 755 $(DIVERT_LIB).0 $(DESTDIR)$(LIBDIR)/$(DIVERT_SONAME)
+	ln -sf $(DIVERT_SONAME) $(DESTDIR)$(LIBDIR)/libluadivert-divert.so
+	install -m 644 include/luadivert/divert.h $(DESTDIR)$(INCLUDEDIR)/luadivert/divert.h
+	install -m 644 build/luadivert-divert.pc $(DESTDIR)$(PKGCONFIGDIR)/luadivert-divert.pc
+	install -m 644 docs/divert.4 $(DESTDIR)$(MANDIR)/man4/divert.4
+	install -m 644 scripts/examples/c/*.c $(DESTDIR)$(EXAMPLEDIR)/c/
 	install -m 755 luadivert $(DESTDIR)$(BINDIR)/luadivert
 	install -m 644 lua/divert/*.lua $(DESTDIR)$(LUADIR)/divert/
 	install -m 644 docs/luadivert.1 $(DESTDIR)$(MANDIR)/man1/luadivert.1

@@ -21,8 +21,10 @@ NAMES = {
     "ld_pass_all": "luadivert pass-all",
     "ld_parse_match": "luadivert parse+match port",
     "ld_rewrite": "luadivert rewrite+checksum",
+    "c_divert": "C divert(4) program (tee)",
 }
-ORDER = ["none", "bare_simple", "bare_batched", "ld_pass_all", "ld_parse_match", "ld_rewrite"]
+ORDER = ["none", "bare_simple", "bare_batched", "ld_pass_all", "ld_parse_match", "ld_rewrite",
+         "c_divert"]
 
 
 def load(path):
@@ -267,6 +269,9 @@ def goals_and_notes(out, r, notes, ref_pps, ref_cpu):
     pps_goal("ld_parse_match", 0.95)
     cpu_goal("ld_parse_match", 1.10)
     pps_goal("ld_rewrite", 0.85)
+    # issue 11: a FreeBSD-style C program on libluadivert-divert (read, write back)
+    pps_goal("c_divert", 0.90)
+    cpu_goal("c_divert", 1 / 0.90)
     lt, nt = num(r, "ld_pass_all.tcp_mbps"), num(r, "none.tcp_mbps")
     goal("bulk TCP with GSO: luadivert >= 80% of no queue" +
          (f" ({lt / nt:.1%})" if lt and nt else ""),

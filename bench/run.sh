@@ -130,6 +130,9 @@ start_reader() {
 	case $1 in
 	bare_simple)  bg_ns "$2" "$BB/bare_nfq_simple" --queue "$3" --maxlen $MAXLEN >"$DOUT" 2>&1 ;;
 	bare_batched) bg_ns "$2" "$BB/bare_nfq_batched" --queue "$3" --maxlen $MAXLEN >"$DOUT" 2>&1 ;;
+	c_divert)     # scripts/examples/c/divert_tee.c on libluadivert-divert
+		bg_ns "$2" env LUADIVERT_DIVERT_QUEUE_MAXLEN=$MAXLEN \
+			"$LDT_ROOT/build/examples/divert_tee" -p "$3" -q >"$DOUT" 2>&1 ;;
 	ld_*)
 		_pol=${1#ld_}
 		# shellcheck disable=SC2086
@@ -275,8 +278,10 @@ want() { [ -z "${BENCH_ONLY:-}" ] && return 0; case " $BENCH_ONLY " in *" $1 "*)
 # ------------------------------------------------------------ 1. small packets
 ns_create q; NQ=$LDT_NS
 _k=0
-for cfg in bare_batched none bare_simple ld_pass_all ld_parse_match ld_rewrite; do
+for cfg in bare_batched none bare_simple ld_pass_all ld_parse_match ld_rewrite c_divert; do
 	case $cfg in ld_*) [ $LD_OK = 1 ] || continue ;; esac
+	[ "$cfg" != c_divert ] || [ -x build/examples/divert_tee ] ||
+		{ note "C divert row skipped: build/examples/divert_tee is missing (run make)"; continue; }
 	want "$cfg" || continue
 	CONFIGS="$CONFIGS $cfg:$_k"
 	_k=$((_k + 1))

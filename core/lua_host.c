@@ -165,7 +165,11 @@ struct ld_lua *ld_lua_new(const struct ld_lua_cfg *cfg, struct ld_batch *batch,
 
 	lua_pushstring(h->L, cfg->policy);
 	lua_pushlightuserdata(h->L, batch);
-	if (call_host(h, "start", 2, err, errlen) < 0) {
+	if (cfg->sink)
+		lua_pushlightuserdata(h->L, cfg->sink);
+	else
+		lua_pushnil(h->L);
+	if (call_host(h, "start", 3, err, errlen) < 0) {
 		lua_close(h->L);
 		free(h);
 		return NULL;

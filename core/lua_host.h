@@ -17,11 +17,13 @@
 
 struct ld_lua;
 struct ld_log_limit;
+struct ld_inject_sink;
 
 struct ld_lua_cfg {
 	const char *policy;      /* path of the policy file */
 	const char *lua_dir;     /* directory holding divert/ (NULL: the default search) */
 	struct ld_log_limit *log_limit; /* rate limit for handler errors, may be NULL */
+	struct ld_inject_sink *sink;    /* where divert.inject() sends, NULL: nowhere */
 };
 
 /**

@@ -222,7 +222,7 @@ int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
 		struct ld_counters *c, struct ld_log_limit *lim, char *err, size_t errlen)
 {
 	uint32_t flags;
-	int rc;
+	int rc, e = 0;
 
 	memset(q, 0, sizeof(*q));
 	q->fd = -1;
@@ -230,21 +230,27 @@ int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
 	q->c = c;
 	q->lim = lim;
 	q->seq = (uint32_t)time(NULL);
-	if (buffers_setup(q, tx_cap, err, errlen) < 0)
+	if (buffers_setup(q, tx_cap, err, errlen) < 0) {
+		e = ENOMEM;
 		goto fail;
+	}
 	q->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	if (!q->nl) {
+		e = errno;
 		set_err(err, errlen, "netlink socket", errno);
 		goto fail;
 	}
 	if (mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		e = errno;
 		set_err(err, errlen, "netlink bind", errno);
 		goto fail;
 	}
 	q->fd = mnl_socket_get_fd(q->nl);
 	q->portid = mnl_socket_get_portid(q->nl);
-	if (socket_setup(q, err, errlen) < 0)
+	if (socket_setup(q, err, errlen) < 0) {
+		e = errno;
 		goto fail;
+	}
 
 	rc = config_cmd(q, NFQNL_CFG_CMD_BIND);
 	if (rc == -EPERM) {
@@ -255,6 +261,7 @@ int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
 		if (ld_kernel_counters_read(cfg->queue, &k) == 0 && k.valid)
 			rc = -EBUSY;
 	}
+	e = -rc;
 	if (rc == -EBUSY) {
 		snprintf(err, errlen, "queue %u is already bound by another process "
 			 "(see /proc/net/netfilter/nfnetlink_queue)", cfg->queue);
@@ -272,11 +279,13 @@ int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
 	rc = config_params(q);
 	if (rc == 0)
 		rc = config_maxlen(q, cfg->maxlen);
+	e = -rc;
 	if (rc < 0) {
 		snprintf(err, errlen, "configuring queue %u: %s", cfg->queue, strerror(-rc));
 		goto fail_unbind;
 	}
-	flags = NFQA_CFG_F_GSO | NFQA_CFG_F_UID_GID | NFQA_CFG_F_CONNTRACK |
+	flags = (cfg->whole_packets ? 0 :
+		 NFQA_CFG_F_GSO | NFQA_CFG_F_UID_GID | NFQA_CFG_F_CONNTRACK) |
 		(cfg->fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
 	rc = config_flags(q, flags, flags | NFQA_CFG_F_FAIL_OPEN);
 	if (rc == -EOPNOTSUPP) {
@@ -288,6 +297,7 @@ int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
 			       cfg->queue);
 	}
 	if (rc < 0) {
+		e = -rc;
 		snprintf(err, errlen, "setting flags on queue %u: %s", cfg->queue, strerror(-rc));
 		goto fail_unbind;
 	}
@@ -297,6 +307,7 @@ fail_unbind:
 	config_cmd(q, NFQNL_CFG_CMD_UNBIND);
 fail:
 	nfq_release(q);
+	errno = e ? e : EIO;
 	return -1;
 }
 
@@ -639,4 +650,12 @@ uint64_t ld_nfq_close(struct ld_nfq *q, uint32_t sweep_verdict)
 		ld_log("queue %u: unbind: %s", q->cfg.queue, strerror(-rc));
 	nfq_release(q);
 	return drained;
+}
+
+void ld_nfq_detach(struct ld_nfq *q)
+{
+	if (!q->nl)
+		return;
+	ld_nfq_flush(q);
+	nfq_release(q);
 }

@@ -34,6 +34,9 @@ struct ld_nfq_cfg {
 	uint32_t maxlen;        /* kernel queue length */
 	int      fail_open;     /* NFQA_CFG_F_FAIL_OPEN: accept when the queue is full */
 	uint32_t default_verdict;
+	int      whole_packets; /* no GSO, uid/gid or conntrack: the kernel segments GSO
+	                         * packets and finishes checksums before queueing
+	                         * (what FreeBSD divert programs expect) */
 };
 
 /* One pending verdict message; the payload, if any, stays where it lies. */
@@ -75,7 +78,8 @@ struct ld_nfq {
  * @err: receives a readable message on failure
  * @errlen: size of @err
  *
- * Return: 0, or -1 with @err set (e.g. the queue is bound by another process).
+ * Return: 0, or -1 with @err set (e.g. the queue is bound by another process)
+ * and errno set (EBUSY: bound by another socket, EPERM: no CAP_NET_ADMIN).
  */
 int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
 		struct ld_counters *c, struct ld_log_limit *lim, char *err, size_t errlen);
@@ -142,5 +146,16 @@ void ld_nfq_flush(struct ld_nfq *q);
  * Return: packets verdicted by the drain.
  */
 uint64_t ld_nfq_close(struct ld_nfq *q, uint32_t sweep_verdict);
+
+/**
+ * ld_nfq_detach() - send what is queued, then close the socket without
+ * unbinding the queue
+ * @q: queue
+ *
+ * For a socket other processes may still hold (after fork): the kernel
+ * unbinds the queue, and drops what it still holds, when the last holder
+ * closes the socket.
+ */
+void ld_nfq_detach(struct ld_nfq *q);
 
 #endif /* LD_NFQ_H */

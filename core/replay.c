@@ -25,6 +25,7 @@
 #include "ld_abi.h"
 #include "lua_host.h"
 #include "replay_link.h"
+#include "lua_inject.h"
 #include "replay_store.h"
 #include "timer_heap.h"
 
@@ -47,6 +48,7 @@ enum {
 	RP_RECS        = 4 * LD_BATCH_MAX, /* records (IP or not) in one batch */
 	RP_MAX_HELD    = 1 << 20,          /* default --max-held */
 	RP_DUP_MAX     = 65535,            /* extra copies of one packet, as pkt:duplicate() allows */
+	RP_SET_INJECTED = 1 << 30,        /* held entry made by divert.inject() */
 	RP_SLOT_HDR    = 8,                /* caplen(4) wirelen(4) in front of a held frame */
 	RP_PEEK        = 4096,             /* bytes read to learn the timestamp resolution */
 	RP_BAR         = 30,               /* progress bar width */
@@ -81,6 +83,7 @@ struct rp_stats {
 	uint64_t pass, drop, queue, repeat, other;
 	uint64_t modified, refused, marked, held, overflow, dups, errors;
 	uint64_t bytes_in, bytes_out, written;
+	uint64_t injected;        /* divert.inject() packets written */
 };
 
 /* The head of a pipe, read to learn the timestamp resolution, and replayed. */
@@ -110,6 +113,7 @@ struct rp {
 	/* the batch handed to Lua, and the bytes behind it */
 	struct ld_lua *lua;
 	struct ld_batch batch;
+	struct ld_inject_sink sink;  /* divert.inject(): rp_inject */
 	struct ld_packet pkts[LD_BATCH_MAX];
 	uint8_t *pbuf;            /* LD_BATCH_MAX * RP_STRIDE */
 	uint8_t *arena;           /* original records of this batch */
@@ -518,15 +522,20 @@ static void rp_emit(struct rp *r, uint64_t ts_ns, uint32_t verdict, uint32_t dup
 	r->st.dups += dup;
 }
 
-/* Write every held packet due at or before @t, in due order. */
-static void rp_release_until(struct rp *r, uint64_t t)
+/*
+ * Write every held packet due at or before @t, in due order, stopping at a
+ * packet divert.inject() made while the policy handled record @rec_num or a
+ * later one: that one goes out right after its record.
+ */
+static void rp_release_until(struct rp *r, uint64_t t, uint32_t rec_num)
 {
 	const struct ld_held *top;
 	struct ld_held h;
 	uint32_t wirelen;
 	uint8_t *m;
 
-	while ((top = ld_heap_peek(&r->heap)) && top->due_ns <= t) {
+	while ((top = ld_heap_peek(&r->heap)) && top->due_ns <= t &&
+	       !((top->set & RP_SET_INJECTED) && top->id >= rec_num)) {
 		ld_heap_pop(&r->heap, &h);
 		m = ld_rstore_ptr(&r->store, h.slot);
 		memcpy(&wirelen, m + 4, sizeof(wirelen));
@@ -636,6 +645,59 @@ static int rp_hold(struct rp *r, const struct rp_rec *rec, const struct ld_packe
 	return 0;
 }
 
+/*
+ * divert.inject() in replay: the packet goes to the output at the time of
+ * the packet being handled, behind that packet's link header, through the
+ * hold heap (due now), so it is written in time order with everything else.
+ */
+static int rp_inject(void *ctx, const uint8_t *pkt, uint32_t len, int inbound,
+		     uint32_t ifindex)
+{
+	struct rp *r = ctx;
+	const struct rp_rec *rec = NULL;
+	struct ld_held e;
+	uint32_t i, caplen;
+	uint8_t *m;
+
+	(void)inbound;
+	(void)ifindex;
+	if (!r->batch.n)
+		return -ENOTCONN;
+	i = r->batch.next < r->batch.n ? r->batch.next : r->batch.n - 1;
+	for (uint32_t k = 0; k < r->nrec && !rec; k++)
+		if (r->rec[k].pkt == (int32_t)i)
+			rec = &r->rec[k];
+	if (!rec)
+		return -ENOTCONN;
+	caplen = rec->hdr_len + len;
+	memset(&e, 0, sizeof(e));
+	m = ld_rstore_get(&r->store, RP_SLOT_HDR + (size_t)caplen, &e.slot);
+	if (!m)
+		return -ENOMEM;
+	memcpy(m, &caplen, sizeof(caplen));
+	memcpy(m + 4, &caplen, sizeof(caplen));
+	memcpy(m + RP_SLOT_HDR, r->arena + rec->off, rec->hdr_len);
+	memcpy(m + RP_SLOT_HDR + rec->hdr_len, pkt, len);
+	/* An Ethernet header of the other IP version says so. */
+	if (r->dlt == DLT_EN10MB && rec->hdr_len == 14) {
+		m[RP_SLOT_HDR + 12] = pkt[0] >> 4 == 6 ? 0x86 : 0x08;
+		m[RP_SLOT_HDR + 13] = pkt[0] >> 4 == 6 ? 0xdd : 0x00;
+	}
+	if (caplen > r->snap_out)
+		caplen = r->snap_out;
+	e.due_ns = r->pkts[i].tstamp_ns;
+	e.id = rec->num;
+	e.verdict = LD_PASS;
+	e.set = RP_SET_INJECTED;
+	e.len = caplen;
+	if (ld_heap_push(&r->heap, &e)) {
+		ld_rstore_put(&r->store, e.slot);
+		return -ENOBUFS;
+	}
+	r->st.injected++;
+	return 0;
+}
+
 /* Act on the policy's decision for one IP record. */
 static void rp_decide(struct rp *r, const struct rp_rec *rec, struct ld_packet *p)
 {
@@ -683,9 +745,11 @@ static void rp_flush(struct rp *r)
 	}
 	for (uint32_t k = 0; k < r->nrec && !r->failed; k++) {
 		rec = &r->rec[k];
-		rp_release_until(r, rec->ts_ns);
+		rp_release_until(r, rec->ts_ns, rec->num);
 		if (rec->pkt >= 0) {
 			rp_decide(r, rec, &r->pkts[rec->pkt]);
+			/* what the policy injected while handling it */
+			rp_release_until(r, rec->ts_ns, rec->num + 1);
 			continue;
 		}
 		rp_write(r, rec->ts_ns, r->arena + rec->off, rec->caplen, rec->wirelen);
@@ -821,7 +885,7 @@ static void rp_loop(struct rp *r)
 	}
 	rp_flush(r);
 	/* what is held goes out even after an error (pointless only on a full disk) */
-	rp_release_until(r, UINT64_MAX);
+	rp_release_until(r, UINT64_MAX, UINT32_MAX);
 }
 
 static void rp_summary(const struct rp *r, uint64_t el)
@@ -837,6 +901,8 @@ static void rp_summary(const struct rp *r, uint64_t el)
 		s->marked, s->held, s->dups, s->errors);
 	fprintf(stderr, "output: %" PRIu64 " records, %" PRIu64 " bytes (input %" PRIu64 " bytes)\n",
 		s->written, s->bytes_out, s->bytes_in);
+	if (s->injected)
+		fprintf(stderr, "injected: %" PRIu64 " new packets from divert.inject()\n", s->injected);
 	if (s->truncated || s->overflow || s->refused || s->other)
 		fprintf(stderr, "notes: %" PRIu64 " snap-truncated, %" PRIu64 " dropped (hold table "
 			"full), %" PRIu64 " changes not used (truncated packet or bad length), %" PRIu64
@@ -930,6 +996,8 @@ int ld_cmd_replay(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.policy = r->policy;
 	cfg.lua_dir = r->lua_dir;
+	r->sink = (struct ld_inject_sink){ .send = rp_inject, .ctx = r };
+	cfg.sink = &r->sink;
 	err[0] = 0;
 	r->lua = ld_lua_new(&cfg, &r->batch, err, sizeof(err));
 	if (!r->lua) {

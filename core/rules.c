@@ -958,6 +958,17 @@ static void install_script(const struct ld_rules_cfg *cfg, const struct ld_rules
 	sb_add(b, "-A %s", chain);
 	if (prog->ninsn[fi])
 		sb_add(b, " -m bpf --bytecode \"%s\"", prog->bytecode[fi]);
+	if (cfg->comment && *cfg->comment) {
+		char text[LD_RULES_COMMENT_MAX + 1];
+		size_t k;
+
+		/* iptables-restore quoting: no quote or backslash inside, one line */
+		snprintf(text, sizeof text, "%s", cfg->comment);
+		for (k = 0; text[k]; k++)
+			if (text[k] == '"' || text[k] == '\\' || (unsigned char)text[k] < ' ')
+				text[k] = '\'';
+		sb_add(b, " -m comment --comment \"%s\"", text);
+	}
 	sb_add(b, " -j NFQUEUE --queue-num %u%s\n", (unsigned)cfg->queue,
 	       cfg->fail_closed ? "" : " --queue-bypass");
 	for (i = 0; i < sizeof hook_chains / sizeof hook_chains[0]; i++)

@@ -78,6 +78,7 @@ enum {
 	LD_RULES_CHAIN_MAX    = 32,     /* "LUADIVERT-Q65535" and NUL, with room */
 	LD_RULES_TIMEOUT_MS   = 30000,  /* longest we wait for one iptables run */
 	LD_RULES_XTLOCK_WAIT_S = 10,    /* -w for iptables-legacy-restore */
+	LD_RULES_COMMENT_MAX  = 255,    /* xt_comment: XT_MAX_COMMENT_LEN - 1 */
 };
 
 /* Every chain luadivert makes is named LD_RULES_CHAIN_PREFIX<queue>. */
@@ -93,6 +94,9 @@ struct ld_rules_cfg {
 	int         fail_closed;  /* 1: no --queue-bypass, packets drop while nobody listens */
 	int         backend;      /* enum ld_rules_backend */
 	uint32_t    skip_mark;    /* packets with all these mark bits are not diverted; 0 = none */
+	const char *comment;      /* NULL, or text for -m comment on the NFQUEUE rule (shown by
+	                           * `rules list`; quotes and backslashes become ', at most
+	                           * LD_RULES_COMMENT_MAX bytes) */
 };
 
 /* The compiled filter, per family ([0] IPv4, [1] IPv6). */

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * rules_cli.c - `luadivert rules list|cleanup|print`: see and remove the
- * divert rules luadivert installed in this network namespace, and show
- * what a --filter would install.
+ * rules_cli.c - `luadivert rules list|cleanup|print|add|del`: see and remove
+ * the divert rules luadivert installed in this network namespace, show what
+ * a --filter would install, and install rules that outlive one program
+ * (ipfw's `divert N`, for C programs on a divert socket).
  */
 #include "commands.h"
 #include "rules.h"
@@ -18,6 +19,9 @@ static const char rules_usage[] =
 	"       luadivert rules cleanup [--queue N] [--backend auto|nft|legacy] [--force]\n"
 	"       luadivert rules print [--queue N] [--filter EXPR] [--hook H]... [--family 4|6]\n"
 	"                             [--fail-closed] [--skip-mark X]\n"
+	"       luadivert rules add --queue N [--filter EXPR] [--hook H]... [--family 4|6]\n"
+	"                           [--fail-closed] [--backend auto|nft|legacy]\n"
+	"       luadivert rules del --queue N [--backend auto|nft|legacy] [--force]\n"
 	"\n"
 	"  list     show every LUADIVERT-Q<n> chain, its rules and the jumps to it, for\n"
 	"           both iptables backends (nft, legacy) and both families, and whether\n"
@@ -26,6 +30,10 @@ static const char rules_usage[] =
 	"           luadivert holds are left alone unless --force\n"
 	"  print    show the iptables-restore input `luadivert run` would install for\n"
 	"           these options (needs no root, installs nothing)\n"
+	"  add      install divert rules for queue N that stay until `rules del` or\n"
+	"           `rules cleanup` (FreeBSD: ipfw add divert N); a program on a divert\n"
+	"           socket bound to port N (libluadivert-divert, divert(4)) gets the packets\n"
+	"  del      remove queue N's rules (the same as cleanup --queue N)\n"
 	"\n"
 	"  --backend auto (default: both backends for list/cleanup)\n"
 	"  --hook    prerouting, input, forward, output, postrouting, all (default input,output)\n";
@@ -54,7 +62,12 @@ struct list_ctx {
 	char table[64];
 	int  any;
 	unsigned char seen[65536 / 8];
+	unsigned char added[65536 / 8];   /* installed by `rules add` */
 };
+
+/* The comment `rules add` puts on its NFQUEUE rule, before the filter text. */
+#define RULES_ADD_TAG "luadivert rules add"
+
 
 static void list_item(void *ctx, int backend, int family, const char *table, unsigned queue,
 		      int item, const char *line)
@@ -70,6 +83,8 @@ static void list_item(void *ctx, int backend, int family, const char *table, uns
 	}
 	l->any = 1;
 	l->seen[queue >> 3] |= (unsigned char)(1u << (queue & 7));
+	if (item == LD_RULES_ITEM_RULE && strstr(line, "--comment \"" RULES_ADD_TAG))
+		l->added[queue >> 3] |= (unsigned char)(1u << (queue & 7));
 	if (item == LD_RULES_ITEM_CHAIN)
 		printf("  -N %.*s\n", (int)strcspn(line + 1, " "), line + 1);
 	else
@@ -107,6 +122,9 @@ static int cmd_list(int backend)
 			printf("queue %u: in use by luadivert pid %ld\n", q, (long)pid);
 		else if (pid < 0)
 			printf("queue %u: in use by a running luadivert\n", q);
+		else if (l->added[q >> 3] & (1u << (q & 7)))
+			printf("queue %u: added with `luadivert rules add`, stays until "
+			       "`luadivert rules del --queue %u`\n", q, q);
 		else
 			printf("queue %u: no luadivert holds it: leftover rules, remove them with "
 			       "`luadivert rules cleanup --queue %u`\n", q, q);
@@ -180,6 +198,36 @@ static int cmd_cleanup(int queue, int backend, int force)
 	return 0;
 }
 
+/* ------------------------------------------------------------------- add */
+
+static int cmd_add(struct ld_rules_cfg *cfg)
+{
+	char err[1024], comment[LD_RULES_COMMENT_MAX + 1];
+	int fd;
+
+	if (ld_rules_compile(cfg, NULL, err, sizeof err) < 0) {
+		fprintf(stderr, "luadivert rules: %s\n", err);
+		return 2;
+	}
+	/* The filter's text goes next to its bytecode, for `rules list`. */
+	snprintf(comment, sizeof comment, RULES_ADD_TAG ": %s",
+		 cfg->filter && *cfg->filter ? cfg->filter : "every packet");
+	cfg->comment = comment;
+	/* A running luadivert owns its queue's rules: do not replace them. */
+	fd = ld_rules_lock(cfg->queue, err, sizeof err);
+	if (fd < 0) {
+		fprintf(stderr, "luadivert rules add: %s\n", err);
+		return 1;
+	}
+	if (ld_rules_install(cfg, err, sizeof err) < 0) {
+		fprintf(stderr, "luadivert rules add: %s\n", err);
+		ld_rules_unlock(fd, cfg->queue);
+		return 1;
+	}
+	ld_rules_unlock(fd, cfg->queue);
+	return 0;
+}
+
 /* ----------------------------------------------------------------- print */
 
 static int cmd_print(const struct ld_rules_cfg *cfg)
@@ -233,8 +281,9 @@ int ld_cmd_rules(int argc, char **argv)
 		fputs(rules_usage, stdout);
 		return 0;
 	}
-	if (strcmp(sub, "list") && strcmp(sub, "cleanup") && strcmp(sub, "print"))
-		return usage_error("unknown subcommand (list, cleanup, print)");
+	if (strcmp(sub, "list") && strcmp(sub, "cleanup") && strcmp(sub, "print") &&
+	    strcmp(sub, "add") && strcmp(sub, "del"))
+		return usage_error("unknown subcommand (list, cleanup, print, add, del)");
 	ld_rules_cfg_init(&cfg, 0);
 
 	optind = 0;   /* glibc: 0 fully resets getopt, which main() may have used */
@@ -288,8 +337,16 @@ int ld_cmd_rules(int argc, char **argv)
 		return cmd_list(backend);
 	if (!strcmp(sub, "cleanup"))
 		return cmd_cleanup(queue, backend, force);
+	if ((!strcmp(sub, "add") || !strcmp(sub, "del")) && queue < 0)
+		return usage_error("add and del need --queue N");
+	if (!strcmp(sub, "del"))
+		return cmd_cleanup(queue, backend, force);
 	cfg.queue = (uint16_t)(queue < 0 ? 0 : queue);
 	if (hooks)
 		cfg.hooks = hooks;
+	if (!strcmp(sub, "add")) {
+		cfg.backend = backend;
+		return cmd_add(&cfg);
+	}
 	return cmd_print(&cfg);
 }

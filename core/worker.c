@@ -27,6 +27,7 @@
 
 #include "csum.h"
 #include "inject.h"
+#include "lua_inject.h"
 #include "reload.h"
 
 /* A released packet whose stored bytes are still needed after the send. */
@@ -50,6 +51,7 @@ struct ld_worker {
 	struct ld_release *releases; /* slots to inject from / free once the send is done */
 	uint32_t nreleases;
 	struct ld_inject inject;   /* raw sockets for duplicates; fd4 < 0 when unavailable */
+	struct ld_inject_sink sink; /* divert.inject() from the policy: through inject */
 	int epfd;
 	int tfd;
 	uint64_t armed_ns;       /* when the timerfd fires, 0 = disarmed */
@@ -89,6 +91,23 @@ static int store_init(struct ld_worker *w)
 	return 0;
 }
 
+/* divert.inject() live: the raw sockets, with the skip mark (core/lua_inject.h). */
+static int worker_inject(void *ctx, const uint8_t *pkt, uint32_t len, int inbound,
+			 uint32_t ifindex)
+{
+	struct ld_worker *w = ctx;
+
+	if (w->inject.fd4 < 0 && w->inject.fd6 < 0)
+		return -ENOTSUP;
+	if ((inbound ? ld_inject_send(&w->inject, pkt, len)
+		     : ld_inject_send_dev(&w->inject, pkt, len, ifindex)) < 0) {
+		w->c.inject_errors++;
+		return -errno;
+	}
+	w->c.injected++;
+	return 0;
+}
+
 struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size_t errlen,
 				int *policy_failed)
 {
@@ -108,8 +127,9 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size
 	w->batch.queue = cfg->nfq.queue;
 	w->batch.default_verdict = cfg->nfq.default_verdict;
 
+	w->sink = (struct ld_inject_sink){ .send = worker_inject, .ctx = w };
 	lcfg = (struct ld_lua_cfg){ .policy = cfg->policy, .lua_dir = cfg->lua_dir,
-				    .log_limit = &w->lim };
+				    .log_limit = &w->lim, .sink = &w->sink };
 	w->lua = ld_lua_new(&lcfg, &w->batch, err, errlen);
 	if (!w->lua) {
 		*policy_failed = 1;

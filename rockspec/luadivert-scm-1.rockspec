@@ -34,6 +34,7 @@ build = {
       ["divert.flow"]      = "lua/divert/flow.lua",
       ["divert.host"]      = "lua/divert/host.lua",
       ["divert.icmp"]      = "lua/divert/icmp.lua",
+      ["divert.inject"]    = "lua/divert/inject.lua",
       ["divert.ipv4"]      = "lua/divert/ipv4.lua",
       ["divert.ipv6"]      = "lua/divert/ipv6.lua",
       ["divert.packet"]    = "lua/divert/packet.lua",

@@ -89,13 +89,15 @@ local function run_init(pol, ...)
 end
 
 --- Load the policy at path and return the dispatch function for the batch
--- at batch_addr (a light userdata from C). Raises "file:line: message".
-function M.start(path, batch_addr)
+-- at batch_addr (a light userdata from C); sink_addr, when given, is where
+-- divert.inject() sends. Raises "file:line: message".
+function M.start(path, batch_addr, sink_addr)
   -- Room for a whole handler in one trace: with LuaJIT's default limits a
   -- policy that reads several headers falls back to the interpreter (and
   -- allocates per packet). The shaping and library tests measured this.
   divert.tune_jit()
   batch = ffi.cast(batch_ptr_t, batch_addr)
+  if sink_addr then require("divert.inject").attach(sink_addr, batch) end
   base_modules = {}
   for k in pairs(package.loaded) do base_modules[k] = true end
   local pol, err = load_policy(path)

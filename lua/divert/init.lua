@@ -64,6 +64,14 @@ function M.tune_jit()
 	return true
 end
 
+--- divert.inject(bytes_or_pkt, {direction = "out"|"in", ifindex = n}) -> true | nil, err
+-- Send a new packet (a string of IP bytes, or a packet object): live through
+-- the raw socket with the skip mark, in replay into the output at the
+-- current virtual time. See lua/divert/inject.lua.
+function M.inject(p, opts)
+	return require("divert.inject").send(p, opts)
+end
+
 -- Submodules load on first use: divert.ipv4, divert.checksum, ...
 local lazy = {
 	abi = true, packet = true, ipv4 = true, ipv6 = true, tcp = true, udp = true,
