@@ -56,6 +56,62 @@ uint32_t ld_lua_dispatch(struct ld_lua *L);
  */
 int ld_lua_reload(struct ld_lua *L, char *err, size_t errlen);
 
+/*
+ * A reload in steps, so that the divert rules can be swapped with the code
+ * (core/reload.c): load -> (C compiles the declared filter) -> prepare ->
+ * (C swaps the rules) -> commit; abort after any failure. Until commit the
+ * running policy handles every packet. ld_lua_reload() is all of them.
+ */
+
+/**
+ * ld_lua_reload_load() - load the new version of the policy, call nothing of it
+ * @L: host
+ * @err: receives "file has errors, not reloading: file:line: message"
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1 (nothing pending then).
+ */
+int ld_lua_reload_load(struct ld_lua *L, char *err, size_t errlen);
+
+/**
+ * ld_lua_reload_prepare() - save() the running policy, init and on_reload the new
+ * @L: host with a loaded reload
+ * @err: receives the error
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1 (the pending policy is dropped).
+ */
+int ld_lua_reload_prepare(struct ld_lua *L, char *err, size_t errlen);
+
+/**
+ * ld_lua_reload_commit() - switch to the prepared policy
+ * @L: host
+ * @err: receives the error
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1 (the old policy stays).
+ */
+int ld_lua_reload_commit(struct ld_lua *L, char *err, size_t errlen);
+
+/**
+ * ld_lua_reload_abort() - forget a loaded or prepared reload
+ * @L: host
+ */
+void ld_lua_reload_abort(struct ld_lua *L);
+
+struct ld_policy_rules;
+
+/**
+ * ld_lua_declared() - the divert rules the policy declares, as plain data
+ * @L: host (during a reload: the loaded new version, else the running one)
+ * @out: receives them (out->declared == 0: nothing declared)
+ * @err: receives "file:line: hook "x": ..." for an unknown hook name
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1.
+ */
+int ld_lua_declared(struct ld_lua *L, struct ld_policy_rules *out, char *err, size_t errlen);
+
 /**
  * ld_lua_free() - call the policy's on_stop (if any) and close the state
  * @L: host, may be NULL

@@ -7,11 +7,13 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "policy_rules.h"
 
 
 int ld_file_hash(const char *path, uint64_t *out)
@@ -105,9 +107,57 @@ static void write_status(struct ld_reload *r, int ok, const char *msg)
 		ld_log("reload status %s: %s", r->status_path, strerror(errno));
 }
 
+/*
+ * Issue 18: the code and the divert rules it declares change together.
+ * load -> compile the declared filter -> save/init/on_reload -> swap the
+ * rules -> switch the code. The worker reads no packet in between, so
+ * every packet read after this returns is judged by the new code (see
+ * docs/reload.md for the packets the old rules queued just before).
+ * With a supervisor, it would run plan and swap on the worker's report.
+ */
+static int reload_code_and_rules(struct ld_reload *r, struct ld_lua *lua, char *err,
+				 size_t errlen, char *note, size_t notelen)
+{
+	struct ld_policy_rules decl;
+	struct ld_rules_set *next = NULL;
+	char e[1200], what[LD_RULES_FILTER_MAX + 128];
+	int changed = 0;
+
+	note[0] = '\0';
+	if (ld_lua_reload_load(lua, err, errlen) < 0)
+		return -1;
+	if (ld_lua_declared(lua, &decl, e, sizeof(e)) < 0 ||
+	    (r->divert && ld_divert_plan(r->divert, &decl, &next, e, sizeof(e)) < 0)) {
+		ld_lua_reload_abort(lua);
+		if (snprintf(err, errlen, "%s has errors, not reloading: %s", r->policy, e) >=
+		    (int)errlen)
+			err[errlen - 1] = '\0';   /* a long message is cut, no more */
+		return -1;
+	}
+	if (ld_lua_reload_prepare(lua, err, errlen) < 0) {
+		free(next);
+		return -1;
+	}
+	if (next && ld_divert_swap(r->divert, next, &changed, e, sizeof(e)) < 0) {
+		ld_lua_reload_abort(lua);
+		free(next);
+		if (snprintf(err, errlen, "%s: not reloading, the divert rules could not be "
+			     "swapped (the old policy and rules stay): %s", r->policy, e) >= (int)errlen)
+			err[errlen - 1] = '\0';
+		return -1;
+	}
+	/* only out of memory fails here; the new rules then run with the old code */
+	if (ld_lua_reload_commit(lua, err, errlen) < 0)
+		return -1;
+	if (changed)
+		snprintf(note, notelen, "; now diverting %s",
+			 ld_rules_set_describe(r->divert->cur, what, sizeof(what)));
+	return 0;
+}
+
 int ld_reload_run(struct ld_reload *r, struct ld_lua *lua, struct ld_counters *c)
 {
-	char err[1024], msg[PATH_MAX + 1200];
+	char err[2048], msg[PATH_MAX + LD_RULES_FILTER_MAX + 1400], note[LD_RULES_FILTER_MAX + 200];
 	uint64_t t0 = ld_now_ns(), hash = 0;
 	int rc;
 
@@ -119,12 +169,12 @@ int ld_reload_run(struct ld_reload *r, struct ld_lua *lua, struct ld_counters *c
 			 strerror(errno));
 		rc = -1;
 	} else {
-		rc = ld_lua_reload(lua, err, sizeof(err));
+		rc = reload_code_and_rules(r, lua, err, sizeof(err), note, sizeof(note));
 		if (rc < 0)
 			snprintf(msg, sizeof(msg), "%s", err);
 		else
-			snprintf(msg, sizeof(msg), "reloaded %s (fnv64 %016" PRIx64 ") in %.2f ms",
-				 r->policy, hash, (double)(ld_now_ns() - t0) / 1e6);
+			snprintf(msg, sizeof(msg), "reloaded %s (fnv64 %016" PRIx64 ") in %.2f ms%s",
+				 r->policy, hash, (double)(ld_now_ns() - t0) / 1e6, note);
 	}
 	ld_log("%s", msg);
 	if (rc < 0)

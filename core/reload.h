@@ -17,8 +17,11 @@
 #include "counters.h"
 #include "lua_host.h"
 
+struct ld_divert;
+
 struct ld_reload {
 	volatile int pending;
+	struct ld_divert *divert;     /* the divert rules to swap with the code; NULL: none */
 	int watch_fd;                 /* inotify fd with --watch, else -1 */
 	uint64_t generation;          /* reload attempts so far */
 	char policy[PATH_MAX];
@@ -54,6 +57,9 @@ void ld_reload_watch_event(struct ld_reload *r);
 /**
  * ld_reload_run() - load the policy anew and swap it in; on any error keep
  * the running one. Logs the file, a content hash and how long it took.
+ * With r->divert set, the divert rules the new policy declares are compiled
+ * before anything changes and swapped just before the code: a filter that
+ * does not compile, or a swap that fails, refuses the whole reload.
  * @r: reload state
  * @lua: the worker's Lua host
  * @c: counters (reloads, reload_errors)

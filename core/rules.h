@@ -9,7 +9,8 @@
  *
  *   -N LUADIVERT-QN
  *   -A LUADIVERT-QN -m mark --mark SKIP/SKIP -j RETURN          (skip_mark != 0)
- *   -A LUADIVERT-QN [-m bpf --bytecode "..."] -j NFQUEUE --queue-num N [--queue-bypass]
+ *   -A LUADIVERT-QN [-m bpf --bytecode "..."] -m comment --comment "filter: EXPR"
+ *                   -j NFQUEUE --queue-num N [--queue-bypass]
  *   -A PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING -j LUADIVERT-QN   (one per hook)
  *
  * Each family's rules go in with ONE iptables-restore --noflush run (atomic
@@ -78,7 +79,11 @@ enum {
 	LD_RULES_CHAIN_MAX    = 32,     /* "LUADIVERT-Q65535" and NUL, with room */
 	LD_RULES_TIMEOUT_MS   = 30000,  /* longest we wait for one iptables run */
 	LD_RULES_XTLOCK_WAIT_S = 10,    /* -w for iptables-legacy-restore */
+	LD_RULES_COMMENT_MAX  = 256,    /* xt_comment: XT_MAX_COMMENT_LEN, NUL included */
 };
+
+/* The NFQUEUE rule carries the filter's text as -m comment "filter: EXPR". */
+#define LD_RULES_COMMENT_PREFIX "filter: "
 
 /* Every chain luadivert makes is named LD_RULES_CHAIN_PREFIX<queue>. */
 #define LD_RULES_CHAIN_PREFIX "LUADIVERT-Q"
@@ -196,6 +201,31 @@ int ld_rules_compile(const struct ld_rules_cfg *cfg, struct ld_rules_prog *prog,
  */
 int ld_rules_render(const struct ld_rules_cfg *cfg, const struct ld_rules_prog *prog,
 		    int family, char *buf, size_t len);
+
+/**
+ * ld_rules_filter_comment() - the filter's text as the NFQUEUE rule's comment
+ * @filter: the expression (NULL or blank: none)
+ * @out: receives LD_RULES_COMMENT_PREFIX and the text ("(none)" for no
+ *       filter); quotes and backslashes become ', control bytes spaces, and a
+ *       text too long for xt_comment ends in "..."
+ * @len: size of @out (LD_RULES_COMMENT_MAX)
+ */
+void ld_rules_filter_comment(const char *filter, char *out, size_t len);
+
+/**
+ * ld_rules_restore() - run one "iptables-restore --noflush" with @script
+ * @backend: LD_BACKEND_NFT or LD_BACKEND_LEGACY
+ * @family: 4 or 6
+ * @script: the restore input
+ * @len: its length
+ * @err: receives the tool's message (and the failing line) on failure
+ * @errlen: size of @err
+ *
+ * One run is one transaction: all of @script applies, or none of it.
+ * Return: 0, or -1 with @err set.
+ */
+int ld_rules_restore(int backend, int family, const char *script, size_t len, char *err,
+		     size_t errlen);
 
 /**
  * ld_rules_install() - install the rules of @cfg in this network namespace

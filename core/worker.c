@@ -466,6 +466,18 @@ void ld_worker_set_status_file(struct ld_worker *w, const char *path)
 	ld_reload_set_status_file(&w->reload, path);
 }
 
+/* issue 18: the rules a reload swaps with the code */
+void ld_worker_set_divert(struct ld_worker *w, struct ld_divert *d)
+{
+	w->reload.divert = d;
+}
+
+int ld_worker_declared(struct ld_worker *w, struct ld_policy_rules *out, char *err,
+		       size_t errlen)
+{
+	return ld_lua_declared(w->lua, out, err, errlen);
+}
+
 void ld_worker_free(struct ld_worker *w)
 {
 	if (!w)
