@@ -3,10 +3,13 @@
  * rules_swap.c - replace a queue's installed divert rules with another set
  * in one iptables-restore transaction per family (see rules_swap.h).
  *
- * What is installed now is read back from iptables-save rather than
- * trusted from memory: the script deletes exactly the jumps that exist
- * and are not wanted, so a jump someone deleted by hand does not make the
- * transaction fail, and one that is still wanted is not moved.
+ * The script deletes exactly the jumps that exist and are not wanted and
+ * adds the missing ones, so a jump that is still wanted is not moved. What
+ * exists is taken to be what we installed last (no iptables-save: each
+ * run of a tool costs tens of ms, and the worker reads no packet
+ * meanwhile); when the transaction fails because someone changed our
+ * rules behind our back, what is really there is read back with
+ * iptables-save and the swap tried once more.
  */
 #include "rules_swap.h"
 
@@ -37,7 +40,7 @@ struct installed {
 	struct fam_state st[NBACK][NFAM];
 };
 
-static void set_err(char *err, size_t errlen, const char *msg, const char *detail)
+static void swap_err(char *err, size_t errlen, const char *msg, const char *detail)
 {
 	snprintf(err, errlen, "%s%s", msg, detail ? detail : "");
 }
@@ -113,7 +116,7 @@ static void add_jump(struct fam_state *st, const char *line, int *overflow)
 	snprintf(st->jumps[st->njumps++], LINE_MAX_LEN, "%s", line);
 }
 
-static void scan_item(void *ctx, int backend, int family, const char *table, unsigned queue,
+static void installed_item(void *ctx, int backend, int family, const char *table, unsigned queue,
 		      int item, const char *line)
 {
 	struct installed *in = ctx;
@@ -240,12 +243,12 @@ static int swap_family(int backend, int fi, const char *chain, const struct fam_
 	int rc = 0;
 
 	if (!script) {
-		set_err(err, errlen, "out of memory", NULL);
+		swap_err(err, errlen, "out of memory", NULL);
 		return -1;
 	}
 	n = swap_script(chain, now, want, script, SCRIPT_MAX);
 	if (n < 0) {
-		set_err(err, errlen, "the rule swap does not fit in its buffer", NULL);
+		swap_err(err, errlen, "the rule swap does not fit in its buffer", NULL);
 		rc = -1;
 	} else if (n > 0) {
 		rc = ld_rules_restore(backend, fi ? 6 : 4, script, (size_t)n, err, errlen);
@@ -268,15 +271,32 @@ static int pick_backend(const struct ld_rules_set *old, const struct installed *
 	return ld_rules_backend_resolve(old->cfg.backend, err, errlen);
 }
 
+/* Read what the queue's chain and jumps are now (in->st), for @backend or both. */
+static int scan_installed(struct installed *in, int backend, char *err, size_t errlen)
+{
+	unsigned queue = in->queue;
+
+	memset(in, 0, sizeof *in);
+	in->queue = queue;
+	if (ld_rules_scan(backend, installed_item, in, err, errlen) < 0)
+		return -1;
+	if (in->overflow) {
+		snprintf(err, errlen, "more than %d jumps to LUADIVERT-Q%u: not ours to sort out "
+			 "(`luadivert rules list`)", LD_RULES_SWAP_JUMPS_MAX, queue);
+		return -1;
+	}
+	return 0;
+}
+
 int ld_rules_replace(struct ld_rules_set *old, struct ld_rules_set *next, char *err,
 		     size_t errlen)
 {
 	char chain[LD_RULES_CHAIN_MAX], want[NFAM][RENDER_MAX], back[NFAM][RENDER_MAX];
 	struct installed *in;
-	int backend, bi, fi, done = 0, rc = -1;
+	int backend, bi, fi, done = 0, scanned = 0, rc = -1;
 
 	if (old->cfg.queue != next->cfg.queue) {
-		set_err(err, errlen, "ld_rules_replace: the two sets are for different queues", NULL);
+		swap_err(err, errlen, "ld_rules_replace: the two sets are for different queues", NULL);
 		return -1;
 	}
 	if (ld_rules_set_same(old, next)) {
@@ -286,44 +306,60 @@ int ld_rules_replace(struct ld_rules_set *old, struct ld_rules_set *next, char *
 	for (fi = 0; fi < NFAM; fi++)
 		if (render(next, fi, want[fi], RENDER_MAX) < 0 ||
 		    render(old, fi, back[fi], RENDER_MAX) < 0) {
-			set_err(err, errlen, "the rules do not fit in the render buffer", NULL);
+			swap_err(err, errlen, "the rules do not fit in the render buffer", NULL);
 			return -1;
 		}
 	if (!want[0][0] && !want[1][0]) {
-		set_err(err, errlen, "IPv6 is disabled on this system and the filter matches "
+		swap_err(err, errlen, "IPv6 is disabled on this system and the filter matches "
 			"only IPv6 packets", NULL);
 		return -1;
 	}
 	in = calloc(1, sizeof *in);
 	if (!in) {
-		set_err(err, errlen, "out of memory", NULL);
+		swap_err(err, errlen, "out of memory", NULL);
 		return -1;
 	}
 	in->queue = old->cfg.queue;
 	ld_rules_chain_name(old->cfg.queue, chain, sizeof chain);
-	if (ld_rules_scan(old->backend == LD_BACKEND_NFT || old->backend == LD_BACKEND_LEGACY ?
-			  old->backend : LD_BACKEND_AUTO, scan_item, in, err, errlen) < 0)
-		goto out;
-	if (in->overflow) {
-		snprintf(err, errlen, "more than %d jumps to %s: not ours to sort out "
-			 "(`luadivert rules list`)", LD_RULES_SWAP_JUMPS_MAX, chain);
-		goto out;
+	/* the first swap finds out which backend ld_rules_install() chose */
+	if (old->backend != LD_BACKEND_NFT && old->backend != LD_BACKEND_LEGACY) {
+		if (scan_installed(in, LD_BACKEND_AUTO, err, errlen) < 0)
+			goto out;
+		scanned = 1;
 	}
 	backend = pick_backend(old, in, err, errlen);
 	if (backend < 0)
 		goto out;
 	old->backend = backend;
 	bi = backend == LD_BACKEND_LEGACY;
+	if (!scanned) {
+		/* what we installed last, without an iptables-save (each costs a fork+exec) */
+		for (fi = 0; fi < NFAM; fi++)
+			state_of_render(back[fi], chain, &in->st[bi][fi]);
+	}
 
 	for (fi = 0; fi < NFAM; fi++) {
 		struct fam_state target;
 		char e[1024];
+		int r;
 
 		/* a family whose rules do not change is not touched */
 		state_of_render(want[fi], chain, &target);
 		if (strcmp(want[fi], back[fi]) == 0 && state_equal(&in->st[bi][fi], &target))
 			continue;
-		if (swap_family(backend, fi, chain, &in->st[bi][fi], want[fi], e, sizeof e) == 0) {
+		r = swap_family(backend, fi, chain, &in->st[bi][fi], want[fi], e, sizeof e);
+		if (r < 0 && !scanned) {
+			/*
+			 * Someone changed our rules behind our back (a jump
+			 * deleted by hand makes -D fail): read what is really
+			 * there and try once more.
+			 */
+			scanned = 1;
+			if (scan_installed(in, backend, e, sizeof e) == 0)
+				r = swap_family(backend, fi, chain, &in->st[bi][fi], want[fi], e,
+						sizeof e);
+		}
+		if (r == 0) {
 			done |= 1 << fi;
 			continue;
 		}
