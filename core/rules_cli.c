@@ -56,6 +56,31 @@ struct list_ctx {
 	unsigned char seen[65536 / 8];
 };
 
+/*
+ * Under a chain's NFQUEUE rule, the filter it diverts, from the comment
+ * luadivert puts on it (rules.h: LD_RULES_COMMENT_PREFIX): the bytecode
+ * alone tells a reader nothing. Both backends print the comment as
+ * --comment "filter: EXPR" (legacy leaves the quotes off a single word).
+ */
+static void print_filter(const char *line)
+{
+	static const char tag[] = "--comment ";
+	const char *c = strstr(line, tag);
+	size_t n;
+	int quoted;
+
+	if (!c)
+		return;
+	c += sizeof tag - 1;
+	quoted = *c == '"';
+	c += quoted;
+	if (strncmp(c, LD_RULES_COMMENT_PREFIX, sizeof LD_RULES_COMMENT_PREFIX - 1) != 0)
+		return;
+	c += sizeof LD_RULES_COMMENT_PREFIX - 1;
+	n = quoted ? strcspn(c, "\"") : strcspn(c, " ");
+	printf("      diverts: %.*s\n", (int)n, c);
+}
+
 static void list_item(void *ctx, int backend, int family, const char *table, unsigned queue,
 		      int item, const char *line)
 {
@@ -74,6 +99,8 @@ static void list_item(void *ctx, int backend, int family, const char *table, uns
 		printf("  -N %.*s\n", (int)strcspn(line + 1, " "), line + 1);
 	else
 		printf("  %s\n", line);
+	if (item == LD_RULES_ITEM_RULE)
+		print_filter(line);
 }
 
 static int cmd_list(int backend)

@@ -89,8 +89,11 @@ const char *ld_rules_set_describe(const struct ld_rules_set *s, char *buf, size_
  * @err: receives a message on failure
  * @errlen: size of @err
  *
- * Reads what is installed (iptables-save of the backend), then runs one
- * iptables-restore --noflush per family whose rules differ. On failure the
+ * Runs one iptables-restore --noflush per family whose rules differ,
+ * taking the installed rules to be @old's (read back with iptables-save
+ * only on the first swap, to learn the backend, and when a transaction
+ * fails because they were changed by hand; then it is tried once more).
+ * On failure the
  * families already swapped are swapped back; if even that fails, @err says
  * so and names `luadivert rules cleanup`. When the two sets are the same
  * nothing runs at all. The caller holds the queue's lock. Not from a

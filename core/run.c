@@ -30,7 +30,8 @@ static const char run_usage[] =
 	"options:\n"
 	"  -q, --queue N              queue number (0..65535, default 0)\n"
 	"  -f, --filter EXPR          divert only packets matching this tcpdump filter\n"
-	"                             (default: every packet at the hooks)\n"
+	"                             (default: every packet at the hooks; a policy table's\n"
+	"                             filter, hook and family fields win over these three)\n"
 	"      --hook H               prerouting|input|forward|output|postrouting|all, repeat\n"
 	"                             or comma-separate (default input,output)\n"
 	"      --family 4|6           only IPv4 or only IPv6 (default both)\n"
@@ -49,7 +50,8 @@ static const char run_usage[] =
 	"      --lua-dir DIR          where the divert Lua modules are\n"
 	"  -h, --help                 this text\n"
 	"\n"
-	"Signals: SIGHUP reloads the policy, SIGUSR1 prints the counters,\n"
+	"Signals: SIGHUP reloads the policy (and the rules it declares), SIGUSR1 prints\n"
+	"the counters, "
 	"SIGINT/SIGTERM stop after giving every packet a verdict.\n";
 
 static const char check_usage[] =

@@ -81,7 +81,7 @@ N=3000
 policy "udp dst port 9000" '"output"' 4 divert.DROP
 start "$P"
 check "v1's rule carries its filter text (rules list)" \
-	sh -c "ip netns exec '$NS' '$LUADIVERT' rules list | grep -q 'filter: udp dst port 9000'"
+	sh -c "ip netns exec '$NS' '$LUADIVERT' rules list | grep -q 'diverts: udp dst port 9000'"
 recv_bg 9000 $N "$LDT_TMP/s0.json"; R0=$RECV_PID
 recv_bg 9001 $N "$LDT_TMP/s1.json"; R1=$RECV_PID
 bg_ns "$NS" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port 9000 --count $N --rate 3000 --time-limit 10 >/dev/null
@@ -104,7 +104,7 @@ check "the reload logged the new rules" grep -q 'reloaded .*now diverting "udp d
 check "after the swap: 9000 arrives" [ "$(count 127.0.0.1 9000 200)" = 200 ]
 check "after the swap: 9001 is dropped" [ "$(count 127.0.0.1 9001 200)" = 0 ]
 check "rules list shows v2's filter" \
-	sh -c "ip netns exec '$NS' '$LUADIVERT' rules list | grep -q 'filter: udp dst port 9001'"
+	sh -c "ip netns exec '$NS' '$LUADIVERT' rules list | grep -q 'diverts: udp dst port 9001'"
 
 # --- 2. a filter that does not compile is refused; v2's rules and code stay
 cp "$P" "$LDT_TMP/v2.lua"
