@@ -12,7 +12,8 @@
 #   4. 20 reloads alternating two rule sets under a 10k packets/s stream
 #      both divert: every sequence number arrives exactly once;
 #   5. SIGTERM after those reloads leaves no rule; `rules list` is empty;
-#   6. `luadivert check` names a bad declared filter and exits 1.
+#   6. `luadivert check` names a bad declared filter (or hook, family) and
+#      exits 1; `run` with one exits 1 and installs nothing.
 LDT_AREA=reload-rules
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/engine.sh"
@@ -187,6 +188,11 @@ check "check: a bad family, exit 1, named" check_fails 'policy.lua:5: family mus
 policy "udp" '"output"' '"4"' divert.PASS
 sed -i 's/filter = "udp"/filter = 9000/' "$P"
 check "check: a filter that is not a string, exit 1, named" check_fails 'policy.lua:3: filter must be a string'
+policy "udp dst prot 9002" '"output"' 4 divert.PASS
+ns_exec "$NS" timeout 10 "$LUADIVERT" run "$P" --pidfile "$LDT_TMP/bad.pid" >"$LDT_TMP/run.out" 2>&1
+check "run: a bad declared filter exits 1, named, nothing installed" \
+	sh -c "[ $? = 1 ] && grep -q 'policy.lua:3: filter: invalid filter' '$LDT_TMP/run.out' &&
+	       [ \$(ip netns exec '$NS' iptables-nft-save | grep -c LUADIVERT) = 0 ]"
 check "check: a good one prints what it diverts" \
 	sh -c '"$0" check "$1" | grep -q "ok (diverts \"udp dst port 9001\" at output, IPv4)"' \
 	"$LUADIVERT" "$LDT_TMP/v2.lua"
