@@ -13,7 +13,9 @@
 #      both divert: every sequence number arrives exactly once;
 #   5. SIGTERM after those reloads leaves no rule; `rules list` is empty;
 #   6. `luadivert check` names a bad declared filter (or hook, family) and
-#      exits 1; `run` with one exits 1 and installs nothing.
+#      exits 1; `run` with one exits 1 and installs nothing;
+#   7. all or nothing: when IPv6's swap fails, IPv4's is put back and the
+#      reload is refused.
 LDT_AREA=reload-rules
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/engine.sh"
@@ -196,4 +198,38 @@ check "run: a bad declared filter exits 1, named, nothing installed" \
 check "check: a good one prints what it diverts" \
 	sh -c '"$0" check "$1" | grep -q "ok (diverts \"udp dst port 9001\" at output, IPv4)"' \
 	"$LUADIVERT" "$LDT_TMP/v2.lua"
+# --- 7. all or nothing: IPv6's swap fails after IPv4's went in; IPv4 is put
+#        back, the reload is refused, the old code and rules stay.
+#        (a stand-in ip6tables-nft-restore fails while $FLAG exists)
+REAL6=$(command -v ip6tables-nft-restore)
+FLAG="$LDT_TMP/fail6"
+mkdir -p "$LDT_TMP/bin"
+printf '#!/bin/sh
+if [ -e "%s" ]; then echo "ip6tables-nft-restore: line 3 failed (stand-in)" >&2; exit 1; fi
+exec "%s" "$@"
+' \
+	"$FLAG" "$REAL6" >"$LDT_TMP/bin/ip6tables-nft-restore"
+chmod +x "$LDT_TMP/bin/ip6tables-nft-restore"
+policy "udp dst port 9005" '"output"' '"both"' divert.DROP
+PATH="$LDT_TMP/bin:$PATH" start "$P"
+policy "udp dst port 9006" '{ "output", "input" }' '"both"' divert.PASS
+: >"$FLAG"
+check "a reload whose IPv6 swap fails exits 1" sh -c '! "$0" reload --pidfile "$1" --timeout 10 2>"$2"' \
+	"$LUADIVERT" "$LD_PIDFILE" "$LDT_TMP/fail6.err"
+check "... saying which family and why" grep -q 'swapping the IPv6 rules: .*line 3 failed (stand-in)' "$LDT_TMP/fail6.err"
+check "IPv4 was put back: the old filter, output only" \
+	sh -c "S=\$(ip netns exec '$NS' iptables-nft-save -t mangle); echo \"\$S\" | grep -q 'filter: udp dst port 9005' &&
+	       ! echo \"\$S\" | grep -q -- '-A INPUT -j LUADIVERT'"
+check "the old code and rules still run: 9005 dropped over IPv4 and IPv6" \
+	[ "$(count 127.0.0.1 9005 100)$(count ::1 9005 100)" = 00 ]
+check "... 9006 not diverted" [ "$(count 127.0.0.1 9006 100)" = 100 ]
+rm -f "$FLAG"
+check "the same reload succeeds once ip6tables works" reload
+check "... IPv6 now has the new filter at both hooks" \
+	sh -c "S=\$(ip netns exec '$NS' ip6tables-nft-save -t mangle); echo \"\$S\" | grep -q 'filter: udp dst port 9006' &&
+	       echo \"\$S\" | grep -q -- '-A INPUT -j LUADIVERT'"
+check "... the new code passes 9006, 9005 is no longer dropped" \
+	[ "$(count ::1 9006 100)$(count ::1 9005 100)" = 100100 ]
+ld_stop
+check "stopped cleanly, nothing left" sh -c "[ '$LD_RC' = 0 ] && [ \$(ip netns exec '$NS' ip6tables-nft-save | grep -c LUADIVERT) = 0 ]"
 ldt_done
