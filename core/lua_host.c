@@ -33,6 +33,7 @@
 struct ld_lua {
 	lua_State *L;
 	int dispatch_ref;          /* registry ref of the current dispatch function */
+	int old_ref;               /* the previous one, kept after a reload swapped rules */
 	struct ld_batch *batch;
 	struct ld_log_limit *lim;
 	struct ld_log_limit own_lim;
@@ -151,6 +152,7 @@ struct ld_lua *ld_lua_new(const struct ld_lua_cfg *cfg, struct ld_batch *batch,
 		return NULL;
 	}
 	h->dispatch_ref = LUA_NOREF;
+	h->old_ref = LUA_NOREF;
 	h->batch = batch;
 	h->lim = cfg->log_limit ? cfg->log_limit : &h->own_lim;
 	snprintf(h->policy, sizeof(h->policy), "%s", cfg->policy);
@@ -174,15 +176,17 @@ struct ld_lua *ld_lua_new(const struct ld_lua_cfg *cfg, struct ld_batch *batch,
 	return h;
 }
 
-uint32_t ld_lua_dispatch(struct ld_lua *h)
+/* Run the dispatch function @ref over batch->pkts[from..to). */
+static uint32_t dispatch_span(struct ld_lua *h, int ref, uint32_t from, uint32_t to)
 {
 	struct ld_batch *b = h->batch;
 	lua_State *L = h->L;
-	uint32_t errors = 0;
+	uint32_t errors = 0, n = b->n;
 
-	b->next = 0;
+	b->n = to;
+	b->next = from;
 	while (b->next < b->n) {
-		lua_rawgeti(L, LUA_REGISTRYINDEX, h->dispatch_ref);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
 		if (lua_pcall(L, 0, 0, 0) == 0)
 			break;
 
@@ -200,7 +204,27 @@ uint32_t ld_lua_dispatch(struct ld_lua *h)
 		errors++;
 		b->next++;
 	}
+	b->n = n;
 	return errors;
+}
+
+uint32_t ld_lua_dispatch(struct ld_lua *h)
+{
+	return dispatch_span(h, h->dispatch_ref, 0, h->batch->n);
+}
+
+uint32_t ld_lua_dispatch_span(struct ld_lua *h, int old, uint32_t from, uint32_t to)
+{
+	int ref = old && h->old_ref != LUA_NOREF ? h->old_ref : h->dispatch_ref;
+
+	return dispatch_span(h, ref, from, to);
+}
+
+void ld_lua_drop_old(struct ld_lua *h)
+{
+	if (h->old_ref != LUA_NOREF)
+		luaL_unref(h->L, LUA_REGISTRYINDEX, h->old_ref);
+	h->old_ref = LUA_NOREF;
 }
 
 int ld_lua_reload(struct ld_lua *h, char *err, size_t errlen)
@@ -245,9 +269,20 @@ int ld_lua_reload_prepare(struct ld_lua *h, char *err, size_t errlen)
 	return host_fn(h, "reload_prepare", 0, 0, err, errlen);
 }
 
-int ld_lua_reload_commit(struct ld_lua *h, char *err, size_t errlen)
+int ld_lua_reload_commit(struct ld_lua *h, int keep_old, char *err, size_t errlen)
 {
-	return call_host(h, "reload_commit", 0, err, errlen);
+	int old = h->dispatch_ref;
+
+	h->dispatch_ref = LUA_NOREF;   /* so that call_host does not free it */
+	if (call_host(h, "reload_commit", 0, err, errlen) < 0) {
+		h->dispatch_ref = old;
+		return -1;
+	}
+	ld_lua_drop_old(h);
+	h->old_ref = old;
+	if (!keep_old)
+		ld_lua_drop_old(h);
+	return 0;
 }
 
 void ld_lua_reload_abort(struct ld_lua *h)

@@ -86,12 +86,33 @@ int ld_lua_reload_prepare(struct ld_lua *L, char *err, size_t errlen);
 /**
  * ld_lua_reload_commit() - switch to the prepared policy
  * @L: host
+ * @keep_old: keep the old dispatch function for ld_lua_dispatch_span() until
+ *            ld_lua_drop_old() (packets the old rules queued before a swap)
  * @err: receives the error
  * @errlen: size of @err
  *
  * Return: 0, or -1 (the old policy stays).
  */
-int ld_lua_reload_commit(struct ld_lua *L, char *err, size_t errlen);
+int ld_lua_reload_commit(struct ld_lua *L, int keep_old, char *err, size_t errlen);
+
+/**
+ * ld_lua_dispatch_span() - run one version of the policy over part of the batch
+ * @L: host
+ * @old: 1 for the version before the last reload (kept by ld_lua_reload_commit),
+ *       0 for the running one
+ * @from: first packet
+ * @to: one past the last packet (<= batch->n)
+ *
+ * As ld_lua_dispatch(), for batch->pkts[from..to).
+ * Return: the number of packets whose handler failed.
+ */
+uint32_t ld_lua_dispatch_span(struct ld_lua *L, int old, uint32_t from, uint32_t to);
+
+/**
+ * ld_lua_drop_old() - forget the version kept by ld_lua_reload_commit()
+ * @L: host
+ */
+void ld_lua_drop_old(struct ld_lua *L);
 
 /**
  * ld_lua_reload_abort() - forget a loaded or prepared reload

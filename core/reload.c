@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "policy_rules.h"
+#include "reload_grace.h"
 
 
 int ld_file_hash(const char *path, uint64_t *out)
@@ -41,12 +42,18 @@ int ld_reload_init(struct ld_reload *r, const char *policy, int watch, char *err
 
 	memset(r, 0, sizeof(*r));
 	r->watch_fd = -1;
+	r->grace = calloc(1, sizeof(*r->grace));
+	if (!r->grace) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	snprintf(r->policy, sizeof(r->policy), "%s", policy);
 	if (!watch)
 		return 0;
 	r->watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (r->watch_fd < 0) {
 		snprintf(err, errlen, "inotify: %s", strerror(errno));
+		ld_reload_free(r);
 		return -1;
 	}
 	/* Watch the directory: editors replace a file by renaming a new one over it. */
@@ -54,8 +61,7 @@ int ld_reload_init(struct ld_reload *r, const char *policy, int watch, char *err
 	if (inotify_add_watch(r->watch_fd, dirname(dir),
 			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
 		snprintf(err, errlen, "watching %s: %s", policy, strerror(errno));
-		close(r->watch_fd);
-		r->watch_fd = -1;
+		ld_reload_free(r);
 		return -1;
 	}
 	return 0;
@@ -120,10 +126,17 @@ static int reload_code_and_rules(struct ld_reload *r, struct ld_lua *lua, char *
 {
 	struct ld_policy_rules decl;
 	struct ld_rules_set *next = NULL;
+	struct ld_kernel_counters k0, k1;
 	char e[1200], what[LD_RULES_FILTER_MAX + 128];
-	int changed = 0;
+	int changed = 0, before_ok, after_ok;
 
 	note[0] = '\0';
+	/* a reload during the last one's grace: its old version is gone now */
+	if (r->grace->active) {
+		r->grace->active = 0;
+		r->grace_old = 0;
+		ld_lua_drop_old(lua);
+	}
 	if (ld_lua_reload_load(lua, err, errlen) < 0)
 		return -1;
 	if (ld_lua_declared(lua, &decl, e, sizeof(e)) < 0 ||
@@ -138,6 +151,8 @@ static int reload_code_and_rules(struct ld_reload *r, struct ld_lua *lua, char *
 		free(next);
 		return -1;
 	}
+	/* packets queued up to here are the old rules' (reload_grace.h) */
+	before_ok = next && ld_kernel_counters_read(next->cfg.queue, &k0) == 0 && k0.valid;
 	if (next && ld_divert_swap(r->divert, next, &changed, e, sizeof(e)) < 0) {
 		ld_lua_reload_abort(lua);
 		free(next);
@@ -146,9 +161,18 @@ static int reload_code_and_rules(struct ld_reload *r, struct ld_lua *lua, char *
 			err[errlen - 1] = '\0';
 		return -1;
 	}
+	after_ok = changed && ld_kernel_counters_read(r->divert->cur->cfg.queue, &k1) == 0 &&
+		   k1.valid;
 	/* only out of memory fails here; the new rules then run with the old code */
-	if (ld_lua_reload_commit(lua, err, errlen) < 0)
+	if (ld_lua_reload_commit(lua, changed, err, errlen) < 0)
 		return -1;
+	if (changed && (!before_ok || !after_ok ||
+			ld_grace_begin(r->grace, r->divert->cur, k0.id_sequence, k1.id_sequence) < 0)) {
+		/* cannot tell old from new: the new code judges all (docs/reload.md) */
+		ld_log("queue %u: packet ids unknown around the swap: the new code judges the "
+		       "packets the old rules queued", r->divert->cur->cfg.queue);
+		ld_lua_drop_old(lua);
+	}
 	if (changed)
 		snprintf(note, notelen, "; now diverting %s",
 			 ld_rules_set_describe(r->divert->cur, what, sizeof(what)));
@@ -185,8 +209,40 @@ int ld_reload_run(struct ld_reload *r, struct ld_lua *lua, struct ld_counters *c
 	return rc;
 }
 
+uint32_t ld_reload_dispatch(struct ld_reload *r, struct ld_lua *lua, struct ld_batch *b)
+{
+	uint32_t errors = 0, i = 0, n = b->n;
+
+	if (!r->grace->active || n == 0)
+		return ld_lua_dispatch(lua);
+	/* runs of packets for the same version, each in one call */
+	while (i < n) {
+		int fresh = ld_grace_new_code(r->grace, &b->pkts[i]);
+		uint32_t j = i + 1;
+
+		while (j < n && ld_grace_new_code(r->grace, &b->pkts[j]) == fresh)
+			j++;
+		if (!fresh)
+			r->grace_old += j - i;
+		errors += ld_lua_dispatch_span(lua, !fresh, i, j);
+		i = j;
+	}
+	b->next = n;
+	if (ld_grace_over(r->grace, b->pkts[n - 1].id)) {
+		ld_log("reload %" PRIu64 ": %" PRIu64 " packet%s queued by the old rules before the "
+		       "swap judged by the old code", r->generation, r->grace_old,
+		       r->grace_old == 1 ? "" : "s");
+		r->grace->active = 0;
+		r->grace_old = 0;
+		ld_lua_drop_old(lua);
+	}
+	return errors;
+}
+
 void ld_reload_free(struct ld_reload *r)
 {
+	free(r->grace);
+	r->grace = NULL;
 	if (r->watch_fd >= 0)
 		close(r->watch_fd);
 	r->watch_fd = -1;

@@ -378,7 +378,7 @@ static int handle_queue(struct ld_worker *w)
 		w->batch.now_ns = now;
 		w->c.received += (uint64_t)n;
 		w->c.batches++;
-		w->c.errors += ld_lua_dispatch(w->lua);
+		w->c.errors += ld_reload_dispatch(&w->reload, w->lua, &w->batch);
 		send_batch_verdicts(w);
 		release_held(w, now, 0, 0);
 		if (w->reload.pending)
