@@ -116,9 +116,9 @@ static void write_status(struct ld_reload *r, int ok, const char *msg)
 /*
  * Issue 18: the code and the divert rules it declares change together.
  * load -> compile the declared filter -> save/init/on_reload -> swap the
- * rules -> switch the code. The worker reads no packet in between, so
- * every packet read after this returns is judged by the new code (see
- * docs/reload.md for the packets the old rules queued just before).
+ * rules -> switch the code. The worker reads no packet in between; the
+ * packets the old rules queued are then judged by the old code
+ * (reload_grace.h, ld_reload_dispatch()).
  * With a supervisor, it would run plan and swap on the worker's report.
  */
 static int reload_code_and_rules(struct ld_reload *r, struct ld_lua *lua, char *err,
