@@ -21,6 +21,10 @@
  * means what the kernel tests: the hook, the IP version, the skip mark and
  * the same BPF program (libpcap's bpf_filter over the bytes we got). The
  * grace ends at the first packet numbered above @after.
+ *
+ * With a supervisor that owns the rules, it reads the two numbers around
+ * its swap and hands them with the new set to the worker, which keeps its
+ * old dispatch function until ld_grace_over().
  */
 #ifndef LD_RELOAD_GRACE_H
 #define LD_RELOAD_GRACE_H
