@@ -229,9 +229,10 @@ uint32_t ld_reload_dispatch(struct ld_reload *r, struct ld_lua *lua, struct ld_b
 	}
 	b->next = n;
 	if (ld_grace_over(r->grace, b->pkts[n - 1].id)) {
-		ld_log("reload %" PRIu64 ": %" PRIu64 " packet%s queued by the old rules before the "
-		       "swap judged by the old code", r->generation, r->grace_old,
-		       r->grace_old == 1 ? "" : "s");
+		if (r->grace_old)
+			ld_log("reload %" PRIu64 ": %" PRIu64 " packet%s queued by the old rules "
+			       "before the swap judged by the old code", r->generation,
+			       r->grace_old, r->grace_old == 1 ? "" : "s");
 		r->grace->active = 0;
 		r->grace_old = 0;
 		ld_lua_drop_old(lua);

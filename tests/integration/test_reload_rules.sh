@@ -106,10 +106,9 @@ check "9001: every datagram up to #$X1 arrived ($U1), none after" \
 	sh -c "[ '$X1' -lt $((N - 1)) ] && [ \$(( $X1 + 1 )) = '$U1' ]"
 kill -USR1 "$LD_PID"
 wait_until 5 grep -q 'received [0-9]' "$LD_LOG"
-check "every 9000 datagram the old rules queued was judged by the old code: none passed" \
+OLDN=$(sed -n 's/.*reload 1: \([0-9]*\) packets* queued by the old rules.*/\1/p' "$LD_LOG")
+check "every 9000 datagram the old rules queued was judged by the old code, ${OLDN:-0} of them after the swap: none passed" \
 	[ "$(ld_counter passed)" = 0 ]
-check "... $(sed -n 's/.*reload 1: \([0-9]*\) packets* queued by the old rules.*/\1/p' "$LD_LOG") of them after the swap" \
-	grep -q 'reload 1: [0-9]* packets* queued by the old rules before the swap judged by the old code' "$LD_LOG"
 check "the reload logged the new rules" grep -q 'reloaded .*now diverting "udp dst port 9001" at output, IPv4' "$LD_LOG"
 check "after the swap: 9000 arrives" [ "$(count 127.0.0.1 9000 200)" = 200 ]
 check "after the swap: 9001 is dropped" [ "$(count 127.0.0.1 9001 200)" = 0 ]
