@@ -24,6 +24,7 @@
 #include <lualib.h>
 
 #include "log.h"
+#include "policy_rules.h"
 
 #ifndef LD_LUADIR
 #define LD_LUADIR "/usr/local/share/lua/5.1"
@@ -32,6 +33,7 @@
 struct ld_lua {
 	lua_State *L;
 	int dispatch_ref;          /* registry ref of the current dispatch function */
+	int old_ref;               /* the previous one, kept after a reload swapped rules */
 	struct ld_batch *batch;
 	struct ld_log_limit *lim;
 	struct ld_log_limit own_lim;
@@ -150,6 +152,7 @@ struct ld_lua *ld_lua_new(const struct ld_lua_cfg *cfg, struct ld_batch *batch,
 		return NULL;
 	}
 	h->dispatch_ref = LUA_NOREF;
+	h->old_ref = LUA_NOREF;
 	h->batch = batch;
 	h->lim = cfg->log_limit ? cfg->log_limit : &h->own_lim;
 	snprintf(h->policy, sizeof(h->policy), "%s", cfg->policy);
@@ -177,15 +180,17 @@ struct ld_lua *ld_lua_new(const struct ld_lua_cfg *cfg, struct ld_batch *batch,
 	return h;
 }
 
-uint32_t ld_lua_dispatch(struct ld_lua *h)
+/* Run the dispatch function @ref over batch->pkts[from..to). */
+static uint32_t dispatch_span(struct ld_lua *h, int ref, uint32_t from, uint32_t to)
 {
 	struct ld_batch *b = h->batch;
 	lua_State *L = h->L;
-	uint32_t errors = 0;
+	uint32_t errors = 0, n = b->n;
 
-	b->next = 0;
+	b->n = to;
+	b->next = from;
 	while (b->next < b->n) {
-		lua_rawgeti(L, LUA_REGISTRYINDEX, h->dispatch_ref);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
 		if (lua_pcall(L, 0, 0, 0) == 0)
 			break;
 
@@ -203,13 +208,125 @@ uint32_t ld_lua_dispatch(struct ld_lua *h)
 		errors++;
 		b->next++;
 	}
+	b->n = n;
 	return errors;
+}
+
+uint32_t ld_lua_dispatch(struct ld_lua *h)
+{
+	return dispatch_span(h, h->dispatch_ref, 0, h->batch->n);
+}
+
+uint32_t ld_lua_dispatch_span(struct ld_lua *h, int old, uint32_t from, uint32_t to)
+{
+	int ref = old && h->old_ref != LUA_NOREF ? h->old_ref : h->dispatch_ref;
+
+	return dispatch_span(h, ref, from, to);
+}
+
+void ld_lua_drop_old(struct ld_lua *h)
+{
+	if (h->old_ref != LUA_NOREF)
+		luaL_unref(h->L, LUA_REGISTRYINDEX, h->old_ref);
+	h->old_ref = LUA_NOREF;
 }
 
 int ld_lua_reload(struct ld_lua *h, char *err, size_t errlen)
 {
 	lua_pushstring(h->L, h->policy);
 	return call_host(h, "reload", 1, err, errlen);
+}
+
+/* Call host.<fn>(args already pushed), leaving @nres results; -1 with @err set. */
+static int host_fn(struct ld_lua *h, const char *fn, int nargs, int nres, char *err,
+		   size_t errlen)
+{
+	lua_State *L = h->L;
+	const char *msg;
+
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "divert.host");
+	if (lua_pcall(L, 1, 1, 0) == 0) {
+		lua_getfield(L, -1, fn);
+		lua_remove(L, -2);
+		lua_insert(L, -1 - nargs);
+		if (lua_pcall(L, nargs, nres, 0) == 0)
+			return 0;
+	} else {
+		lua_insert(L, -1 - nargs);   /* the message below the arguments */
+		lua_pop(L, nargs);
+	}
+	msg = lua_tostring(L, -1);
+	snprintf(err, errlen, "%s", msg ? msg : "(error object is not a string)");
+	lua_pop(L, 1);
+	return -1;
+}
+
+int ld_lua_reload_load(struct ld_lua *h, char *err, size_t errlen)
+{
+	lua_pushstring(h->L, h->policy);
+	return host_fn(h, "reload_load", 1, 0, err, errlen);
+}
+
+int ld_lua_reload_prepare(struct ld_lua *h, char *err, size_t errlen)
+{
+	return host_fn(h, "reload_prepare", 0, 0, err, errlen);
+}
+
+int ld_lua_reload_commit(struct ld_lua *h, int keep_old, char *err, size_t errlen)
+{
+	int old = h->dispatch_ref;
+
+	h->dispatch_ref = LUA_NOREF;   /* so that call_host does not free it */
+	if (call_host(h, "reload_commit", 0, err, errlen) < 0) {
+		h->dispatch_ref = old;
+		return -1;
+	}
+	ld_lua_drop_old(h);
+	h->old_ref = old;
+	if (!keep_old)
+		ld_lua_drop_old(h);
+	return 0;
+}
+
+void ld_lua_reload_abort(struct ld_lua *h)
+{
+	char err[256];
+
+	if (host_fn(h, "reload_abort", 0, 0, err, sizeof(err)) < 0)
+		ld_log("reload abort: %s", err);
+}
+
+/* A string field of the table on top, or NULL (valid while the table is). */
+static const char *str_field(lua_State *L, const char *k)
+{
+	const char *v;
+
+	lua_getfield(L, -1, k);
+	v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+	lua_pop(L, 1);
+	return v;
+}
+
+int ld_lua_declared(struct ld_lua *h, struct ld_policy_rules *out, char *err, size_t errlen)
+{
+	lua_State *L = h->L;
+	int family = -1, rc;
+
+	if (host_fn(h, "declared", 0, 1, err, errlen) < 0)
+		return -1;
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		return ld_policy_rules_set(out, NULL, NULL, NULL, NULL, -1, err, errlen);
+	}
+	lua_getfield(L, -1, "family");
+	if (lua_isnumber(L, -1))
+		family = (int)lua_tointeger(L, -1);
+	lua_pop(L, 1);
+	rc = ld_policy_rules_set(out, str_field(L, "filter"), str_field(L, "filter_at"),
+				 str_field(L, "hook"), str_field(L, "hook_at"), family, err, errlen);
+	lua_pop(L, 1);
+	return rc;
 }
 
 void ld_lua_free(struct ld_lua *h)

@@ -58,6 +58,83 @@ uint32_t ld_lua_dispatch(struct ld_lua *L);
  */
 int ld_lua_reload(struct ld_lua *L, char *err, size_t errlen);
 
+/*
+ * A reload in steps, so that the divert rules can be swapped with the code
+ * (core/reload.c): load -> (C compiles the declared filter) -> prepare ->
+ * (C swaps the rules) -> commit; abort after any failure. Until commit the
+ * running policy handles every packet. ld_lua_reload() is all of them.
+ */
+
+/**
+ * ld_lua_reload_load() - load the new version of the policy, call nothing of it
+ * @L: host
+ * @err: receives "file has errors, not reloading: file:line: message"
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1 (nothing pending then).
+ */
+int ld_lua_reload_load(struct ld_lua *L, char *err, size_t errlen);
+
+/**
+ * ld_lua_reload_prepare() - save() the running policy, init and on_reload the new
+ * @L: host with a loaded reload
+ * @err: receives the error
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1 (the pending policy is dropped).
+ */
+int ld_lua_reload_prepare(struct ld_lua *L, char *err, size_t errlen);
+
+/**
+ * ld_lua_reload_commit() - switch to the prepared policy
+ * @L: host
+ * @keep_old: keep the old dispatch function for ld_lua_dispatch_span() until
+ *            ld_lua_drop_old() (packets the old rules queued before a swap)
+ * @err: receives the error
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1 (the old policy stays).
+ */
+int ld_lua_reload_commit(struct ld_lua *L, int keep_old, char *err, size_t errlen);
+
+/**
+ * ld_lua_dispatch_span() - run one version of the policy over part of the batch
+ * @L: host
+ * @old: 1 for the version before the last reload (kept by ld_lua_reload_commit),
+ *       0 for the running one
+ * @from: first packet
+ * @to: one past the last packet (<= batch->n)
+ *
+ * As ld_lua_dispatch(), for batch->pkts[from..to).
+ * Return: the number of packets whose handler failed.
+ */
+uint32_t ld_lua_dispatch_span(struct ld_lua *L, int old, uint32_t from, uint32_t to);
+
+/**
+ * ld_lua_drop_old() - forget the version kept by ld_lua_reload_commit()
+ * @L: host
+ */
+void ld_lua_drop_old(struct ld_lua *L);
+
+/**
+ * ld_lua_reload_abort() - forget a loaded or prepared reload
+ * @L: host
+ */
+void ld_lua_reload_abort(struct ld_lua *L);
+
+struct ld_policy_rules;
+
+/**
+ * ld_lua_declared() - the divert rules the policy declares, as plain data
+ * @L: host (during a reload: the loaded new version, else the running one)
+ * @out: receives them (out->declared == 0: nothing declared)
+ * @err: receives "file:line: hook "x": ..." for an unknown hook name
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1.
+ */
+int ld_lua_declared(struct ld_lua *L, struct ld_policy_rules *out, char *err, size_t errlen);
+
 /**
  * ld_lua_free() - call the policy's on_stop (if any) and close the state
  * @L: host, may be NULL

@@ -17,8 +17,14 @@
 #include "counters.h"
 #include "lua_host.h"
 
+struct ld_divert;
+struct ld_grace;
+
 struct ld_reload {
 	volatile int pending;
+	struct ld_divert *divert;     /* the divert rules to swap with the code; NULL: none */
+	struct ld_grace *grace;       /* after a rule swap: old or new code, per packet */
+	uint64_t grace_old;           /* packets the old code judged in this grace */
 	int watch_fd;                 /* inotify fd with --watch, else -1 */
 	uint64_t generation;          /* reload attempts so far */
 	char policy[PATH_MAX];
@@ -54,6 +60,9 @@ void ld_reload_watch_event(struct ld_reload *r);
 /**
  * ld_reload_run() - load the policy anew and swap it in; on any error keep
  * the running one. Logs the file, a content hash and how long it took.
+ * With r->divert set, the divert rules the new policy declares are compiled
+ * before anything changes and swapped just before the code: a filter that
+ * does not compile, or a swap that fails, refuses the whole reload.
  * @r: reload state
  * @lua: the worker's Lua host
  * @c: counters (reloads, reload_errors)
@@ -61,6 +70,18 @@ void ld_reload_watch_event(struct ld_reload *r);
  * Return: 0 when the new policy runs, -1 when the old one stays.
  */
 int ld_reload_run(struct ld_reload *r, struct ld_lua *lua, struct ld_counters *c);
+
+/**
+ * ld_reload_dispatch() - run the policy over the batch (ld_lua_dispatch()),
+ * or, right after a reload swapped the rules, each packet through the
+ * version that matches the rules that queued it (reload_grace.h)
+ * @r: reload state
+ * @lua: the worker's Lua host
+ * @b: the batch, as received
+ *
+ * Return: the number of packets whose handler failed.
+ */
+uint32_t ld_reload_dispatch(struct ld_reload *r, struct ld_lua *lua, struct ld_batch *b);
 
 /**
  * ld_reload_free() - close the inotify fd

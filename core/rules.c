@@ -943,11 +943,52 @@ int ld_rules_backend_resolve(int backend, char *err, size_t errlen)
 	return rc;
 }
 
+void ld_rules_filter_comment(const char *tag, const char *filter, char *out, size_t len)
+{
+	size_t used;
+	int n;
+
+	n = snprintf(out, len, "%s%s%s", tag ? tag : "", tag ? "; " : "", LD_RULES_COMMENT_PREFIX);
+	used = n > 0 ? (size_t)n : 0;
+	if (filter_empty(filter)) {
+		snprintf(out + used, len - used, "(none)");
+		return;
+	}
+	while (*filter && isspace((unsigned char)*filter))
+		filter++;
+	for (; *filter && used + 1 < len; filter++) {
+		unsigned char c = (unsigned char)*filter;
+
+		/* nothing that needs quoting inside iptables-restore's "..." */
+		out[used++] = c == '"' || c == '\\' ? '\'' : c < 0x20 || c > 0x7e ? ' ' : (char)c;
+	}
+	while (used > 0 && out[used - 1] == ' ')
+		used--;
+	if (*filter && len > 4) {
+		used = used > len - 4 ? len - 4 : used;
+		memcpy(out + used, "...", 3);
+		used += 3;
+	}
+	out[used] = '\0';
+}
+
+int ld_rules_restore(int backend, int family, const char *script, size_t len, char *err,
+		     size_t errlen)
+{
+	if ((backend != LD_BACKEND_NFT && backend != LD_BACKEND_LEGACY) ||
+	    (family != 4 && family != 6)) {
+		set_err(err, errlen, "ld_rules_restore: invalid backend %d or family %d", backend,
+			family);
+		return -1;
+	}
+	return run_restore(backend_index(backend), family == 6, script, len, err, errlen);
+}
+
 /* The iptables-restore --noflush input that installs one family. */
 static void install_script(const struct ld_rules_cfg *cfg, const struct ld_rules_prog *prog,
 			   int fi, unsigned hooks, struct sbuf *b)
 {
-	char chain[LD_RULES_CHAIN_MAX];
+	char chain[LD_RULES_CHAIN_MAX], comment[LD_RULES_COMMENT_MAX];
 	unsigned i;
 
 	ld_rules_chain_name(cfg->queue, chain, sizeof chain);
@@ -958,17 +999,10 @@ static void install_script(const struct ld_rules_cfg *cfg, const struct ld_rules
 	sb_add(b, "-A %s", chain);
 	if (prog->ninsn[fi])
 		sb_add(b, " -m bpf --bytecode \"%s\"", prog->bytecode[fi]);
-	if (cfg->comment && *cfg->comment) {
-		char text[LD_RULES_COMMENT_MAX + 1];
-		size_t k;
-
-		/* iptables-restore quoting: no quote or backslash inside, one line */
-		snprintf(text, sizeof text, "%s", cfg->comment);
-		for (k = 0; text[k]; k++)
-			if (text[k] == '"' || text[k] == '\\' || (unsigned char)text[k] < ' ')
-				text[k] = '\'';
-		sb_add(b, " -m comment --comment \"%s\"", text);
-	}
+	/* the filter's text, for `rules list`: the bytecode alone says little;
+	 * `rules add` puts its tag in front */
+	ld_rules_filter_comment(cfg->comment, cfg->filter, comment, sizeof comment);
+	sb_add(b, " -m comment --comment \"%s\"", comment);
 	sb_add(b, " -j NFQUEUE --queue-num %u%s\n", (unsigned)cfg->queue,
 	       cfg->fail_closed ? "" : " --queue-bypass");
 	for (i = 0; i < sizeof hook_chains / sizeof hook_chains[0]; i++)

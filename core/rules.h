@@ -9,7 +9,8 @@
  *
  *   -N LUADIVERT-QN
  *   -A LUADIVERT-QN -m mark --mark SKIP/SKIP -j RETURN          (skip_mark != 0)
- *   -A LUADIVERT-QN [-m bpf --bytecode "..."] -j NFQUEUE --queue-num N [--queue-bypass]
+ *   -A LUADIVERT-QN [-m bpf --bytecode "..."] -m comment --comment "filter: EXPR"
+ *                   -j NFQUEUE --queue-num N [--queue-bypass]
  *   -A PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING -j LUADIVERT-QN   (one per hook)
  *
  * Each family's rules go in with ONE iptables-restore --noflush run (atomic
@@ -78,8 +79,11 @@ enum {
 	LD_RULES_CHAIN_MAX    = 32,     /* "LUADIVERT-Q65535" and NUL, with room */
 	LD_RULES_TIMEOUT_MS   = 30000,  /* longest we wait for one iptables run */
 	LD_RULES_XTLOCK_WAIT_S = 10,    /* -w for iptables-legacy-restore */
-	LD_RULES_COMMENT_MAX  = 255,    /* xt_comment: XT_MAX_COMMENT_LEN - 1 */
+	LD_RULES_COMMENT_MAX  = 256,    /* xt_comment: XT_MAX_COMMENT_LEN, NUL included */
 };
+
+/* The NFQUEUE rule carries the filter's text as -m comment "filter: EXPR". */
+#define LD_RULES_COMMENT_PREFIX "filter: "
 
 /* Every chain luadivert makes is named LD_RULES_CHAIN_PREFIX<queue>. */
 #define LD_RULES_CHAIN_PREFIX "LUADIVERT-Q"
@@ -94,7 +98,8 @@ struct ld_rules_cfg {
 	int         fail_closed;  /* 1: no --queue-bypass, packets drop while nobody listens */
 	int         backend;      /* enum ld_rules_backend */
 	uint32_t    skip_mark;    /* packets with all these mark bits are not diverted; 0 = none */
-	const char *comment;      /* NULL, or text for -m comment on the NFQUEUE rule (shown by
+	const char *comment;      /* NULL, or a tag put before the filter text in the NFQUEUE rule's
+	                           * -m comment (shown by
 	                           * `rules list`; quotes and backslashes become ', at most
 	                           * LD_RULES_COMMENT_MAX bytes) */
 };
@@ -200,6 +205,33 @@ int ld_rules_compile(const struct ld_rules_cfg *cfg, struct ld_rules_prog *prog,
  */
 int ld_rules_render(const struct ld_rules_cfg *cfg, const struct ld_rules_prog *prog,
 		    int family, char *buf, size_t len);
+
+/**
+ * ld_rules_filter_comment() - the filter's text as the NFQUEUE rule's comment
+ * @tag: NULL, or a plain word or two put first ("TAG; filter: EXPR"), e.g.
+ *       the mark of rules that `luadivert rules add` installed
+ * @filter: the expression (NULL or blank: none)
+ * @out: receives LD_RULES_COMMENT_PREFIX and the text ("(none)" for no
+ *       filter); quotes and backslashes become ', control bytes spaces, and a
+ *       text too long for xt_comment ends in "..."
+ * @len: size of @out (LD_RULES_COMMENT_MAX)
+ */
+void ld_rules_filter_comment(const char *tag, const char *filter, char *out, size_t len);
+
+/**
+ * ld_rules_restore() - run one "iptables-restore --noflush" with @script
+ * @backend: LD_BACKEND_NFT or LD_BACKEND_LEGACY
+ * @family: 4 or 6
+ * @script: the restore input
+ * @len: its length
+ * @err: receives the tool's message (and the failing line) on failure
+ * @errlen: size of @err
+ *
+ * One run is one transaction: all of @script applies, or none of it.
+ * Return: 0, or -1 with @err set.
+ */
+int ld_rules_restore(int backend, int family, const char *script, size_t len, char *err,
+		     size_t errlen);
 
 /**
  * ld_rules_install() - install the rules of @cfg in this network namespace

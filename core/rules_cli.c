@@ -65,9 +65,36 @@ struct list_ctx {
 	unsigned char added[65536 / 8];   /* installed by `rules add` */
 };
 
-/* The comment `rules add` puts on its NFQUEUE rule, before the filter text. */
+/* The tag `rules add` puts on its NFQUEUE rule, before the filter text. */
 #define RULES_ADD_TAG "luadivert rules add"
 
+/*
+ * Under a chain's NFQUEUE rule, the filter it diverts, from the comment
+ * luadivert puts on it (rules.h: LD_RULES_COMMENT_PREFIX): the bytecode
+ * alone tells a reader nothing. Both backends print the comment as
+ * --comment "filter: EXPR" (legacy leaves the quotes off a single word).
+ */
+static void print_filter(const char *line)
+{
+	static const char tag[] = "--comment ";
+	const char *c = strstr(line, tag);
+	size_t n;
+	int quoted;
+
+	if (!c)
+		return;
+	c += sizeof tag - 1;
+	quoted = *c == '"';
+	c += quoted;
+	/* "filter: EXPR", or "TAG; filter: EXPR" for rules that `rules add` made */
+	if (strncmp(c, RULES_ADD_TAG "; ", sizeof RULES_ADD_TAG + 1) == 0)
+		c += sizeof RULES_ADD_TAG + 1;
+	if (strncmp(c, LD_RULES_COMMENT_PREFIX, sizeof LD_RULES_COMMENT_PREFIX - 1) != 0)
+		return;
+	c += sizeof LD_RULES_COMMENT_PREFIX - 1;
+	n = quoted ? strcspn(c, "\"") : strcspn(c, " ");
+	printf("      diverts: %.*s\n", (int)n, c);
+}
 
 static void list_item(void *ctx, int backend, int family, const char *table, unsigned queue,
 		      int item, const char *line)
@@ -89,6 +116,8 @@ static void list_item(void *ctx, int backend, int family, const char *table, uns
 		printf("  -N %.*s\n", (int)strcspn(line + 1, " "), line + 1);
 	else
 		printf("  %s\n", line);
+	if (item == LD_RULES_ITEM_RULE)
+		print_filter(line);
 }
 
 static int cmd_list(int backend)
@@ -202,17 +231,15 @@ static int cmd_cleanup(int queue, int backend, int force)
 
 static int cmd_add(struct ld_rules_cfg *cfg)
 {
-	char err[1024], comment[LD_RULES_COMMENT_MAX + 1];
+	char err[1024];
 	int fd;
 
 	if (ld_rules_compile(cfg, NULL, err, sizeof err) < 0) {
 		fprintf(stderr, "luadivert rules: %s\n", err);
 		return 2;
 	}
-	/* The filter's text goes next to its bytecode, for `rules list`. */
-	snprintf(comment, sizeof comment, RULES_ADD_TAG ": %s",
-		 cfg->filter && *cfg->filter ? cfg->filter : "every packet");
-	cfg->comment = comment;
+	/* The filter's text goes next to its bytecode, marked as ours to keep. */
+	cfg->comment = RULES_ADD_TAG;
 	/* A running luadivert owns its queue's rules: do not replace them. */
 	fd = ld_rules_lock(cfg->queue, err, sizeof err);
 	if (fd < 0) {

@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "log.h"
 #include "lua_host.h"
+#include "policy_rules.h"
 #include "rules.h"
 #include "worker.h"
 
@@ -29,7 +30,8 @@ static const char run_usage[] =
 	"options:\n"
 	"  -q, --queue N              queue number (0..65535, default 0)\n"
 	"  -f, --filter EXPR          divert only packets matching this tcpdump filter\n"
-	"                             (default: every packet at the hooks)\n"
+	"                             (default: every packet at the hooks; a policy table's\n"
+	"                             filter, hook and family fields win over these three)\n"
 	"      --hook H               prerouting|input|forward|output|postrouting|all, repeat\n"
 	"                             or comma-separate (default input,output)\n"
 	"      --family 4|6           only IPv4 or only IPv6 (default both)\n"
@@ -48,14 +50,16 @@ static const char run_usage[] =
 	"      --lua-dir DIR          where the divert Lua modules are\n"
 	"  -h, --help                 this text\n"
 	"\n"
-	"Signals: SIGHUP reloads the policy, SIGUSR1 prints the counters,\n"
+	"Signals: SIGHUP reloads the policy (and the rules it declares), SIGUSR1 prints\n"
+	"the counters, "
 	"SIGINT/SIGTERM stop after giving every packet a verdict.\n";
 
 static const char check_usage[] =
 	"usage: luadivert check POLICY [--lua-dir DIR]\n"
 	"\n"
-	"Load POLICY, run its init, and report errors with file:line. Needs no root\n"
-	"and touches no queue. Exit status 0 when the policy is usable, 1 otherwise.\n";
+	"Load POLICY, run its init, compile the filter it declares, and report errors\n"
+	"with file:line. Needs no root and touches no queue. Exit status 0 when the\n"
+	"policy is usable, 1 otherwise.\n";
 
 enum {
 	OPT_MAXLEN = 256, OPT_FAIL_OPEN, OPT_DEFAULT, OPT_HOLD_MAX, OPT_HOLD_COPIES,
@@ -126,6 +130,49 @@ static int block_signals(void)
 	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
+/*
+ * Install the rules the policy declares, merged with the command line
+ * (policy_rules.h: the policy wins, field by field), and hand them to the
+ * worker so that a reload swaps them with the code.
+ */
+static int start_rules(struct ld_worker *w, struct ld_divert *d, int no_rules,
+		       const char *policy)
+{
+	struct ld_policy_rules *decl = malloc(sizeof(*decl));
+	struct ld_rules_set *set;
+	char err[LD_RULES_FILTER_MAX + 1200], what[LD_RULES_FILTER_MAX + 128];
+
+	if (!decl) {
+		ld_log("out of memory");
+		return -1;
+	}
+	if (ld_worker_declared(w, decl, err, sizeof(err)) < 0 ||
+	    (!no_rules && ld_divert_plan(d, decl, &set, err, sizeof(err)) < 0)) {
+		ld_log("%s", err);
+		free(decl);
+		return -1;
+	}
+	if (no_rules) {
+		if (decl->declared)
+			ld_log("queue %u: %s declares divert rules; --no-rules: not installing them",
+			       d->cmdline.queue, policy);
+		free(decl);
+		return 0;
+	}
+	if (ld_divert_install(d, set, err, sizeof(err)) < 0) {
+		ld_log("installing the divert rules: %s", err);
+		free(set);
+		free(decl);
+		return -1;
+	}
+	ld_log("queue %u: diverting %s%s", d->cmdline.queue,
+	       ld_rules_set_describe(set, what, sizeof(what)),
+	       decl->declared ? " (as the policy declares)" : "");
+	ld_worker_set_divert(w, d);
+	free(decl);
+	return 0;
+}
+
 int ld_cmd_run(int argc, char **argv)
 {
 	struct ld_worker_cfg cfg = {
@@ -138,7 +185,8 @@ int ld_cmd_run(int argc, char **argv)
 	char pidfile[PATH_MAX] = "", status[PATH_MAX + 8], err[1024];
 	struct ld_worker *w;
 	struct ld_rules_cfg rules;
-	unsigned hooks = 0;
+	struct ld_divert divert = { .cur = NULL };
+	unsigned hooks = 0, given = 0;
 	uint32_t v;
 	int opt, policy_failed, rc, no_rules = 0, lock_fd;
 
@@ -192,6 +240,7 @@ int ld_cmd_run(int argc, char **argv)
 			break;
 		case 'f':
 			rules.filter = optarg;
+			given |= LD_DECL_FILTER;
 			break;
 		case OPT_HOOK:
 			if (ld_rules_parse_hook(optarg, &hooks) < 0)
@@ -202,6 +251,7 @@ int ld_cmd_run(int argc, char **argv)
 			if (strcmp(optarg, "4") != 0 && strcmp(optarg, "6") != 0)
 				return ld_usage_error("run", "--family: '%s' is not 4 or 6", optarg);
 			rules.family = optarg[0] - '0';
+			given |= LD_DECL_FAMILY;
 			break;
 		case OPT_FAIL_CLOSED:
 			rules.fail_closed = 1;
@@ -227,8 +277,10 @@ int ld_cmd_run(int argc, char **argv)
 	if (!pidfile[0])
 		ld_default_pidfile(cfg.nfq.queue, pidfile, sizeof(pidfile));
 	rules.queue = cfg.nfq.queue;
-	if (hooks)
+	if (hooks) {
 		rules.hooks = hooks;
+		given |= LD_DECL_HOOK;
+	}
 	if (no_rules && (rules.filter || hooks || rules.family || rules.fail_closed))
 		return ld_usage_error("run", "--no-rules installs nothing: --filter, --hook, "
 				      "--family and --fail-closed do not apply");
@@ -258,20 +310,13 @@ int ld_cmd_run(int argc, char **argv)
 		return LD_EXIT_FAIL;
 	}
 	/* the queue is bound: with --fail-closed nothing drops for want of a listener */
-	if (!no_rules) {
-		char names[64];
-
-		if (ld_rules_install(&rules, err, sizeof(err)) < 0) {
-			ld_log("installing the divert rules: %s", err);
-			ld_worker_free(w);
-			ld_rules_unlock(lock_fd, cfg.nfq.queue);
-			close(cfg.signal_fd);
-			return LD_EXIT_FAIL;
-		}
-		ld_log("queue %u: diverting %s at %s%s", cfg.nfq.queue,
-		       rules.filter && rules.filter[0] ? rules.filter : "every packet",
-		       ld_rules_hook_names(rules.hooks, names, sizeof(names)),
-		       rules.fail_closed ? " (fail-closed)" : "");
+	divert.cmdline = rules;
+	divert.given = given;
+	if (start_rules(w, &divert, no_rules, cfg.policy) < 0) {
+		ld_worker_free(w);
+		ld_rules_unlock(lock_fd, cfg.nfq.queue);
+		close(cfg.signal_fd);
+		return LD_EXIT_FAIL;
 	}
 	if (write_pidfile(pidfile) < 0)
 		ld_log("warning: pid file %s: %s (luadivert reload will not find us)", pidfile,
@@ -287,11 +332,37 @@ int ld_cmd_run(int argc, char **argv)
 		rc = -1;
 	}
 	ld_worker_free(w);
+	ld_divert_free(&divert);
 	ld_rules_unlock(lock_fd, cfg.nfq.queue);
 	unlink(pidfile);
 	unlink(status);
 	close(cfg.signal_fd);
 	return rc == 0 ? LD_EXIT_OK : LD_EXIT_FAIL;
+}
+
+/* `check` compiles the rules a policy declares as `run` would (bad filter: exit 1). */
+static int check_declared(struct ld_lua *L, char *what, size_t whatlen)
+{
+	struct ld_policy_rules *decl = malloc(sizeof(*decl));
+	struct ld_divert d = { .cur = NULL };
+	struct ld_rules_set *set = NULL;
+	char err[LD_RULES_FILTER_MAX + 1200], desc[LD_RULES_FILTER_MAX + 128];
+	int rc = -1;
+
+	what[0] = '\0';
+	ld_rules_cfg_init(&d.cmdline, 0);
+	if (!decl)
+		ld_log("out of memory");
+	else if (ld_lua_declared(L, decl, err, sizeof(err)) < 0 ||
+		 (decl->declared && ld_divert_plan(&d, decl, &set, err, sizeof(err)) < 0))
+		ld_log("%s", err);
+	else
+		rc = 0;
+	if (set)
+		snprintf(what, whatlen, " (diverts %s)", ld_rules_set_describe(set, desc, sizeof(desc)));
+	free(set);
+	free(decl);
+	return rc;
 }
 
 int ld_cmd_check(int argc, char **argv)
@@ -305,8 +376,8 @@ int ld_cmd_check(int argc, char **argv)
 	struct ld_batch batch = { .pkts = pkts, .default_verdict = LD_PASS };
 	struct ld_lua_cfg cfg = { 0 };
 	struct ld_lua *L;
-	char err[1024];
-	int opt;
+	char err[1024], what[LD_RULES_FILTER_MAX + 160];
+	int opt, rc;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -329,7 +400,10 @@ int ld_cmd_check(int argc, char **argv)
 		ld_log("%s", err);
 		return LD_EXIT_FAIL;
 	}
+	rc = check_declared(L, what, sizeof(what));
 	ld_lua_free(L);
-	printf("%s: ok\n", cfg.policy);
+	if (rc < 0)
+		return LD_EXIT_FAIL;
+	printf("%s: ok%s\n", cfg.policy, what);
 	return LD_EXIT_OK;
 }

@@ -398,7 +398,7 @@ static int handle_queue(struct ld_worker *w)
 		w->batch.now_ns = now;
 		w->c.received += (uint64_t)n;
 		w->c.batches++;
-		w->c.errors += ld_lua_dispatch(w->lua);
+		w->c.errors += ld_reload_dispatch(&w->reload, w->lua, &w->batch);
 		send_batch_verdicts(w);
 		release_held(w, now, 0, 0);
 		if (w->reload.pending)
@@ -484,6 +484,18 @@ int ld_worker_run(struct ld_worker *w)
 void ld_worker_set_status_file(struct ld_worker *w, const char *path)
 {
 	ld_reload_set_status_file(&w->reload, path);
+}
+
+/* issue 18: the rules a reload swaps with the code */
+void ld_worker_set_divert(struct ld_worker *w, struct ld_divert *d)
+{
+	w->reload.divert = d;
+}
+
+int ld_worker_declared(struct ld_worker *w, struct ld_policy_rules *out, char *err,
+		       size_t errlen)
+{
+	return ld_lua_declared(w->lua, out, err, errlen);
 }
 
 void ld_worker_free(struct ld_worker *w)

@@ -7,6 +7,7 @@
 #ifndef LD_WORKER_H
 #define LD_WORKER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "counters.h"
@@ -69,6 +70,28 @@ int ld_worker_run(struct ld_worker *w);
  * @path: status file read by `luadivert reload`
  */
 void ld_worker_set_status_file(struct ld_worker *w, const char *path);
+
+struct ld_divert;
+struct ld_policy_rules;
+
+/**
+ * ld_worker_set_divert() - swap these divert rules with the code on reload
+ * @w: worker
+ * @d: the installed rules (kept by the caller, outlives the loop), or NULL
+ */
+void ld_worker_set_divert(struct ld_worker *w, struct ld_divert *d);
+
+/**
+ * ld_worker_declared() - the divert rules the running policy declares
+ * @w: worker
+ * @out: receives them
+ * @err: receives the reason on failure
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1.
+ */
+int ld_worker_declared(struct ld_worker *w, struct ld_policy_rules *out, char *err,
+		       size_t errlen);
 
 /**
  * ld_worker_free() - release held packets, verdict what is left in the

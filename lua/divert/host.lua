@@ -18,6 +18,9 @@ local batch_ptr_t = ffi.typeof("struct ld_batch *")
 local batch            -- struct ld_batch * of this worker
 local current          -- the running policy record
 local base_modules     -- package.loaded keys present before any policy ran
+local pending          -- a reload's policy, loaded but not switched to yet
+local pending_saved    -- the modules it unloaded, put back if it is abandoned
+local declared_rules   -- defined below
 
 -- Where a function was defined, for messages about what it returned.
 local function where(fn)
@@ -28,6 +31,69 @@ end
 local function bad_verdict(v, handler_at)
   error(string.format("%s: handler returned %s (%s), not a verdict",
                       handler_at, tostring(v), type(v)), 0)
+end
+
+-- "file:line" of the first line of the policy's source that holds text
+-- (a field's value), or just "file": messages about declared rules point
+-- at the line the user wrote.
+local function line_of(path, text)
+  local f = text ~= "" and io.open(path, "r")
+  if f then
+    local n = 0
+    for line in f:lines() do
+      n = n + 1
+      if line:find(text, 1, true) then f:close(); return path .. ":" .. n end
+    end
+    f:close()
+  end
+  return path
+end
+
+-- The divert rules a policy table declares: filter (tcpdump syntax), hook
+-- (a name or a list of names), family (4, 6 or "both"). Types are checked
+-- here; C parses the hook names and compiles the filter. Returns a plain
+-- table of strings and numbers (nil when nothing is declared), or nil and
+-- "file:line: message" naming the field.
+function declared_rules(pol, path)
+  local filter, hook, family = pol.filter, pol.hook, pol.family
+  if filter == nil and hook == nil and family == nil then return nil end
+  local r = {}
+  if filter ~= nil then
+    if type(filter) ~= "string" then
+      return nil, string.format("%s: filter must be a string in tcpdump syntax (it is a %s)",
+                                line_of(path, "filter"), type(filter))
+    end
+    r.filter, r.filter_at = filter, line_of(path, filter)
+  end
+  if hook ~= nil then
+    if type(hook) == "table" then
+      local names = {}
+      for i = 1, #hook do
+        if type(hook[i]) ~= "string" then
+          return nil, string.format("%s: hook[%d] must be a string (it is a %s)",
+                                    line_of(path, "hook"), i, type(hook[i]))
+        end
+        names[i] = hook[i]
+      end
+      if #names == 0 then
+        return nil, line_of(path, "hook") .. ": hook is an empty list"
+      end
+      hook = table.concat(names, ",")
+    elseif type(hook) ~= "string" then
+      return nil, string.format("%s: hook must be a name or a list of names (it is a %s)",
+                                line_of(path, "hook"), type(hook))
+    end
+    r.hook, r.hook_at = hook, line_of(path, "hook")
+  end
+  if family ~= nil then
+    local f = ({ [4] = 4, [6] = 6, ["4"] = 4, ["6"] = 6, both = 0 })[family]
+    if not f then
+      return nil, string.format("%s: family must be 4, 6 or \"both\" (it is %s)",
+                                line_of(path, "family"), tostring(family))
+    end
+    r.family, r.family_at = f, line_of(path, "family")
+  end
+  return r
 end
 
 -- Load a policy file: it returns a handler function, or a table with
@@ -51,7 +117,10 @@ local function load_policy(path)
       return nil, string.format("%s: %s must be a function (it is a %s)", path, k, type(pol[k]))
     end
   end
+  local rules, rerr = declared_rules(pol, path)
+  if rerr then return nil, rerr end
   pol.path = path
+  pol.rules = rules
   return pol
 end
 
@@ -121,30 +190,76 @@ local function unload_policy_modules()
   return saved
 end
 
---- Load a new version of the running policy. On any error the running
--- policy stays and the error ("file:line: message") is raised.
-function M.reload(path)
-  local saved = unload_policy_modules()
-  local function fail(err)
-    for k, v in pairs(saved) do package.loaded[k] = v end
-    error(path .. " has errors, not reloading: " .. err, 0)
+-- A reload goes in steps so that the divert rules can change with the
+-- code (core/reload.c): reload_load() loads the file and checks what it
+-- declares; C compiles the declared filter; reload_prepare() hands the
+-- state over (save -> init -> on_reload); C swaps the rules;
+-- reload_commit() switches to the new dispatch. Until the commit, the
+-- running policy handles every packet; reload_abort() drops the new one.
+
+--- Put back the modules of the running policy and forget the pending one.
+function M.reload_abort()
+  if pending_saved then
+    for k, v in pairs(pending_saved) do package.loaded[k] = v end
   end
+  pending, pending_saved = nil, nil
+end
+
+local function fail_pending(path, err)
+  M.reload_abort()
+  error(path .. " has errors, not reloading: " .. err, 0)
+end
+
+--- Load the new version of the policy (its chunk runs; nothing of it is
+-- called yet). Raises "file has errors, not reloading: file:line: message".
+function M.reload_load(path)
+  M.reload_abort()
+  pending_saved = unload_policy_modules()
   local pol, err = load_policy(path)
-  if not pol then fail(err) end
+  if not pol then fail_pending(path, err) end
+  pending = pol
+end
+
+--- Hand the running policy's state to the loaded one: save, init, on_reload.
+function M.reload_prepare()
+  local pol = assert(pending, "reload_prepare without reload_load")
   local state
   if current.save then
     local ok, s = pcall(current.save)
-    if not ok then fail("save() of the running policy: " .. tostring(s)) end
+    if not ok then fail_pending(pol.path, "save() of the running policy: " .. tostring(s)) end
     state = s
   end
   local ok, ierr = run_init(pol)
-  if not ok then fail(ierr) end
+  if not ok then fail_pending(pol.path, ierr) end
   if pol.on_reload then
     local rok, rerr = pcall(pol.on_reload, state)
-    if not rok then fail(tostring(rerr)) end
+    if not rok then fail_pending(pol.path, tostring(rerr)) end
   end
+end
+
+--- Switch to the prepared policy: returns its dispatch function.
+function M.reload_commit()
+  local pol = assert(pending, "reload_commit without reload_load")
+  pending, pending_saved = nil, nil
   current = pol
   return build_dispatch(batch, pol)
+end
+
+--- Load a new version of the running policy. On any error the running
+-- policy stays and the error ("file:line: message") is raised.
+function M.reload(path)
+  M.reload_load(path)
+  M.reload_prepare()
+  return M.reload_commit()
+end
+
+--- The divert rules declared by the pending policy (during a reload) or
+-- the running one: nil, or a table with filter (string), hook (names
+-- separated by commas), family (0 both, 4, 6), and for each a "file:line"
+-- (filter_at, hook_at, family_at) for messages.
+function M.declared()
+  local pol = pending or current
+  return pol and pol.rules
 end
 
 --- Call the policy's on_stop, if any.

@@ -66,7 +66,7 @@ rules add --queue 11 --hook input,output --family 4 \
 rules add --queue 12 --hook input --filter 'udp dst port 9010' || fail "rules add 12"
 check "rules list: the filter text next to the bytecode" \
 	sh -c "ip netns exec $B $LUADIVERT rules list |
-	       grep -- '-m bpf --bytecode' | grep -q 'luadivert rules add: udp dst port 9010'"
+	       grep -- '-m bpf --bytecode' | grep -q 'luadivert rules add; filter: udp dst port 9010'"
 check "rules list: says they stay until rules del" \
 	sh -c "ip netns exec $B $LUADIVERT rules list | grep -q 'queue 12: added with'"
 start nat "$EX/divert_nat$SFX" -p 11 -r 9000:9001 -D 9002 -v
