@@ -4,6 +4,12 @@
 
 #include <inttypes.h>
 
+/* 1 us .. 50 ms: a batch of 64 takes ~10-100 us; a slow policy shows up high. */
+const uint64_t ld_batch_bucket_le_ns[LD_BATCH_BUCKETS] = {
+	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 10000000, 50000000, UINT64_MAX,
+};
+
 #define NFQ_PROC "/proc/net/netfilter/nfnetlink_queue"
 
 int ld_kernel_counters_read(uint16_t queue, struct ld_kernel_counters *k)

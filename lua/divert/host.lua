@@ -96,6 +96,9 @@ function M.start(path, batch_addr)
   -- allocates per packet). The shaping and library tests measured this.
   divert.tune_jit()
   batch = ffi.cast(batch_ptr_t, batch_addr)
+  -- the core's metrics table, for named pipes and divert.metrics (before the
+  -- policy builds its pipes)
+  if batch.metrics ~= nil then require("divert.metrics").attach(batch.metrics) end
   base_modules = {}
   for k in pairs(package.loaded) do base_modules[k] = true end
   local pol, err = load_policy(path)
