@@ -18,7 +18,7 @@
 #include "log.h"
 #include "metrics_render.h"
 
-enum { CH_W = 760, CH_H = 200, CH_L = 60, CH_B = 24, CH_T = 10 };
+enum { CH_W = 760, CH_H = 210, CH_L = 60, CH_B = 24, CH_T = 22 };
 
 struct rp_sample {
 	uint64_t t_ns;
@@ -164,7 +164,7 @@ static void chart(FILE *f, const struct ld_report *r, const char *id, const char
 		fprintf(f, "<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">%.4gs</text>\n",
 			CH_L + (CH_W - 10 - CH_L) * k / 4.0, CH_H - 6, span * k / 4);
 	}
-	fprintf(f, "<text x=\"4\" y=\"%d\" class=\"tick\">%s</text>\n", CH_T + 4, unit);
+	fprintf(f, "<text x=\"4\" y=\"%d\" class=\"tick\">%s</text>\n", CH_T - 10, unit);
 	for (int k = 0; k < n; k++) {
 		uint64_t total = se[k].get(&r->s[r->n - 1], se[k].arg) - se[k].get(&r->s[0], se[k].arg);
 
@@ -174,13 +174,16 @@ static void chart(FILE *f, const struct ld_report *r, const char *id, const char
 		for (uint32_t i = 1; i < r->n; i++)
 			fprintf(f, "%s%" PRIu64, i > 1 ? "," : "",
 				se[k].get(&r->s[i], se[k].arg) - se[k].get(&r->s[i - 1], se[k].arg));
+		/* steps: each interval's rate drawn flat across the interval */
 		fputs("\" points=\"", f);
 		for (uint32_t i = 1; i < r->n; i++) {
-			double x = CH_L + (CH_W - 10 - CH_L) *
-				   ((double)(r->s[i].t_ns - r->s[0].t_ns) / 1e9) / span;
+			double x0 = CH_L + (CH_W - 10 - CH_L) *
+				    ((double)(r->s[i - 1].t_ns - r->s[0].t_ns) / 1e9) / span;
+			double x1 = CH_L + (CH_W - 10 - CH_L) *
+				    ((double)(r->s[i].t_ns - r->s[0].t_ns) / 1e9) / span;
 			double y = CH_H - CH_B - (CH_H - CH_B - CH_T) * rate_at(r, &se[k], i) / max;
 
-			fprintf(f, "%s%.1f,%.1f", i > 1 ? " " : "", x, y);
+			fprintf(f, "%s%.1f,%.1f %.1f,%.1f", i > 1 ? " " : "", x0, y, x1, y);
 		}
 		fputs("\"/>\n", f);
 	}
@@ -219,8 +222,8 @@ static void delay_charts(FILE *f, const struct ld_metric_tables *t)
 			"%.0f</b>, delayed <b class=\"pipe-delayed\">%.0f</b>, out <b class=\"pipe-out\">"
 			"%.0f</b>, mean added delay %.3f ms</p>\n", m->packets, m->lost, m->delayed, out,
 			out > 0 ? m->delay_sum_s * 1e3 / out : 0.0);
-		fputs("<svg class=\"delay\" width=\"760\" height=\"200\" viewBox=\"0 0 760 200\" "
-		      "data-pipe=\"", f);
+		fprintf(f, "<svg class=\"delay\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+			"data-pipe=\"", CH_W, CH_H, CH_W, CH_H);
 		esc(f, name);
 		fprintf(f, "\" data-packets=\"%.0f\" data-lost=\"%.0f\" data-delayed=\"%.0f\" "
 			"data-out=\"%.0f\">\n", m->packets, m->lost, m->delayed, out);
@@ -239,8 +242,8 @@ static void delay_charts(FILE *f, const struct ld_metric_tables *t)
 				"data-le=\"%s\" data-count=\"%.0f\"><title>&lt;= %s s: %.0f packets</title>"
 				"</rect>\n", x + 2, CH_H - CH_B - h, bw - 4, h, le, m->delay_count[k], le,
 				m->delay_count[k]);
-			fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">%s</text>\n",
-				x + bw / 2, CH_H - 6, k == LD_DELAY_BUCKETS - 1 ? "more" : le);
+			fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"tick small\" text-anchor=\"middle\">%s"
+				"</text>\n", x + bw / 2, CH_H - 6, k == LD_DELAY_BUCKETS - 1 ? "more" : le);
 		}
 		fputs("</svg>\n<p class=\"legend\">bucket upper bounds in seconds</p>\n", f);
 	}
@@ -280,7 +283,7 @@ int ld_report_write(struct ld_report *r, uint64_t now_ns, const struct ld_counte
 	      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
 	      "style-src 'unsafe-inline'\">\n<title>luadivert report</title>\n<style>\n"
 	      "body{font:14px sans-serif;margin:2em;color:#222}h2{font-size:16px;margin-top:2em}\n"
-	      "h3{font-size:14px}.axis{stroke:#444}.grid{stroke:#ddd}.tick{font-size:10px;fill:#555}\n"
+	      "h3{font-size:14px}.axis{stroke:#444}.grid{stroke:#ddd}.tick{font-size:10px;fill:#555}.small{font-size:8px}\n"
 	      ".bucket{fill:#36c}table{border-collapse:collapse}td,th{padding:2px 10px;"
 	      "border-bottom:1px solid #ddd;text-align:right}th{text-align:left}\n"
 	      "</style></head><body>\n<h1>luadivert report</h1>\n<p>", f);

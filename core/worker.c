@@ -446,6 +446,7 @@ int ld_worker_run(struct ld_worker *w)
 {
 	struct epoll_event evs[8];
 
+	ld_obs_tick(w->obs, ld_now_ns());   /* issue 13: the report's time 0 */
 	while (!w->stop) {
 		int n = epoll_wait(w->epfd, evs, 8, ld_obs_timeout_ms(w->obs));
 

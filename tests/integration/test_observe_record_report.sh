@@ -102,6 +102,16 @@ check "report: uplink's delays in the 20 ms bar" [ "$(dom delay-uplink le=0.02)"
 check "report: lossy lost $N3" [ "$(dom delay-lossy lost)" = $N3 ]
 check "report: the run spans several samples" [ "$(grep -o 'data-series="in"[^>]*data-values="[^"]*"' "$REP" | tr ',' '\n' | wc -l)" -ge 3 ]
 
+# replay of the live record through the same policy: the same comments, and a report
+"$LUADIVERT" replay "$LDT_ROOT/tests/policies/observe_mix.lua" "$REC" -w "$LDT_TMP/replay.pcap" -q \
+	--record "$LDT_TMP/replay.pcapng" --report "$LDT_TMP/replay.html" || fail "replay"
+$PCAPNG "$LDT_TMP/replay.pcapng" >"$LDT_TMP/rrec.txt" || fail "pcapng reader: replay record malformed"
+pc() { awk '$3 != 9004 { $1 = $2 = $4 = ""; print }' "$1" | sort | uniq -c; }
+pc "$LDT_TMP/rec.txt" >"$LDT_TMP/rec.sum"; pc "$LDT_TMP/rrec.txt" >"$LDT_TMP/rrec.sum"
+check "replay: the same comments as live (9000..9003)" cmp -s "$LDT_TMP/rec.sum" "$LDT_TMP/rrec.sum"
+check "replay report: received $TOTAL" grep -q "id=\"total-received\">$TOTAL<" "$LDT_TMP/replay.html"
+check "replay report: uplink delayed $N2" grep -q "data-pipe=\"uplink\" data-packets=\"$N2\" data-lost=\"0\" data-delayed=\"$N2\"" "$LDT_TMP/replay.html"
+
 # rotation: --record-max 64k gives FILE, FILE.1, ... that add up to the traffic
 ld_start "$NS" "$LDT_ROOT/scripts/examples/pass_all.lua" --queue 0 --record "$LDT_TMP/rot.pcapng" --record-max 64k
 send 9000 1500
