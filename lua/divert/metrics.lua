@@ -43,6 +43,7 @@ end
 -- the host). Called by divert.host before the policy loads.
 function M.attach(ptr)
 	if ptr == nil then return end
+	own = ptr        -- a table made in Lua must live as long as it is used
 	T = ffi.cast(tables_ptr_t, ptr)
 	fill_bounds(T)
 end
@@ -60,23 +61,24 @@ end
 local function check_name(name, what)
 	if type(name) ~= "string" or not name:match("^[%a_:][%w_:]*$") then
 		error(("divert.metrics.%s: name %s is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)")
-		      :format(what, tostring(name)), 3)
+		      :format(what, tostring(name)), 4)
 	end
 	if #name >= NAME_MAX then
-		error(("divert.metrics.%s: name %q is longer than %d bytes"):format(what, name, NAME_MAX - 1), 3)
+		error(("divert.metrics.%s: name %q is longer than %d bytes"):format(what, name, NAME_MAX - 1), 4)
 	end
 end
 
+-- Errors name the policy's line: level 4 is the caller of counter()/gauge().
 -- Labels rendered once, sorted by key, values escaped as the text format wants.
 local function render_labels(labels, what)
 	if labels == nil then return "" end
 	if type(labels) ~= "table" then
-		error(("divert.metrics.%s: labels must be a table of name = value"):format(what), 3)
+		error(("divert.metrics.%s: labels must be a table of name = value"):format(what), 4)
 	end
 	local keys = {}
 	for k in pairs(labels) do
 		if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") or k:match("^__") then
-			error(("divert.metrics.%s: label name %s is not valid"):format(what, tostring(k)), 3)
+			error(("divert.metrics.%s: label name %s is not valid"):format(what, tostring(k)), 4)
 		end
 		keys[#keys + 1] = k
 	end
@@ -88,7 +90,7 @@ local function render_labels(labels, what)
 	end
 	local s = table.concat(parts, ",")
 	if #s >= LABELS_MAX then
-		error(("divert.metrics.%s: labels longer than %d bytes"):format(what, LABELS_MAX - 1), 3)
+		error(("divert.metrics.%s: labels longer than %d bytes"):format(what, LABELS_MAX - 1), 4)
 	end
 	return s
 end
