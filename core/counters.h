@@ -80,4 +80,22 @@ int ld_kernel_counters_read(uint16_t queue, struct ld_kernel_counters *k);
 void ld_counters_print(FILE *f, uint16_t queue, const struct ld_counters *c,
 		       const struct ld_kernel_counters *k);
 
+/**
+ * ld_counters_print_rates() - a table for people: totals and rates per second
+ * @f: stream
+ * @queue: queue number
+ * @c: counters now
+ * @prev: counters @dt_s seconds ago (zeros at start)
+ * @dt_s: seconds since @prev
+ * @k: the kernel's counters now (may be NULL or !valid)
+ * @kprev: the kernel's counters at @prev (may be NULL)
+ *
+ * SIGUSR1 prints this before the one-line form (which scripts parse); no
+ * line of it contains "received N", so a grep for the one-line form still
+ * finds only that.
+ */
+void ld_counters_print_rates(FILE *f, uint16_t queue, const struct ld_counters *c,
+			     const struct ld_counters *prev, double dt_s,
+			     const struct ld_kernel_counters *k, const struct ld_kernel_counters *kprev);
+
 #endif /* LD_COUNTERS_H */

@@ -60,6 +60,9 @@ struct ld_worker {
 	struct ld_counters c;
 	struct ld_log_limit lim;
 	struct ld_obs *obs;      /* issue 13: metrics endpoint, record, report */
+	struct ld_counters usr1_prev;      /* counters at the last SIGUSR1, for rates */
+	struct ld_kernel_counters usr1_kprev;
+	uint64_t usr1_at;                  /* when (start time before the first) */
 };
 
 static int epoll_add(int epfd, int fd)
@@ -415,9 +418,16 @@ static int handle_queue(struct ld_worker *w)
 static void print_counters(struct ld_worker *w)
 {
 	struct ld_kernel_counters k;
+	uint64_t now = ld_now_ns();
 
 	ld_kernel_counters_read(w->cfg.nfq.queue, &k);
+	/* issue 14 item 22: a readable table with rates, then the line scripts parse */
+	ld_counters_print_rates(stderr, w->cfg.nfq.queue, &w->c, &w->usr1_prev,
+				(double)(now - w->usr1_at) / 1e9, &k, &w->usr1_kprev);
 	ld_counters_print(stderr, w->cfg.nfq.queue, &w->c, &k);
+	w->usr1_prev = w->c;
+	w->usr1_kprev = k;
+	w->usr1_at = now;
 }
 
 static void handle_signals(struct ld_worker *w)
@@ -446,7 +456,8 @@ int ld_worker_run(struct ld_worker *w)
 {
 	struct epoll_event evs[8];
 
-	ld_obs_tick(w->obs, ld_now_ns());   /* issue 13: the report's time 0 */
+	w->usr1_at = ld_now_ns();
+	ld_obs_tick(w->obs, w->usr1_at);   /* issue 13: the report's time 0 */
 	while (!w->stop) {
 		int n = epoll_wait(w->epfd, evs, 8, ld_obs_timeout_ms(w->obs));
 

@@ -31,7 +31,9 @@ bg_ns "$NS" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port 9000 --count $N0 --rate 
 SP=$LDT_LAST_PID
 sleep 0.3
 ns_exec "$NS" "$LUADIVERT" stats --pidfile "$LD_PIDFILE" --interval 1 --count 1 >"$LDT_TMP/stats.txt" 2>&1
+kill -USR1 "$LD_PID"
 wait "$SP"
+wait_for_output "$LD_LOG" '^  in +[0-9]+ +[0-9.]+$' 5
 send 9001 $N1; send 9002 $N2; send 9003 $N3; send 9004 $N4
 sleep 0.1   # the last held packets leave 20 ms later
 ld_stop
@@ -46,6 +48,12 @@ check "stats: pass verdict row" grep -q '^  verdict pass ' "$LDT_TMP/stats.txt"
 check "stats: policy counter row" grep -q 'observe_test_packets_total{queue="0",port="9000"}' "$LDT_TMP/stats.txt"
 check "stats: piped output has no escape codes" sh -c "! grep -q \"$(printf '\033')\" '$LDT_TMP/stats.txt'"
 [ "$LDT_FAILED" = 0 ] || cat "$LDT_TMP/stats.txt"
+
+# SIGUSR1: a readable table with rates per second, before the line scripts parse
+USR1_RATE=$(awk '$1 == "in" && NF == 3 { print int($3); exit }' "$LD_LOG")
+check "SIGUSR1: 'in' rate $USR1_RATE/s (since start, 1000/s sent) is > 0 and <= 1400" \
+	sh -c "[ '${USR1_RATE:-0}' -gt 0 ] && [ '${USR1_RATE:-0}' -le 1400 ]"
+check "SIGUSR1: the one-line form follows" sh -c "grep -A12 'the last' '$LD_LOG' | grep -q ' received [0-9]'"
 
 # record
 check "tcpdump reads the record: $TOTAL packets" sh -c \
