@@ -36,6 +36,7 @@ build = {
       ["divert.icmp"]      = "lua/divert/icmp.lua",
       ["divert.ipv4"]      = "lua/divert/ipv4.lua",
       ["divert.ipv6"]      = "lua/divert/ipv6.lua",
+      ["divert.metrics"]   = "lua/divert/metrics.lua",
       ["divert.packet"]    = "lua/divert/packet.lua",
       ["divert.payload"]   = "lua/divert/payload.lua",
       ["divert.prefixset"] = "lua/divert/prefixset.lua",
