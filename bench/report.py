@@ -21,8 +21,11 @@ NAMES = {
     "ld_pass_all": "luadivert pass-all",
     "ld_parse_match": "luadivert parse+match port",
     "ld_rewrite": "luadivert rewrite+checksum",
+    "ld_metrics": "luadivert pass-all --metrics (scraped 5/s)",
+    "ld_record": "luadivert pass-all --record",
 }
-ORDER = ["none", "bare_simple", "bare_batched", "ld_pass_all", "ld_parse_match", "ld_rewrite"]
+ORDER = ["none", "bare_simple", "bare_batched", "ld_pass_all", "ld_parse_match", "ld_rewrite",
+         "ld_metrics", "ld_record"]
 
 
 def load(path):
@@ -280,6 +283,20 @@ def goals_and_notes(out, r, notes, ref_pps, ref_cpu):
                  None if v is None or b is None else v <= b + slack,
                  f"latency {phase} {k} is {v - b - slack:.1f} us over bare C + {slack} us."
                  if v is not None and b is not None else "")
+    # issue 13: what --metrics and --record cost, next to pass-all of the same run
+    pa = num(r, "ld_pass_all.drain_pps")
+    for c, lim in (("ld_metrics", 0.02), ("ld_record", None)):
+        v = num(r, f"{c}.drain_pps")
+        if v is None or not pa:
+            continue
+        cost = 1 - v / pa
+        if lim is None:
+            rec_drop = r.get("ld_record.record_dropped", "?")
+            goals.append(f"- INFO {NAMES[c]}: costs {cost:.1%} of pass-all's drain pkt/s "
+                         f"({v:,.0f} vs {pa:,.0f}); {rec_drop} packets not recorded (buffer full)")
+        else:
+            goal(f"{NAMES[c]}: costs <= {lim:.0%} of pass-all's drain pkt/s ({cost:.1%})",
+                 cost <= lim, f"{NAMES[c]} costs {cost:.1%} of pass-all's packets/s.")
     d = num(r, "ld_pass_all.rate80_drops")
     goal("zero kernel queue drops at 80% of the maximum rate (luadivert pass-all)"
          + (f" ({d:.0f} dropped)" if d is not None else ""),
