@@ -131,4 +131,11 @@ check "rotation: tcpdump reads each; 1500 packets in all" sh -c \
 	"for f in '$LDT_TMP'/rot.pcapng*; do tcpdump -nr \"\$f\" 2>/dev/null || exit 1; done | wc -l | grep -qx 1500"
 check "--record-max without --record is refused" sh -c \
 	"! '$LUADIVERT' run '$LDT_ROOT/scripts/examples/pass_all.lua' --record-max 1M 2>/dev/null"
+# bad input: a clear error, exit 1, before the queue is bound
+bad() { ns_exec "$NS" "$LUADIVERT" run "$LDT_ROOT/scripts/examples/pass_all.lua" --no-rules \
+	--pidfile "$LDT_TMP/bad.pid" "$@" 2>&1; }
+OUT=$(bad --metrics nonsense); RC=$?
+check "--metrics nonsense: exit 1 naming the address ($OUT)" sh -c "[ $RC = 1 ] && echo '$OUT' | grep -q 'not ADDR:PORT'"
+OUT=$(bad --record /nonexistent/dir/x.pcapng); RC=$?
+check "--record in a missing directory: exit 1 naming the file" sh -c "[ $RC = 1 ] && echo '$OUT' | grep -q '/nonexistent/dir/x.pcapng'"
 ldt_done
