@@ -33,6 +33,8 @@ enum {
 	PN_COMMENT_MAX = 96,
 	PN_IDLE_NS = 2000000,      /* the writer looks for work every 2 ms when idle */
 	PN_PAD = 0xffffffffu,      /* ring entry marker: skip to the start of the ring */
+	PN_FILE_BUF = 1 << 20,     /* stdio buffer of the file: few, large writes */
+	PN_BLOCK_MAX = 32 + LD_PACKET_MAX + 4 + 4 + PN_COMMENT_MAX + 4 + 8 + 4 + 4,
 };
 
 /* A packet in the ring: this header, then len bytes, padded to 8. */
@@ -62,6 +64,7 @@ struct ld_record {
 	_Atomic uint64_t dropped;
 	pthread_t thread;
 	int thread_started;
+	uint8_t *blk;            /* the writer's block being assembled (PN_BLOCK_MAX) */
 };
 
 static size_t pn_align8(size_t n)
@@ -132,6 +135,7 @@ static int pn_open_file(struct ld_record *r)
 		ld_log("--record %s: %s", name, strerror(errno));
 		return -1;
 	}
+	setvbuf(r->f, NULL, _IOFBF, PN_FILE_BUF);
 	r->nfile++;
 	r->file_bytes = 0;
 	memcpy(shb, &bom, 4);
@@ -158,30 +162,35 @@ static int pn_open_file(struct ld_record *r)
 	return 0;
 }
 
-/* One Enhanced Packet Block. */
+/* One Enhanced Packet Block, assembled in r->blk and written with one fwrite. */
 static int pn_write_packet(struct ld_record *r, const struct pn_entry *e, const uint8_t *data)
 {
-	uint8_t head[20], opts[PN_COMMENT_MAX + 32];
 	char comment[PN_COMMENT_MAX];
+	uint8_t *p = r->blk;
 	size_t o = 0, padn = (4 - (e->len & 3)) & 3;
 	uint32_t ifid = 0, hi = (uint32_t)(e->ts_ns >> 32), lo = (uint32_t)e->ts_ns;
-	uint32_t flags = e->inbound;
+	uint32_t flags = e->inbound, total, type = PN_EPB;
 	int clen = ld_record_comment(comment, sizeof(comment), e->verdict, e->hold_ns, e->modified);
-	static const uint8_t zeros[4];
-	uint32_t total, type = PN_EPB;
 
 	if (clen < 0 || clen >= (int)sizeof(comment))
 		clen = (int)strlen(comment);
-	pn_opt(opts, &o, PN_OPT_COMMENT, comment, (uint16_t)clen);
+	/* type, length, interface, timestamp, captured and wire length, data, options, length */
+	memcpy(p + 8, &ifid, 4);
+	memcpy(p + 12, &hi, 4);
+	memcpy(p + 16, &lo, 4);
+	memcpy(p + 20, &e->len, 4);
+	memcpy(p + 24, &e->wire_len, 4);
+	memcpy(p + 28, data, e->len);
+	memset(p + 28 + e->len, 0, padn);
+	o = 28 + e->len + padn;
+	pn_opt(p, &o, PN_OPT_COMMENT, comment, (uint16_t)clen);
 	if (flags)
-		pn_opt(opts, &o, PN_OPT_EPB_FLAGS, &flags, 4);
-	pn_opt(opts, &o, PN_OPT_END, NULL, 0);
-	memcpy(head, &ifid, 4);
-	memcpy(head + 4, &hi, 4);
-	memcpy(head + 8, &lo, 4);
-	memcpy(head + 12, &e->len, 4);
-	memcpy(head + 16, &e->wire_len, 4);
-	total = (uint32_t)(12 + sizeof(head) + e->len + padn + o);
+		pn_opt(p, &o, PN_OPT_EPB_FLAGS, &flags, 4);
+	pn_opt(p, &o, PN_OPT_END, NULL, 0);
+	total = (uint32_t)(o + 4);
+	memcpy(p, &type, 4);
+	memcpy(p + 4, &total, 4);
+	memcpy(p + o, &total, 4);
 	if (r->max_bytes && r->file_bytes + total > r->max_bytes && r->file_bytes > 256) {
 		if (fclose(r->f) != 0) {
 			r->f = NULL;
@@ -192,11 +201,7 @@ static int pn_write_packet(struct ld_record *r, const struct pn_entry *e, const 
 		if (pn_open_file(r) < 0)
 			return -1;
 	}
-	if (fwrite(&type, 4, 1, r->f) != 1 || fwrite(&total, 4, 1, r->f) != 1 ||
-	    fwrite(head, sizeof(head), 1, r->f) != 1 ||
-	    (e->len && fwrite(data, e->len, 1, r->f) != 1) ||
-	    (padn && fwrite(zeros, padn, 1, r->f) != 1) || fwrite(opts, o, 1, r->f) != 1 ||
-	    fwrite(&total, 4, 1, r->f) != 1) {
+	if (fwrite(p, total, 1, r->f) != 1) {
 		ld_log("--record %s: write: %s (recording stops)", r->path, strerror(errno));
 		return -1;
 	}
@@ -266,7 +271,8 @@ struct ld_record *ld_record_open(const char *path, uint64_t max_bytes, int block
 	struct ld_record *r = calloc(1, sizeof(*r));
 	int rc;
 
-	if (!r || !(r->path = strdup(path)) || !(r->ring = malloc(LD_RECORD_BUFFER_DEFAULT))) {
+	if (!r || !(r->path = strdup(path)) || !(r->ring = malloc(LD_RECORD_BUFFER_DEFAULT)) ||
+	    !(r->blk = malloc(PN_BLOCK_MAX))) {
 		snprintf(err, errlen, "--record: out of memory");
 		goto fail;
 	}
@@ -294,6 +300,7 @@ fail:
 	if (r) {
 		free(r->ring);
 		free(r->path);
+		free(r->blk);
 	}
 	free(r);
 	return NULL;
@@ -372,6 +379,7 @@ int ld_record_close(struct ld_record *r, uint64_t *written, uint64_t *dropped)
 	}
 	free(r->ring);
 	free(r->path);
+	free(r->blk);
 	free(r);
 	return bad ? -1 : 0;
 }

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 enum {
-	LD_RECORD_BUFFER_DEFAULT = 16 << 20,  /* bytes of packets waiting for the disk */
+	LD_RECORD_BUFFER_DEFAULT = 8 << 20,   /* bytes of packets waiting for the disk */
 	LD_RECORD_MIN_SIZE = 1 << 16,         /* smallest --record-max */
 };
 

@@ -2,7 +2,8 @@
 # --metrics scraped by a real Prometheus server, inside the test's namespace:
 # what its query API returns equals the traffic sent and what the receivers
 # saw: packets passed, dropped, held by a named pipe, lost in a pipe, and a
-# policy's own counter. The endpoint answers on a unix socket too.
+# policy's own counter, which keep counting across a reload. The endpoint
+# answers on a unix socket too.
 LDT_AREA=obs-prom
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/engine.sh"
@@ -37,9 +38,12 @@ check "receiver: none of the dropped arrive" [ "$(json_get "$LDT_TMP/r9001.json"
 check "receiver: all $HELD held arrive" [ "$(json_get "$LDT_TMP/r9002.json" unique)" = $HELD ]
 check "receiver: none of the pipe-lost arrive" [ "$(json_get "$LDT_TMP/r9003.json" received)" = 0 ]
 
-# wait for a scrape after the traffic, then read everything Prometheus holds
-wait_until 15 prom_has "$NS" luadivert_packets_received_total $TOTAL queue=0 ||
-	log "Prometheus never showed received = $TOTAL"
+# a reload: counted by result; named pipes and policy metrics keep their series
+kill -HUP "$LD_PID"
+wait_for_output "$LD_LOG" 'reloaded ' 10 || fail "the policy was not reloaded"
+# wait for a scrape after the traffic and the reload, then read everything Prometheus holds
+wait_until 15 prom_has "$NS" luadivert_reloads_total 1 result=ok ||
+	log "Prometheus never showed the reload"
 prom_dump "$NS" "$LDT_TMP/prom" || fail "query API"
 v() { prom_value "$LDT_TMP/prom" "$@"; }
 check "prometheus: received = $TOTAL" [ "$(v luadivert_packets_received_total queue=0)" = $TOTAL ]
@@ -61,7 +65,8 @@ check "prometheus: policy counter, port 9001 = $DROP" [ "$(v observe_test_packet
 check "prometheus: policy gauge = 9003" [ "$(v observe_test_last_port)" = 9003 ]
 check "prometheus: kernel dropped none" [ "$(v luadivert_kernel_queue_dropped_total)$(v luadivert_kernel_user_dropped_total)" = 00 ]
 check "prometheus: batches counted" [ "$(v luadivert_batch_seconds_count queue=0)" -gt 0 ]
-check "prometheus: reloads ok 0" [ "$(v luadivert_reloads_total result=ok)" = 0 ]
+check "prometheus: reloads ok 1" [ "$(v luadivert_reloads_total result=ok)" = 1 ]
+check "prometheus: reloads refused 0" [ "$(v luadivert_reloads_total result=error)" = 0 ]
 check "prometheus: the target is up" [ "$(v up)" = 1 ]
 
 # the text format itself
