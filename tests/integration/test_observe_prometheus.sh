@@ -2,8 +2,8 @@
 # --metrics scraped by a real Prometheus server, inside the test's namespace:
 # what its query API returns equals the traffic sent and what the receivers
 # saw: packets passed, dropped, held by a named pipe, lost in a pipe, and a
-# policy's own counter, which keep counting across a reload. The endpoint
-# answers on a unix socket too.
+# policy's own counter, which keep counting across a reload.
+# (unix:PATH is tested by test_observe_record_report.sh, through `stats`.)
 LDT_AREA=obs-prom
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/engine.sh"
@@ -79,11 +79,4 @@ ld_stop
 check "luadivert exits 0" [ "$LD_RC" = 0 ]
 check "the daemon's own counters agree: received $TOTAL" [ "$(ld_counter received)" = $TOTAL ]
 
-# unix:PATH
-ld_start "$NS" "$LDT_ROOT/scripts/examples/pass_all.lua" --queue 0 --metrics "unix:$LDT_TMP/m.sock"
-send 9000 50
-check "unix socket: received 50" sh -c "curl -sf --unix-socket '$LDT_TMP/m.sock' http://x/metrics |
-	grep -qx 'luadivert_packets_received_total{queue=\"0\"} 50'"
-ld_stop
-check "unix socket removed at exit" [ ! -e "$LDT_TMP/m.sock" ]
 ldt_done

@@ -1,12 +1,14 @@
 #!/bin/sh
 # One run with --record, --report and --metrics on real traffic:
-#  - record: tcpdump reads the pcapng file; a pcapng reader of our own (not
-#    luadivert's writer) finds every diverted packet once, with the comment
-#    its decision deserves (verdict, hold time, modified); --record-max
-#    rotates into files that tcpdump reads and that add up to the traffic;
+#  - record: tcpdump reads the pcapng files (--record-max 64k rotates them);
+#    a pcapng reader of our own (not luadivert's writer) finds every diverted
+#    packet once, with the comment its decision deserves (verdict, hold time,
+#    modified);
 #  - report: headless Chromium renders the page; the numbers in the charts'
 #    DOM equal the daemon's counters; the file names no external resource;
-#  - stats: `luadivert stats` (piped: plain text) shows the rate sent.
+#  - stats: `luadivert stats` (piped: plain text) finds the endpoint (a unix
+#    socket) through the pid file and shows the rate sent;
+#  - SIGUSR1 prints a readable table with rates.
 LDT_AREA=obs-rec
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/engine.sh"
@@ -16,17 +18,17 @@ require_tools udpsend udprecv
 ldt_tmpdir
 ns_create a; NS=$LDT_NS
 REC=$LDT_TMP/run.pcapng REP=$LDT_TMP/run.html
-N0=2000 N1=100 N2=100 N3=50 N4=60     # pass (1000/s), drop, held 20 ms, pipe-lost, modified
+N0=1500 N1=100 N2=100 N3=50 N4=60     # pass (1000/s), drop, held 20 ms, pipe-lost, modified
 TOTAL=$((N0 + N1 + N2 + N3 + N4))
 PCAPNG="python3 $LDT_ROOT/tests/lib/pcapng_comments.py"
 
 iptables_ns "$NS" -A OUTPUT -p udp --dport 9000:9004 -j NFQUEUE --queue-num 0
-ld_start "$NS" "$LDT_ROOT/tests/policies/observe_mix.lua" --queue 0 --record "$REC" --report "$REP" \
-	--metrics 127.0.0.1:9464
+ld_start "$NS" "$LDT_ROOT/tests/policies/observe_mix.lua" --queue 0 --record "$REC" --record-max 64k \
+	--report "$REP" --metrics "unix:$LDT_TMP/m.sock"
 send() { ns_exec "$NS" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port "$1" --count "$2" \
 	--rate "${3:-20000}" --time-limit 10 >/dev/null || fail "udpsend $1"; }
 
-# 2 s of steady traffic while `stats` watches it through the pid file
+# 1.5 s of steady traffic while `stats` watches it through the pid file
 bg_ns "$NS" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port 9000 --count $N0 --rate 1000 --time-limit 10 >/dev/null
 SP=$LDT_LAST_PID
 sleep 0.3
@@ -39,6 +41,7 @@ sleep 0.1   # the last held packets leave 20 ms later
 ld_stop
 check "luadivert exits 0" [ "$LD_RC" = 0 ]
 check "received $TOTAL" [ "$(ld_counter received)" = $TOTAL ]
+check "the unix socket is removed at exit" [ ! -e "$LDT_TMP/m.sock" ]
 
 # stats: plain text (no escape codes), a received rate near the 1000/s sent
 # (a functional check with a wide margin: the machine is shared and noisy)
@@ -55,10 +58,15 @@ check "SIGUSR1: 'in' rate $USR1_RATE/s (since start, 1000/s sent) is > 0 and <= 
 	sh -c "[ '${USR1_RATE:-0}' -gt 0 ] && [ '${USR1_RATE:-0}' -le 1400 ]"
 check "SIGUSR1: the one-line form follows" sh -c "grep -A12 'the last' '$LD_LOG' | grep -q ' received [0-9]'"
 
-# record
-check "tcpdump reads the record: $TOTAL packets" sh -c \
-	"[ \$(tcpdump -nr '$REC' 2>/dev/null | wc -l) = $TOTAL ]"
-$PCAPNG "$REC" >"$LDT_TMP/rec.txt" || fail "pcapng reader: $REC is malformed"
+# record: FILE, FILE.1, ... in order
+FILES="$REC"; i=1
+while [ -e "$REC.$i" ]; do FILES="$FILES $REC.$i"; i=$((i + 1)); done
+check "rotation: several files ($i)" [ "$i" -ge 3 ]
+check "rotation: none above 64 KiB" [ "$(find "$LDT_TMP" -name 'run.pcapng*' -size +64k | wc -l)" = 0 ]
+check "tcpdump reads each file: $TOTAL packets in all" sh -c \
+	"for f in $FILES; do tcpdump -nr \"\$f\" 2>/dev/null || exit 1; done | wc -l | grep -qx $TOTAL"
+# shellcheck disable=SC2086
+$PCAPNG $FILES >"$LDT_TMP/rec.txt" || fail "pcapng reader: the record is malformed"
 cnt() { awk -v p="$1" -v c="$2" '$3 == p { $1 = $2 = $3 = $4 = ""; sub(/^ +/, ""); if ($0 == c) n++ } END { print n + 0 }' "$LDT_TMP/rec.txt"; }
 check "record: 9000 passed untouched" [ "$(cnt 9000 'verdict=pass hold_ms=0.000 modified=no')" = $N0 ]
 check "record: 9001 dropped" [ "$(cnt 9001 'verdict=drop hold_ms=0.000 modified=no')" = $N1 ]
@@ -66,8 +74,9 @@ check "record: 9002 held 20 ms" [ "$(cnt 9002 'verdict=pass hold_ms=20.000 modif
 check "record: 9003 lost in the pipe" [ "$(cnt 9003 'verdict=drop hold_ms=0.000 modified=no')" = $N3 ]
 check "record: 9004 modified" [ "$(cnt 9004 'verdict=pass hold_ms=0.000 modified=yes')" = $N4 ]
 check "record: all outbound (epb_flags)" [ "$(awk '$4 != 2' "$LDT_TMP/rec.txt" | wc -l)" = 0 ]
+LAST=${FILES##* }
 check "record: the bytes as the policy left them (9004 carries M, not U)" sh -c \
-	"tcpdump -nr '$REC' -X 'udp port 9004' 2>/dev/null | grep -q 4d4d && ! tcpdump -nr '$REC' -X 'udp port 9004' 2>/dev/null | grep -q 5555"
+	"tcpdump -nr '$LAST' -X 'udp port 9004' 2>/dev/null | grep -q 4d4d && ! tcpdump -nr '$LAST' -X 'udp port 9004' 2>/dev/null | grep -q 5555"
 check "record: nothing left out" grep -q "$TOTAL packets written, 0 not recorded" "$LD_LOG"
 
 # report: rendered by Chromium; the DOM's numbers are the counters
@@ -108,27 +117,20 @@ check "report: pipe loss over time adds up to $N3" [ "$(dom loss pipe_lost)" = $
 check "report: uplink delayed $N2" [ "$(dom delay-uplink delayed)" = $N2 ]
 check "report: uplink's delays in the 20 ms bar" [ "$(dom delay-uplink le=0.02)" = $N2 ]
 check "report: lossy lost $N3" [ "$(dom delay-lossy lost)" = $N3 ]
-check "report: the run spans several samples" [ "$(grep -o 'data-series="in"[^>]*data-values="[^"]*"' "$REP" | tr ',' '\n' | wc -l)" -ge 3 ]
+check "report: the run spans several samples" [ "$(grep -o 'data-series="in"[^>]*data-values="[^"]*"' "$REP" | tr ',' '\n' | wc -l)" -ge 2 ]
 
-# replay of the live record through the same policy: the same comments, and a report
+# replay of the live record's first file through the same policy: the same
+# comments, and a report
 "$LUADIVERT" replay "$LDT_ROOT/tests/policies/observe_mix.lua" "$REC" -w "$LDT_TMP/replay.pcap" -q \
-	--record "$LDT_TMP/replay.pcapng" --report "$LDT_TMP/replay.html" || fail "replay"
+	--record "$LDT_TMP/replay.pcapng" --report "$LDT_TMP/replay.html" 2>/dev/null || fail "replay"
+$PCAPNG "$REC" >"$LDT_TMP/in.txt" || fail "pcapng reader: replay input malformed"
 $PCAPNG "$LDT_TMP/replay.pcapng" >"$LDT_TMP/rrec.txt" || fail "pcapng reader: replay record malformed"
+RN=$(wc -l <"$LDT_TMP/in.txt")
 pc() { awk '$3 != 9004 { $1 = $2 = $4 = ""; print }' "$1" | sort | uniq -c; }
-pc "$LDT_TMP/rec.txt" >"$LDT_TMP/rec.sum"; pc "$LDT_TMP/rrec.txt" >"$LDT_TMP/rrec.sum"
+pc "$LDT_TMP/in.txt" >"$LDT_TMP/rec.sum"; pc "$LDT_TMP/rrec.txt" >"$LDT_TMP/rrec.sum"
 check "replay: the same comments as live (9000..9003)" cmp -s "$LDT_TMP/rec.sum" "$LDT_TMP/rrec.sum"
-check "replay report: received $TOTAL" grep -q "id=\"total-received\">$TOTAL<" "$LDT_TMP/replay.html"
-check "replay report: uplink delayed $N2" grep -q "data-pipe=\"uplink\" data-packets=\"$N2\" data-lost=\"0\" data-delayed=\"$N2\"" "$LDT_TMP/replay.html"
+check "replay report: received $RN" grep -q "id=\"total-received\">$RN<" "$LDT_TMP/replay.html"
 
-# rotation: --record-max 64k gives FILE, FILE.1, ... that add up to the traffic
-ld_start "$NS" "$LDT_ROOT/scripts/examples/pass_all.lua" --queue 0 --record "$LDT_TMP/rot.pcapng" --record-max 64k
-send 9000 1500
-ld_stop
-NF=$(ls "$LDT_TMP"/rot.pcapng* | wc -l)
-check "rotation: several files ($NF)" [ "$NF" -ge 3 ]
-check "rotation: none above 64 KiB" [ "$(find "$LDT_TMP" -name 'rot.pcapng*' -size +64k | wc -l)" = 0 ]
-check "rotation: tcpdump reads each; 1500 packets in all" sh -c \
-	"for f in '$LDT_TMP'/rot.pcapng*; do tcpdump -nr \"\$f\" 2>/dev/null || exit 1; done | wc -l | grep -qx 1500"
 check "--record-max without --record is refused" sh -c \
 	"! '$LUADIVERT' run '$LDT_ROOT/scripts/examples/pass_all.lua' --record-max 1M 2>/dev/null"
 # bad input: a clear error, exit 1, before the queue is bound
