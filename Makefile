@@ -30,7 +30,8 @@ LDFLAGS += -Wl,-E
 
 # Debian packages the build, the tests, the demo and the benchmarks need.
 DEPS := build-essential clang pkg-config luajit libluajit-5.1-dev libnetfilter-queue-dev \
-        libmnl-dev libpcap-dev iptables iproute2 iputils-ping luarocks iperf3 python3 procps
+        libmnl-dev libpcap-dev iptables iproute2 iputils-ping luarocks iperf3 python3 procps \
+        prometheus tcpdump chromium curl
 
 CORE_SRC   := $(sort $(wildcard core/*.c))
 CORE_OBJ   := $(CORE_SRC:core/%.c=build/obj/%.o)

@@ -22,9 +22,11 @@ NAMES = {
     "ld_parse_match": "luadivert parse+match port",
     "ld_rewrite": "luadivert rewrite+checksum",
     "c_divert": "C divert(4) program (tee)",
+    "ld_metrics": "luadivert pass-all --metrics (scraped 5/s)",
+    "ld_record": "luadivert pass-all --record",
 }
 ORDER = ["none", "bare_simple", "bare_batched", "ld_pass_all", "ld_parse_match", "ld_rewrite",
-         "c_divert"]
+         "ld_metrics", "ld_record", "c_divert"]
 
 
 def load(path):
@@ -285,6 +287,24 @@ def goals_and_notes(out, r, notes, ref_pps, ref_cpu):
                  None if v is None or b is None else v <= b + slack,
                  f"latency {phase} {k} is {v - b - slack:.1f} us over bare C + {slack} us."
                  if v is not None and b is not None else "")
+    # issue 13: what --metrics and --record cost, next to pass-all of the same run. CPU per
+    # packet is the measure (wall-clock drain rates swing with the machine's other load);
+    # --record's writer thread counts in it: its disk work is CPU the process spends.
+    pa, pac = num(r, "ld_pass_all.drain_pps"), num(r, "ld_pass_all.cpu_ns")
+    for c, lim in (("ld_metrics", 0.02), ("ld_record", None)):
+        v, vc = num(r, f"{c}.drain_pps"), num(r, f"{c}.cpu_ns")
+        if vc is None or not pac:
+            continue
+        cost = vc / pac - 1
+        also = f"; drain pkt/s {v:,.0f} vs {pa:,.0f}" if v and pa else ""
+        if lim is None:
+            rec_drop = r.get("ld_record.record_dropped", "?")
+            goals.append(f"- INFO {NAMES[c]}: costs {cost:+.1%} CPU per packet next to pass-all "
+                         f"({vc:.0f} vs {pac:.0f} ns{also}); {rec_drop} packets not recorded")
+        else:
+            goal(f"{NAMES[c]}: costs <= {lim:.0%} CPU per packet next to pass-all "
+                 f"({cost:+.1%}: {vc:.0f} vs {pac:.0f} ns{also})",
+                 cost <= lim, f"{NAMES[c]} costs {cost:.1%} more CPU per packet than pass-all.")
     d = num(r, "ld_pass_all.rate80_drops")
     goal("zero kernel queue drops at 80% of the maximum rate (luadivert pass-all)"
          + (f" ({d:.0f} dropped)" if d is not None else ""),

@@ -133,6 +133,18 @@ start_reader() {
 	c_divert)     # scripts/examples/c/divert_tee.c on libluadivert-divert
 		bg_ns "$2" env LUADIVERT_DIVERT_QUEUE_MAXLEN=$MAXLEN \
 			"$LDT_ROOT/build/examples/divert_tee" -p "$3" -q >"$DOUT" 2>&1 ;;
+	ld_metrics)   # issue 13: pass-all serving /metrics, scraped 5 times a second
+		bg_ns "$2" "$LUADIVERT" run bench/policies/pass_all.lua --queue "$3" \
+			--queue-maxlen $MAXLEN --pidfile "$T/$_sr.pid" --metrics "127.0.0.1:$((9464 + $3))" \
+			$LD_EXTRA >"$DOUT" 2>&1
+		_lp=$LDT_LAST_PID
+		bg_ns "$2" timeout 900 sh -c "while :; do curl -sf -o /dev/null \
+			http://127.0.0.1:$((9464 + $3))/metrics; sleep 0.2; done"
+		LDT_LAST_PID=$_lp ;;
+	ld_record)    # issue 13: pass-all writing every packet to a pcapng file (rotated at 64 MiB)
+		bg_ns "$2" "$LUADIVERT" run bench/policies/pass_all.lua --queue "$3" \
+			--queue-maxlen $MAXLEN --pidfile "$T/$_sr.pid" --record "$T/$_sr.pcapng" \
+			--record-max 64M $LD_EXTRA >"$DOUT" 2>&1 ;;
 	ld_*)
 		_pol=${1#ld_}
 		# shellcheck disable=SC2086
@@ -278,7 +290,7 @@ want() { [ -z "${BENCH_ONLY:-}" ] && return 0; case " $BENCH_ONLY " in *" $1 "*)
 # ------------------------------------------------------------ 1. small packets
 ns_create q; NQ=$LDT_NS
 _k=0
-for cfg in bare_batched none bare_simple ld_pass_all ld_parse_match ld_rewrite c_divert; do
+for cfg in bare_batched none bare_simple ld_pass_all ld_parse_match ld_rewrite ld_metrics ld_record c_divert; do
 	case $cfg in ld_*) [ $LD_OK = 1 ] || continue ;; esac
 	[ "$cfg" != c_divert ] || [ -x build/examples/divert_tee ] ||
 		{ note "C divert row skipped: build/examples/divert_tee is missing (run make)"; continue; }
@@ -367,6 +379,9 @@ for cfg in $(queued_names); do
 	put "$cfg.user_dropped" "$(nfq_stats "$NQ" "$CK" | awk '{ print $7 }')"
 	put "$cfg.vmhwm_kb" "$(awk '/^VmHWM/ { print $2 }' "/proc/$DPID/status")"
 	stop_reader
+	[ "$cfg" = ld_record ] && put ld_record.record_dropped \
+		"$(sed -n 's/.* packets written, \([0-9]*\) not recorded.*/\1/p' "$DOUT" | tail -n 1)"
+	[ "$cfg" = ld_record ] && rm -f "$T"/ld_record.pcapng*
 done
 # --------------------------------------------------------- 4. Lua heap, 1M packets
 if [ $LD_OK = 1 ] && want heap; then

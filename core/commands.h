@@ -12,5 +12,6 @@ int ld_cmd_check(int argc, char **argv);   /* run.c:    load and validate a poli
 int ld_cmd_reload(int argc, char **argv);  /* reload.c: signal the running instance */
 int ld_cmd_replay(int argc, char **argv);  /* replay.c: run a policy over a capture */
 int ld_cmd_rules(int argc, char **argv);   /* rules_cli.c: list / cleanup installed rules */
+int ld_cmd_stats(int argc, char **argv);   /* stats_cli.c: live view from the metrics endpoint */
 
 #endif /* LD_COMMANDS_H */

@@ -4,6 +4,12 @@
 
 #include <inttypes.h>
 
+/* 1 us .. 50 ms: a batch of 64 takes ~10-100 us; a slow policy shows up high. */
+const uint64_t ld_batch_bucket_le_ns[LD_BATCH_BUCKETS] = {
+	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 10000000, 50000000, UINT64_MAX,
+};
+
 #define NFQ_PROC "/proc/net/netfilter/nfnetlink_queue"
 
 int ld_kernel_counters_read(uint16_t queue, struct ld_kernel_counters *k)
@@ -51,5 +57,43 @@ void ld_counters_print(FILE *f, uint16_t queue, const struct ld_counters *c,
 			" kernel_id_sequence %u", k->queue_total, k->queue_dropped,
 			k->user_dropped, k->id_sequence);
 	fputc('\n', f);
+	fflush(f);
+}
+
+static void rate_row(FILE *f, const char *name, uint64_t now, uint64_t before, double dt_s,
+		     const char *note)
+{
+	double rate = dt_s > 0 && now >= before ? (double)(now - before) / dt_s : 0.0;
+
+	fprintf(f, "  %-14s %14" PRIu64 " %14.1f%s\n", name, now, rate, note);
+}
+
+void ld_counters_print_rates(FILE *f, uint16_t queue, const struct ld_counters *c,
+			     const struct ld_counters *prev, double dt_s,
+			     const struct ld_kernel_counters *k, const struct ld_kernel_counters *kprev)
+{
+	char note[96];
+	uint64_t kd = 0, kdp = 0;
+
+	fprintf(f, "luadivert: queue %u, the last %.2f s:\n  %-14s %14s %14s\n", queue, dt_s, "",
+		"total", "per second");
+	rate_row(f, "in", c->received, prev->received, dt_s, "");
+	rate_row(f, "passed", c->passed, prev->passed, dt_s, "");
+	rate_row(f, "dropped", c->dropped, prev->dropped, dt_s, "");
+	rate_row(f, "modified", c->modified, prev->modified, dt_s, "");
+	snprintf(note, sizeof(note), "   (held now %" PRIu64 ", overflow %" PRIu64 ")", c->held_now,
+		 c->hold_overflow);
+	rate_row(f, "held", c->held, prev->held, dt_s, note);
+	rate_row(f, "handler errors", c->errors, prev->errors, dt_s, "");
+	rate_row(f, "batches", c->batches, prev->batches, dt_s, "");
+	if (k && k->valid) {
+		kd = (uint64_t)k->queue_dropped + k->user_dropped;
+		if (kprev && kprev->valid)
+			kdp = (uint64_t)kprev->queue_dropped + kprev->user_dropped;
+		snprintf(note, sizeof(note), "   (queue full %u, not delivered %u, waiting %u)",
+			 k->queue_dropped, k->user_dropped, k->queue_total);
+		rate_row(f, "kernel drops", kd, kdp, dt_s, note);
+	}
+	fprintf(f, "  reloads: %" PRIu64 " ok, %" PRIu64 " refused\n", c->reloads, c->reload_errors);
 	fflush(f);
 }

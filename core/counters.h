@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+enum { LD_BATCH_BUCKETS = 14 };  /* batch-time histogram buckets, the last is +Inf */
+
 struct ld_counters {
 	uint64_t received;      /* packets read from the queue */
 	uint64_t passed;        /* verdicts: accept (including queue-to-N and repeat) */
@@ -22,7 +24,33 @@ struct ld_counters {
 	uint64_t recv_errors;   /* ENOBUFS and other recoverable receive errors */
 	uint64_t reloads;       /* successful policy reloads */
 	uint64_t reload_errors; /* reloads refused because the new policy had errors */
+	/* issue 13 (metrics): what the Prometheus endpoint and the report need */
+	uint64_t repeated;      /* of passed: NF_REPEAT verdicts */
+	uint64_t queued;        /* of passed: queue-to-N verdicts */
+	uint64_t defaulted;     /* of passed/dropped: default verdict after a handler error */
+	uint64_t bytes_received; /* bytes of the packets read from the queue */
+	uint64_t held_now;      /* gauge: packets held right now */
+	uint64_t batch_ns_sum;  /* time spent handling batches (receive to verdicts sent) */
+	uint64_t batch_hist[LD_BATCH_BUCKETS]; /* batches per duration bucket, not cumulative */
 };
+
+/* Upper bounds (ns) of the batch-time histogram buckets; the last is +Inf. */
+extern const uint64_t ld_batch_bucket_le_ns[LD_BATCH_BUCKETS];
+
+/**
+ * ld_counters_batch_observe() - count one batch that took @ns
+ * @c: counters
+ * @ns: time from receive to the verdicts sent
+ */
+static inline void ld_counters_batch_observe(struct ld_counters *c, uint64_t ns)
+{
+	unsigned i = 0;
+
+	while (i < LD_BATCH_BUCKETS - 1 && ns > ld_batch_bucket_le_ns[i])
+		i++;
+	c->batch_hist[i]++;
+	c->batch_ns_sum += ns;
+}
 
 /* The kernel's own view of a queue (/proc/net/netfilter/nfnetlink_queue). */
 struct ld_kernel_counters {
@@ -51,5 +79,23 @@ int ld_kernel_counters_read(uint16_t queue, struct ld_kernel_counters *k);
  */
 void ld_counters_print(FILE *f, uint16_t queue, const struct ld_counters *c,
 		       const struct ld_kernel_counters *k);
+
+/**
+ * ld_counters_print_rates() - a table for people: totals and rates per second
+ * @f: stream
+ * @queue: queue number
+ * @c: counters now
+ * @prev: counters @dt_s seconds ago (zeros at start)
+ * @dt_s: seconds since @prev
+ * @k: the kernel's counters now (may be NULL or !valid)
+ * @kprev: the kernel's counters at @prev (may be NULL)
+ *
+ * SIGUSR1 prints this before the one-line form (which scripts parse); no
+ * line of it contains "received N", so a grep for the one-line form still
+ * finds only that.
+ */
+void ld_counters_print_rates(FILE *f, uint16_t queue, const struct ld_counters *c,
+			     const struct ld_counters *prev, double dt_s,
+			     const struct ld_kernel_counters *k, const struct ld_kernel_counters *kprev);
 
 #endif /* LD_COUNTERS_H */

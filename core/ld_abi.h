@@ -97,6 +97,59 @@ struct ld_batch {
 	uint32_t  queue;          /* queue number of this worker */
 	uint32_t  default_verdict;
 	uint64_t  now_ns;         /* clock at dispatch (CLOCK_MONOTONIC, or virtual) */
+	struct ld_metric_tables *metrics; /* per-pipe and policy metrics (divert.metrics),
+	                           * NULL when the host keeps none */
+};
+
+/*
+ * Metrics the Lua side keeps for the C side to export (core/metrics_render.c):
+ * one table per worker, written by Lua without allocation on the packet path
+ * (lua/divert/metrics.lua), read by C without a lock. Values are doubles so
+ * that Lua updates them without boxing 64-bit integers (exact to 2^53).
+ * A reader may see a value one update old; never a torn slot list, because
+ * Lua fills a slot before it raises npipes/nuser.
+ */
+enum {
+	LD_PIPES_MAX        = 32,    /* named pipes with metrics */
+	LD_NAME_MAX         = 48,    /* bytes of a pipe or metric name, NUL included */
+	LD_LABELS_MAX       = 160,   /* rendered labels k="v",k2="v2", NUL included */
+	LD_USER_METRICS_MAX = 128,   /* policy-defined counters and gauges */
+	LD_DELAY_BUCKETS    = 16,    /* added-delay histogram buckets; the last is +Inf */
+	LD_PIPE_RING        = 1024,  /* release times kept to count a pipe's queue (power of 2) */
+};
+
+enum ld_metric_kind {
+	LD_METRIC_COUNTER = 1,
+	LD_METRIC_GAUGE   = 2,
+};
+
+struct ld_pipe_metrics {
+	char     name[LD_NAME_MAX];  /* shape.pipe{name = ...} */
+	double   packets;            /* packets into the pipe */
+	double   bytes;              /* their bytes */
+	double   lost;               /* dropped by the pipe (loss, limit, throttle) */
+	double   delayed;            /* packets given an added delay > 0 */
+	double   delay_sum_s;        /* sum of the added delays of packets out, seconds */
+	double   delay_count[LD_DELAY_BUCKETS]; /* packets out per bucket (not cumulative) */
+	double   ring[LD_PIPE_RING]; /* release times (ns, packet clock) of the last delayed packets */
+	uint32_t ring_head;          /* next ring slot to write (counts up, wraps) */
+	uint32_t reserved;
+};
+
+struct ld_user_metric {
+	char     name[LD_NAME_MAX];     /* divert.metrics.counter("name", ...) */
+	char     labels[LD_LABELS_MAX]; /* rendered, escaped: k="v",k2="v2" */
+	uint32_t kind;                  /* enum ld_metric_kind */
+	uint32_t reserved;
+	double   value;
+};
+
+struct ld_metric_tables {
+	uint32_t npipes;                       /* pipe slots in use */
+	uint32_t nuser;                        /* user metric slots in use */
+	double   delay_le_s[LD_DELAY_BUCKETS]; /* upper bound of each delay bucket (s); last unused */
+	struct ld_pipe_metrics pipes[LD_PIPES_MAX];
+	struct ld_user_metric  user[LD_USER_METRICS_MAX];
 };
 
 /* LD_ABI_END */

@@ -24,6 +24,8 @@ static const char usage[] =
 	"  replay POLICY IN.pcap -w OUT.pcap\n"
 	"                             run a policy over a capture, offline (no root)\n"
 	"  rules list|cleanup|print   see or remove the divert rules luadivert installed\n"
+	"  stats [--queue N] [--watch]\n"
+	"                             live counters and rates of a running instance\n"
 	"\n"
 	"  luadivert COMMAND --help   options of a command\n"
 	"  luadivert --version        version\n"
@@ -41,6 +43,7 @@ static const struct command commands[] = {
 	{ "reload", ld_cmd_reload },
 	{ "replay", ld_cmd_replay },
 	{ "rules", ld_cmd_rules },
+	{ "stats", ld_cmd_stats },
 };
 
 int main(int argc, char **argv)

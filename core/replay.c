@@ -24,6 +24,9 @@
 #include "commands.h"
 #include "ld_abi.h"
 #include "lua_host.h"
+#include "observe.h"
+#include "observe_cli.h"
+#include "record_pcapng.h"
 #include "replay_link.h"
 #include "lua_inject.h"
 #include "replay_store.h"
@@ -32,6 +35,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +67,8 @@ static const uint32_t PCAP_MAGIC_NS = 0xa1b23c4du;  /* pcap with nanoseconds */
 
 #define RP_PROGRESS_NS 200000000ull       /* progress bar refresh: 5 per second */
 
-enum { OPT_VERDICTS = 256, OPT_SEED, OPT_BATCH, OPT_DEFAULT, OPT_SNAPLEN, OPT_MAX_HELD, OPT_LUA_DIR };
+enum { OPT_VERDICTS = 256, OPT_SEED, OPT_BATCH, OPT_DEFAULT, OPT_SNAPLEN, OPT_MAX_HELD, OPT_LUA_DIR,
+       OPT_RECORD, OPT_RECORD_MAX, OPT_REPORT };
 
 /* One input record of the batch being handled, IP or not. */
 struct rp_rec {
@@ -126,6 +131,11 @@ struct rp {
 	struct ld_rstore store;
 
 	struct rp_stats st;
+	/* issue 13: --record / --report, on the capture's clock */
+	struct ld_obs_cfg obs_cfg;
+	struct ld_obs *obs;
+	struct ld_counters oc;    /* st as the report reads counters */
+	uint64_t last_ts;
 	uint64_t t_start, t_shown;
 	char read_err[PCAP_ERRBUF_SIZE + 64];
 	int failed;               /* a write or memory error: stop */
@@ -148,6 +158,11 @@ static void rp_usage(FILE *f)
 	      "      --max-held N            packets held at once; more are dropped and\n"
 	      "                              counted (default 1048576)\n"
 	      "      --lua-dir DIR           where the divert Lua modules are\n"
+	      "      --record FILE.pcapng    every IP packet once, as the policy left it, with\n"
+	      "                              its verdict, hold time and 'modified' as comment\n"
+	      "      --record-max SIZE       rotate the record at SIZE bytes (k, M, G)\n"
+	      "      --report FILE.html      a page with throughput, verdicts, loss and added\n"
+	      "                              delay over the capture's time\n"
 	      "  -q, --quiet                 no progress bar and no summary\n"
 	      "  -h, --help                  this text\n", f);
 }
@@ -190,6 +205,9 @@ static int rp_parse(struct rp *r, int argc, char **argv)
 		{ "snaplen",         required_argument, NULL, OPT_SNAPLEN },
 		{ "max-held",        required_argument, NULL, OPT_MAX_HELD },
 		{ "lua-dir",         required_argument, NULL, OPT_LUA_DIR },
+		{ "record",          required_argument, NULL, OPT_RECORD },
+		{ "record-max",      required_argument, NULL, OPT_RECORD_MAX },
+		{ "report",          required_argument, NULL, OPT_REPORT },
 		{ "quiet",           no_argument,       NULL, 'q' },
 		{ "help",            no_argument,       NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -245,6 +263,19 @@ static int rp_parse(struct rp *r, int argc, char **argv)
 		case OPT_LUA_DIR:
 			r->lua_dir = optarg;
 			break;
+		case OPT_RECORD:
+			r->obs_cfg.record_path = optarg;
+			break;
+		case OPT_RECORD_MAX:
+			if (ld_parse_size(optarg, LD_RECORD_MIN_SIZE, &r->obs_cfg.record_max)) {
+				fprintf(stderr, "luadivert replay: --record-max: '%s' is not a size of at "
+					"least 64k\n", optarg);
+				return 2;
+			}
+			break;
+		case OPT_REPORT:
+			r->obs_cfg.report_path = optarg;
+			break;
 		case 'q':
 			r->quiet = 1;
 			break;
@@ -264,6 +295,10 @@ static int rp_parse(struct rp *r, int argc, char **argv)
 	}
 	if (r->verdicts_path && !strcmp(r->out_path, "-") && !strcmp(r->verdicts_path, "-")) {
 		fprintf(stderr, "luadivert replay: -w - and --verdicts - cannot share standard output\n");
+		return 2;
+	}
+	if (r->obs_cfg.record_max && !r->obs_cfg.record_path) {
+		fprintf(stderr, "luadivert replay: --record-max needs --record\n");
 		return 2;
 	}
 	r->policy = argv[optind];
@@ -484,6 +519,17 @@ static int rp_alloc(struct rp *r)
 		return -1;
 	}
 	ld_rstore_init(&r->store);
+	r->obs_cfg.offline = 1;
+	{
+		char err[512];
+
+		r->obs = ld_obs_new(&r->obs_cfg, 0, r->default_verdict, &r->oc, err, sizeof(err));
+		if (!r->obs) {
+			fprintf(stderr, "luadivert replay: %s\n", err);
+			return -1;
+		}
+	}
+	r->batch.metrics = ld_obs_tables(r->obs);
 	r->batch.pkts = r->pkts;
 	r->batch.default_verdict = r->default_verdict;
 	return 0;
@@ -722,6 +768,16 @@ static void rp_decide(struct rp *r, const struct rp_rec *rec, struct ld_packet *
 	} else {
 		rp_emit(r, rec->ts_ns, p->verdict, p->dup, frame, caplen, wirelen);
 	}
+	if (r->obs_cfg.record_path) {
+		/* issue 13: the same comment as live; a hold that did not fit is a drop */
+		struct ld_packet q = *p;
+
+		if (held > 0) {
+			q.verdict = LD_DROP;
+			q.set &= ~(uint32_t)LD_SET_HOLD;
+		}
+		ld_obs_record_one(r->obs, &q, rec->ts_ns);
+	}
 	if (r->vf) {
 		vname = held > 0 ? "OVERFLOW" : rp_verdict_name(p->verdict, vbuf, sizeof(vbuf));
 		fprintf(r->vf, "%u %s 0x%x %u %u %" PRIu64 " %u\n", rec->num, vname,
@@ -731,6 +787,23 @@ static void rp_decide(struct rp *r, const struct rp_rec *rec, struct ld_packet *
 	}
 }
 
+/* issue 13: the replay's stats as the counters --report samples. */
+static void rp_obs_counters(struct rp *r)
+{
+	const struct rp_stats *st = &r->st;
+
+	r->oc.received = st->ip;
+	r->oc.passed = st->pass + st->queue + st->repeat + st->other;
+	r->oc.repeated = st->repeat;
+	r->oc.queued = st->queue;
+	r->oc.dropped = st->drop + st->overflow;
+	r->oc.held = st->held;
+	r->oc.hold_overflow = st->overflow;
+	r->oc.modified = st->modified;
+	r->oc.errors = r->oc.defaulted = st->errors;
+	r->oc.bytes_received = st->bytes_in;
+}
+
 /* Run the policy over the batch, then write (or hold) each record in order. */
 static void rp_flush(struct rp *r)
 {
@@ -738,6 +811,7 @@ static void rp_flush(struct rp *r)
 
 	if (!r->nrec)
 		return;
+	ld_obs_tick(r->obs, r->rec[0].ts_ns);   /* issue 13: report samples on the capture clock */
 	if (r->batch.n) {
 		r->batch.next = 0;
 		r->batch.now_ns = r->pkts[r->batch.n - 1].tstamp_ns;
@@ -755,6 +829,11 @@ static void rp_flush(struct rp *r)
 		rp_write(r, rec->ts_ns, r->arena + rec->off, rec->caplen, rec->wirelen);
 		if (r->vf)
 			fprintf(r->vf, "%u NONIP - %u %u 0 0\n", rec->num, rec->caplen, rec->caplen);
+	}
+	if (r->nrec) {
+		r->last_ts = r->rec[r->nrec - 1].ts_ns;
+		rp_obs_counters(r);
+		ld_obs_tick(r->obs, r->last_ts);
 	}
 	r->nrec = 0;
 	r->batch.n = 0;
@@ -941,6 +1020,7 @@ static int rp_close(struct rp *r)
 static void rp_free(struct rp *r)
 {
 	ld_lua_free(r->lua);
+	ld_obs_free(r->obs, r->last_ts, "luadivert replay (stopped)");
 	if (r->out)
 		pcap_dump_close(r->out);
 	if (r->vf && r->vf != stdout && fclose(r->vf))
@@ -1015,6 +1095,15 @@ int ld_cmd_replay(int argc, char **argv)
 	/* the policy's on_stop runs here, before the summary */
 	ld_lua_free(r->lua);
 	r->lua = NULL;
+	rp_obs_counters(r);
+	{
+		char title[PATH_MAX + 64];
+
+		snprintf(title, sizeof(title), "luadivert replay %s %s", r->policy, r->in_path);
+		if (ld_obs_free(r->obs, r->last_ts, title) < 0)
+			r->failed = 1;
+		r->obs = NULL;
+	}
 	if (!r->quiet)
 		rp_summary(r, rp_clock_ns() - r->t_start);
 	if (r->read_err[0])

@@ -17,6 +17,8 @@
 #include "log.h"
 #include "lua_host.h"
 #include "policy_rules.h"
+#include "observe_cli.h"
+#include "record_pcapng.h"
 #include "rules.h"
 #include "worker.h"
 
@@ -48,6 +50,13 @@ static const char run_usage[] =
 	"      --pidfile FILE         pid file (default /run/luadivert/queue-N.pid)\n"
 	"      --watch                reload when the policy file changes\n"
 	"      --lua-dir DIR          where the divert Lua modules are\n"
+	"      --metrics ADDR         serve Prometheus metrics on GET /metrics at ADDR:\n"
+	"                             127.0.0.1:9464, [::1]:9464 or unix:/run/luadivert/m.sock\n"
+	"      --record FILE.pcapng   write every diverted packet once, as the policy left\n"
+	"                             it, with its verdict, hold time and 'modified' as comment\n"
+	"      --record-max SIZE      rotate the record at SIZE bytes (k, M, G): FILE, FILE.1, ...\n"
+	"      --report FILE.html     at exit, write a page with throughput, verdicts, loss\n"
+	"                             and added delay over the run (docs/metrics.md)\n"
 	"  -h, --help                 this text\n"
 	"\n"
 	"Signals: SIGHUP reloads the policy (and the rules it declares), SIGUSR1 prints\n"
@@ -65,6 +74,7 @@ enum {
 	OPT_MAXLEN = 256, OPT_FAIL_OPEN, OPT_DEFAULT, OPT_HOLD_MAX, OPT_HOLD_COPIES,
 	OPT_HELD_EXIT, OPT_PIDFILE, OPT_WATCH, OPT_LUA_DIR,
 	OPT_HOOK, OPT_FAMILY, OPT_FAIL_CLOSED, OPT_BACKEND, OPT_NO_RULES,
+	OPT_METRICS, OPT_RECORD, OPT_RECORD_MAX, OPT_REPORT,
 };
 
 static const struct option run_opts[] = {
@@ -84,6 +94,10 @@ static const struct option run_opts[] = {
 	{ "fail-closed", no_argument, NULL, OPT_FAIL_CLOSED },
 	{ "backend", required_argument, NULL, OPT_BACKEND },
 	{ "no-rules", no_argument, NULL, OPT_NO_RULES },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
+	{ "record", required_argument, NULL, OPT_RECORD },
+	{ "record-max", required_argument, NULL, OPT_RECORD_MAX },
+	{ "report", required_argument, NULL, OPT_REPORT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -182,7 +196,7 @@ int ld_cmd_run(int argc, char **argv)
 		.held_on_exit = LD_HELD_RELEASE,
 		.signal_fd = -1,
 	};
-	char pidfile[PATH_MAX] = "", status[PATH_MAX + 8], err[1024];
+	char pidfile[PATH_MAX] = "", status[PATH_MAX + 8], metrics_file[PATH_MAX + 8], err[1024];
 	struct ld_worker *w;
 	struct ld_rules_cfg rules;
 	struct ld_divert divert = { .cur = NULL };
@@ -264,6 +278,20 @@ int ld_cmd_run(int argc, char **argv)
 		case OPT_NO_RULES:
 			no_rules = 1;
 			break;
+		case OPT_METRICS:   /* issue 13 */
+			cfg.obs.metrics_addr = optarg;
+			break;
+		case OPT_RECORD:
+			cfg.obs.record_path = optarg;
+			break;
+		case OPT_RECORD_MAX:
+			if (ld_parse_size(optarg, LD_RECORD_MIN_SIZE, &cfg.obs.record_max) < 0)
+				return ld_usage_error("run", "--record-max: '%s' is not a size of at least "
+						      "64k (bytes, or k, M, G)", optarg);
+			break;
+		case OPT_REPORT:
+			cfg.obs.report_path = optarg;
+			break;
 		case 'h':
 			fputs(run_usage, stdout);
 			return LD_EXIT_OK;
@@ -274,6 +302,8 @@ int ld_cmd_run(int argc, char **argv)
 	if (optind != argc - 1)
 		return ld_usage_error("run", optind == argc ? "missing POLICY" : "more than one POLICY");
 	cfg.policy = argv[optind];
+	if (cfg.obs.record_max && !cfg.obs.record_path)
+		return ld_usage_error("run", "--record-max needs --record");
 	if (!pidfile[0])
 		ld_default_pidfile(cfg.nfq.queue, pidfile, sizeof(pidfile));
 	rules.queue = cfg.nfq.queue;
@@ -323,6 +353,14 @@ int ld_cmd_run(int argc, char **argv)
 		       strerror(errno));
 	snprintf(status, sizeof(status), "%s.status", pidfile);
 	ld_worker_set_status_file(w, status);
+	/* issue 13: `luadivert stats --queue N` finds the endpoint next to the pid file */
+	snprintf(metrics_file, sizeof(metrics_file), "%s.metrics", pidfile);
+	if (cfg.obs.metrics_addr) {
+		if (ld_write_text_file(metrics_file, cfg.obs.metrics_addr) < 0)
+			ld_log("warning: %s: %s (luadivert stats needs --metrics ADDR)", metrics_file,
+			       strerror(errno));
+		ld_log("queue %u: metrics on http://%s/metrics", cfg.nfq.queue, cfg.obs.metrics_addr);
+	}
 	ld_log("queue %u: running %s (pid %ld)", cfg.nfq.queue, cfg.policy, (long)getpid());
 	rc = ld_worker_run(w);
 	/* rules out while still bound: ld_worker_free verdicts what queued meanwhile */
@@ -336,6 +374,8 @@ int ld_cmd_run(int argc, char **argv)
 	ld_rules_unlock(lock_fd, cfg.nfq.queue);
 	unlink(pidfile);
 	unlink(status);
+	if (cfg.obs.metrics_addr)
+		unlink(metrics_file);
 	close(cfg.signal_fd);
 	return rc == 0 ? LD_EXIT_OK : LD_EXIT_FAIL;
 }

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,10 @@ struct ld_worker {
 	struct ld_reload reload;
 	struct ld_counters c;
 	struct ld_log_limit lim;
+	struct ld_obs *obs;      /* issue 13: metrics endpoint, record, report */
+	struct ld_counters usr1_prev;      /* counters at the last SIGUSR1, for rates */
+	struct ld_kernel_counters usr1_kprev;
+	uint64_t usr1_at;                  /* when (start time before the first) */
 };
 
 static int epoll_add(int epfd, int fd)
@@ -128,6 +133,11 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size
 	w->batch.default_verdict = cfg->nfq.default_verdict;
 
 	w->sink = (struct ld_inject_sink){ .send = worker_inject, .ctx = w };
+	/* issue 13: the metrics table Lua writes must exist before the policy loads */
+	w->obs = ld_obs_new(&cfg->obs, cfg->nfq.queue, cfg->nfq.default_verdict, &w->c, err, errlen);
+	if (!w->obs)
+		goto fail;
+	w->batch.metrics = ld_obs_tables(w->obs);
 	lcfg = (struct ld_lua_cfg){ .policy = cfg->policy, .lua_dir = cfg->lua_dir,
 				    .log_limit = &w->lim, .sink = &w->sink };
 	w->lua = ld_lua_new(&lcfg, &w->batch, err, errlen);
@@ -163,7 +173,8 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size
 		goto fail;
 	if (epoll_add(w->epfd, w->nfq.fd) < 0 || epoll_add(w->epfd, w->tfd) < 0 ||
 	    (cfg->signal_fd >= 0 && epoll_add(w->epfd, cfg->signal_fd) < 0) ||
-	    (w->reload.watch_fd >= 0 && epoll_add(w->epfd, w->reload.watch_fd) < 0)) {
+	    (w->reload.watch_fd >= 0 && epoll_add(w->epfd, w->reload.watch_fd) < 0) ||
+	    (ld_obs_fd(w->obs) >= 0 && epoll_add(w->epfd, ld_obs_fd(w->obs)) < 0)) {
 		snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
 		goto fail;
 	}
@@ -194,10 +205,16 @@ static void arm_timer(struct ld_worker *w)
 
 static void count_verdict(struct ld_counters *c, uint32_t verdict)
 {
-	if ((verdict & 0xff) == LD_DROP)
+	if ((verdict & 0xff) == LD_DROP) {
 		c->dropped++;
-	else
-		c->passed++;
+		return;
+	}
+	c->passed++;
+	/* issue 13: the kinds of accept, for luadivert_verdicts_total */
+	if ((verdict & 0xff) == LD_REPEAT)
+		c->repeated++;
+	else if ((verdict & 0xff) == LD_QUEUE)
+		c->queued++;
 }
 
 /* Keep @p for later; return 0, or -1 when the hold table is full. */
@@ -380,6 +397,7 @@ static void release_held(struct ld_worker *w, uint64_t now, int all, int drop)
 		ld_nfq_flush(&w->nfq);
 	finish_releases(w);
 	arm_timer(w);
+	w->c.held_now = w->heap.n;
 }
 
 static int handle_queue(struct ld_worker *w)
@@ -394,13 +412,21 @@ static int handle_queue(struct ld_worker *w)
 		}
 		if (n == 0)
 			return 0;
+		uint32_t errors;
+
 		w->batch.n = (uint32_t)n;
 		w->batch.now_ns = now;
 		w->c.received += (uint64_t)n;
+		for (int i = 0; i < n; i++)
+			w->c.bytes_received += w->pkts[i].orig_len;
 		w->c.batches++;
-		w->c.errors += ld_reload_dispatch(&w->reload, w->lua, &w->batch);
+		errors = ld_reload_dispatch(&w->reload, w->lua, &w->batch);
+		w->c.errors += errors;
+		w->c.defaulted += errors;
 		send_batch_verdicts(w);
+		ld_obs_batch(w->obs, w->pkts, (uint32_t)n, now);   /* issue 13: record, report */
 		release_held(w, now, 0, 0);
+		ld_counters_batch_observe(&w->c, ld_now_ns() - now);
 		if (w->reload.pending)
 			ld_reload_run(&w->reload, w->lua, &w->c);
 		if (n < LD_BATCH_MAX)
@@ -412,9 +438,16 @@ static int handle_queue(struct ld_worker *w)
 static void print_counters(struct ld_worker *w)
 {
 	struct ld_kernel_counters k;
+	uint64_t now = ld_now_ns();
 
 	ld_kernel_counters_read(w->cfg.nfq.queue, &k);
+	/* issue 14 item 22: a readable table with rates, then the line scripts parse */
+	ld_counters_print_rates(stderr, w->cfg.nfq.queue, &w->c, &w->usr1_prev,
+				(double)(now - w->usr1_at) / 1e9, &k, &w->usr1_kprev);
 	ld_counters_print(stderr, w->cfg.nfq.queue, &w->c, &k);
+	w->usr1_prev = w->c;
+	w->usr1_kprev = k;
+	w->usr1_at = now;
 }
 
 static void handle_signals(struct ld_worker *w)
@@ -441,10 +474,12 @@ static void handle_signals(struct ld_worker *w)
 
 int ld_worker_run(struct ld_worker *w)
 {
-	struct epoll_event evs[4];
+	struct epoll_event evs[8];
 
+	w->usr1_at = ld_now_ns();
+	ld_obs_tick(w->obs, w->usr1_at);   /* issue 13: the report's time 0 */
 	while (!w->stop) {
-		int n = epoll_wait(w->epfd, evs, 4, -1);
+		int n = epoll_wait(w->epfd, evs, 8, ld_obs_timeout_ms(w->obs));
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -472,8 +507,11 @@ int ld_worker_run(struct ld_worker *w)
 				handle_signals(w);
 			} else if (fd == w->reload.watch_fd) {
 				ld_reload_watch_event(&w->reload);
+			} else if (fd == ld_obs_fd(w->obs)) {
+				ld_obs_handle(w->obs);   /* issue 13: GET /metrics */
 			}
 		}
+		ld_obs_tick(w->obs, ld_now_ns());
 		/* A reload asked for while idle runs now; under traffic, between batches. */
 		if (w->reload.pending && !w->stop)
 			ld_reload_run(&w->reload, w->lua, &w->c);
@@ -513,6 +551,14 @@ void ld_worker_free(struct ld_worker *w)
 		ld_counters_print(stderr, w->cfg.nfq.queue, &w->c, &k);
 	}
 	ld_lua_free(w->lua);
+	if (w->obs) {
+		/* issue 13: after Lua (which writes the metrics table), before the counters go */
+		char title[PATH_MAX + 32];
+
+		snprintf(title, sizeof(title), "luadivert run %s, queue %u",
+			 w->cfg.policy ? w->cfg.policy : "?", w->cfg.nfq.queue);
+		ld_obs_free(w->obs, ld_now_ns(), title);
+	}
 	ld_reload_free(&w->reload);
 	ld_heap_free(&w->heap);
 	if (w->store)

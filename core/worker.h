@@ -15,6 +15,7 @@
 #include "log.h"
 #include "lua_host.h"
 #include "nfq.h"
+#include "observe.h"
 #include "timer_heap.h"
 
 enum {
@@ -38,6 +39,7 @@ struct ld_worker_cfg {
 	int held_on_exit;       /* enum ld_held_on_exit */
 	int signal_fd;          /* signalfd for INT/TERM/HUP/USR1, or -1 */
 	int watch;              /* reload when the policy file changes */
+	struct ld_obs_cfg obs;  /* --metrics, --record, --report (issue 13) */
 };
 
 struct ld_worker;

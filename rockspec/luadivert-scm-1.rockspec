@@ -37,6 +37,7 @@ build = {
       ["divert.inject"]    = "lua/divert/inject.lua",
       ["divert.ipv4"]      = "lua/divert/ipv4.lua",
       ["divert.ipv6"]      = "lua/divert/ipv6.lua",
+      ["divert.metrics"]   = "lua/divert/metrics.lua",
       ["divert.packet"]    = "lua/divert/packet.lua",
       ["divert.payload"]   = "lua/divert/payload.lua",
       ["divert.prefixset"] = "lua/divert/prefixset.lua",

@@ -167,6 +167,9 @@ function M.start(path, batch_addr, sink_addr)
   divert.tune_jit()
   batch = ffi.cast(batch_ptr_t, batch_addr)
   if sink_addr then require("divert.inject").attach(sink_addr, batch) end
+  -- the core's metrics table, for named pipes and divert.metrics (before the
+  -- policy builds its pipes)
+  if batch.metrics ~= nil then require("divert.metrics").attach(batch.metrics) end
   base_modules = {}
   for k in pairs(package.loaded) do base_modules[k] = true end
   local pol, err = load_policy(path)

@@ -76,7 +76,7 @@ end
 local lazy = {
 	abi = true, packet = true, ipv4 = true, ipv6 = true, tcp = true, udp = true,
 	icmp = true, checksum = true, addr = true, prefixset = true, flow = true,
-	payload = true, view = true, shape = true, host = true,
+	payload = true, view = true, shape = true, host = true, metrics = true,
 }
 setmetatable(M, { __index = function (t, k)
 	if lazy[k] then

@@ -39,6 +39,8 @@ require "divert.abi"
 local bit = require "bit"
 local rng = require "divert.rng"
 local checksum = require "divert.checksum"
+local metrics = require "divert.metrics"
+local pipe_out = metrics.pipe_out
 
 local C = ffi.C
 local band, bor, bnot, bxor, lshift, rshift, tobit =
@@ -708,13 +710,18 @@ local function apply(p, d)
 	local st = p.state
 	if not st then st = flow_state(p, d, t) end
 	p.n_packets = p.n_packets + 1
+	local m = p.m     -- divert.metrics slot of a named pipe, or false
+	if m then m.packets = m.packets + 1; m.bytes = m.bytes + d.len end
+	local t_in = t
 	t = stage(p, st, d, t)
 	if t < 0 then
 		d.set = band(d.set, NOT_HOLD)
 		d.hold_ns = 0
 		p.n_dropped = p.n_dropped + 1
+		if m then m.lost = m.lost + 1 end
 		return DROP
 	end
+	if m then pipe_out(m, t - t_in, t + tonumber(base[0])) end
 	if t > t0 then
 		local hold = floor(t - t0 + 0.5)
 		if hold > 0 then
@@ -898,6 +905,8 @@ local function build(cfg)
 	end
 	local p = setmetatable({}, Pipe)
 	p.name = cfg.name and tostring(cfg.name) or "pipe"
+	-- named pipes export their counters (docs/metrics.md)
+	p.m = cfg.name ~= nil and metrics.pipe_slot(p.name) or false
 
 	p.delay_ns = get(cfg, "delay", M.parse_time, 0) * NS_PER_MS
 	p.jitter_ns = get(cfg, "jitter", M.parse_time, 0) * NS_PER_MS

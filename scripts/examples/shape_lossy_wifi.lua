@@ -8,6 +8,7 @@
 local shape = require "divert.shape"
 
 local wifi = shape.pipe{
+  name = "wifi",
   delay = 3, jitter = 8, distribution = "paretonormal",
   gemodel = { p = 0.01, r = 0.2, h = 0.4, k = 0.995 },
   rate = "20mbit", burst = "32kb", limit = 200,

@@ -914,6 +914,9 @@ local HOT_CASES = {
 		shape.pipe{ delay = 10, jitter = 2, distribution = "pareto", seed = 5 }) end },
 	{ "corrupt keep_checksums", function () return shape.pipe{ corrupt = 0.5,
 		keep_checksums = true, seed = 6 } end },
+	-- a named pipe also updates its metrics (divert.metrics): still compiled, no allocation
+	{ "named pipe with metrics", function () return shape.pipe{ name = "hot", delay = 20,
+		jitter = 5, loss = 0.01, seed = 7 } end },
 }
 
 local function hot_descs()

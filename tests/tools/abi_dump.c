@@ -46,6 +46,31 @@ int main(void)
 	FIELD(ld_batch, queue);
 	FIELD(ld_batch, default_verdict);
 	FIELD(ld_batch, now_ns);
+	FIELD(ld_batch, metrics);
+	SIZE(ld_pipe_metrics);
+	FIELD(ld_pipe_metrics, name);
+	FIELD(ld_pipe_metrics, packets);
+	FIELD(ld_pipe_metrics, bytes);
+	FIELD(ld_pipe_metrics, lost);
+	FIELD(ld_pipe_metrics, delayed);
+	FIELD(ld_pipe_metrics, delay_sum_s);
+	FIELD(ld_pipe_metrics, delay_count);
+	FIELD(ld_pipe_metrics, ring);
+	FIELD(ld_pipe_metrics, ring_head);
+	SIZE(ld_user_metric);
+	FIELD(ld_user_metric, name);
+	FIELD(ld_user_metric, labels);
+	FIELD(ld_user_metric, kind);
+	FIELD(ld_user_metric, value);
+	SIZE(ld_metric_tables);
+	FIELD(ld_metric_tables, npipes);
+	FIELD(ld_metric_tables, nuser);
+	FIELD(ld_metric_tables, delay_le_s);
+	FIELD(ld_metric_tables, pipes);
+	FIELD(ld_metric_tables, user);
 	printf("LD_BATCH_MAX 0 %d\nLD_PACKET_MAX 0 %d\n", LD_BATCH_MAX, LD_PACKET_MAX);
+	printf("LD_PIPES_MAX 0 %d\nLD_USER_METRICS_MAX 0 %d\nLD_DELAY_BUCKETS 0 %d\n"
+	       "LD_PIPE_RING 0 %d\n", LD_PIPES_MAX, LD_USER_METRICS_MAX, LD_DELAY_BUCKETS,
+	       LD_PIPE_RING);
 	return 0;
 }
