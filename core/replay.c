@@ -23,7 +23,9 @@
  */
 #include "commands.h"
 #include "ld_abi.h"
+#include "log.h"
 #include "lua_host.h"
+#include "payload_check.h"
 #include "replay_link.h"
 #include "replay_store.h"
 #include "timer_heap.h"
@@ -96,6 +98,7 @@ struct rp {
 	uint32_t batch_max, default_verdict, max_held;
 	long snaplen;
 	int quiet;
+	struct ld_log_limit lim;  /* policy errors and refusals, as live */
 
 	/* files */
 	FILE *in_file;
@@ -586,10 +589,14 @@ static const uint8_t *rp_frame(struct rp *r, const struct rp_rec *rec, struct ld
 {
 	uint8_t *data = rp_pkt_data(r, (uint32_t)rec->pkt);
 
-	if ((p->set & LD_SET_MODIFIED) &&
-	    (rec->ip_len < rec->ip_orig || p->len == 0 || p->len > LD_PACKET_MAX)) {
+	const char *why = (p->set & LD_SET_MODIFIED)
+		? ld_payload_refusal(p->len, p->cap, rec->ip_len < rec->ip_orig) : NULL;
+
+	if (why) {
 		p->set &= ~(uint32_t)LD_SET_MODIFIED;
 		r->st.refused++;
+		r->st.errors++;
+		ld_log_limited(&r->lim, "record %u: modified bytes not used (%s)", rec->num, why);
 	}
 	if (!(p->set & LD_SET_MODIFIED)) {
 		*caplen = rec->caplen;
@@ -930,6 +937,7 @@ int ld_cmd_replay(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.policy = r->policy;
 	cfg.lua_dir = r->lua_dir;
+	cfg.log_limit = &r->lim;
 	err[0] = 0;
 	r->lua = ld_lua_new(&cfg, &r->batch, err, sizeof(err));
 	if (!r->lua) {
@@ -945,8 +953,11 @@ int ld_cmd_replay(int argc, char **argv)
 	if (rp_close(r))
 		r->failed = 1;
 	/* the policy's on_stop runs here, before the summary */
+	if (ld_lua_stop(r->lua) < 0)
+		r->failed = 1;
 	ld_lua_free(r->lua);
 	r->lua = NULL;
+	ld_log_limit_flush(&r->lim);
 	if (!r->quiet)
 		rp_summary(r, rp_clock_ns() - r->t_start);
 	if (r->read_err[0])

@@ -329,7 +329,7 @@ int ld_cmd_check(int argc, char **argv)
 		ld_log("%s", err);
 		return LD_EXIT_FAIL;
 	}
-	ld_lua_free(L);
+	ld_lua_discard(L);   /* the policy never ran: no on_stop */
 	printf("%s: ok\n", cfg.policy);
 	return LD_EXIT_OK;
 }

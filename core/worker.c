@@ -27,6 +27,8 @@
 
 #include "csum.h"
 #include "inject.h"
+#include "loop_guard.h"
+#include "payload_check.h"
 #include "reload.h"
 
 /* A released packet whose stored bytes are still needed after the send. */
@@ -58,6 +60,7 @@ struct ld_worker {
 	struct ld_reload reload;
 	struct ld_counters c;
 	struct ld_log_limit lim;
+	struct ld_loop_guard loops;  /* REPEAT / queue-to-self loops */
 };
 
 static int epoll_add(int epfd, int fd)
@@ -212,14 +215,14 @@ static int hold_packet(struct ld_worker *w, const struct ld_packet *p)
 /* A payload we may send back: changed, and whole (not cut by the copy range). */
 static const uint8_t *payload_of(struct ld_worker *w, const struct ld_packet *p)
 {
+	const char *why;
+
 	if (!(p->set & LD_SET_MODIFIED))
 		return NULL;
-	if ((p->flags & LD_PKT_TRUNCATED) || p->len == 0 || p->len > p->cap ||
-	    p->len > LD_PACKET_MAX) {
+	why = ld_payload_refusal(p->len, p->cap, p->flags & LD_PKT_TRUNCATED);
+	if (why) {
 		w->c.errors++;
-		ld_log_limited(&w->lim, "packet id %u: modified bytes not sent (%s)", p->id,
-			       (p->flags & LD_PKT_TRUNCATED) ? "the kernel gave only part of it"
-							     : "bad length");
+		ld_log_limited(&w->lim, "packet id %u: modified bytes not sent (%s)", p->id, why);
 		return NULL;
 	}
 	return p->data;
@@ -379,6 +382,8 @@ static int handle_queue(struct ld_worker *w)
 		w->c.received += (uint64_t)n;
 		w->c.batches++;
 		w->c.errors += ld_lua_dispatch(w->lua);
+		w->c.errors += ld_loop_guard_batch(&w->loops, w->pkts, w->batch.n, w->cfg.nfq.queue,
+						   w->cfg.nfq.default_verdict, &w->lim);
 		send_batch_verdicts(w);
 		release_held(w, now, 0, 0);
 		if (w->reload.pending)
@@ -458,6 +463,10 @@ int ld_worker_run(struct ld_worker *w)
 		if (w->reload.pending && !w->stop)
 			ld_reload_run(&w->reload, w->lua, &w->c);
 	}
+	/* on_stop while the receive buffers are mapped: it may read kept
+	 * packets. An error in it is a failed run (exit status 1). */
+	if (ld_lua_stop(w->lua) < 0)
+		w->failed = 1;
 	return w->failed ? -1 : 0;
 }
 
@@ -470,6 +479,7 @@ void ld_worker_free(struct ld_worker *w)
 {
 	if (!w)
 		return;
+	ld_lua_stop(w->lua);     /* before ld_nfq_close() unmaps the packets (no-op if done) */
 	if (w->nfq.nl) {
 		struct ld_kernel_counters k;
 

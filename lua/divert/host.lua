@@ -55,11 +55,17 @@ local function load_policy(path)
   return pol
 end
 
+-- Every packet object a dispatch function attaches (one per policy
+-- version): stop() detaches them, so that a policy's on_stop or a finalizer
+-- that kept one reads an empty packet, never unmapped memory.
+local hosted = setmetatable({}, { __mode = "k" })
+
 local function build_dispatch(b, pol)
   local handler = pol.on_packet
   local handler_at = where(handler)
   local pkts = b.pkts
   local pkt = packet.new()
+  hosted[pkt] = true
   return function()
     local n = b.n
     local i = b.next
@@ -145,9 +151,14 @@ function M.reload(path)
   return build_dispatch(batch, pol)
 end
 
---- Call the policy's on_stop, if any.
+--- Call the policy's on_stop, if any (the packet buffers are still
+-- mapped), then detach every packet object: views kept past this point
+-- raise an error when used. Raises what on_stop raised.
 function M.stop()
-  if current and current.on_stop then current.on_stop() end
+  local ok, err = true, nil
+  if current and current.on_stop then ok, err = pcall(current.on_stop) end
+  for pk in pairs(hosted) do pk:attach(packet.EMPTY) end
+  if not ok then error(err, 0) end
 end
 
 return M

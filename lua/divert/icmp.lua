@@ -41,6 +41,7 @@ M.new = V.constructor(view_t)
 function icmp:attach(p, len, proto, ip, ipver, whole, dstoff)
 	if len < 8 then return nil, "truncated" end
 	self.p = p; self.len = len; self.hlen = 8; self.proto = proto
+	self.gen = self.pk.gen
 	V.set_ip(self, ip, ipver, whole, dstoff, proto == 58 and 6 or 4)
 	return self
 end
@@ -178,5 +179,7 @@ function M.selftest()
 	assert(inner:src() == 0x0a000001 and inner:protocol() == 17 and inner:truncated())
 	local sp, dp = ic:inner_ports(); assert(sp == 12345 and dp == 53)
 end
+
+V.guard(icmp)   -- the generation check of every method (see divert.view)
 
 return M

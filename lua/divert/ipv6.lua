@@ -99,6 +99,7 @@ function ipv6:attach(p, len)
 		stop = len; whole = 0
 	end
 	self.p = p; self.ip = p; self.len = stop; self.hlen = 40
+	self.gen = self.pk.gen
 	self.frag = 0; self.l4why = 0
 	self.n_ext = 0; self.frag_at = 0; self.frag_off = 0; self.dstoff = 24
 	-- Up to four extension headers are walked without a loop (a loop that
@@ -263,5 +264,7 @@ function M.selftest()
 	assert(ip:traffic_class() == 0xb8 and ip:dscp() == 46 and ip:flow_label() == 0x12345 and ip:version() == 6)
 	assert(M.view(b, 39) == nil)
 end
+
+V.guard(ipv6)   -- the generation check of every method (see divert.view)
 
 return M
