@@ -224,6 +224,25 @@ int ld_lua_reload(struct ld_lua *h, char *err, size_t errlen)
 	return call_host(h, "reload", 1, err, errlen);
 }
 
+int ld_lua_watch_files(struct ld_lua *h, char *buf, size_t len)
+{
+	lua_State *L = h->L;
+	int rc = -1;
+
+	buf[0] = '\0';
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "divert.host");
+	if (lua_pcall(L, 1, 1, 0) == 0) {
+		lua_getfield(L, -1, "watch_files");
+		if (lua_pcall(L, 0, 1, 0) == 0 && lua_isstring(L, -1)) {
+			snprintf(buf, len, "%s", lua_tostring(L, -1));
+			rc = 0;
+		}
+	}
+	lua_settop(L, 0);
+	return rc;
+}
+
 int ld_lua_stop(struct ld_lua *h)
 {
 	int rc = 0;

@@ -57,6 +57,16 @@ uint32_t ld_lua_dispatch(struct ld_lua *L);
 int ld_lua_reload(struct ld_lua *L, char *err, size_t errlen);
 
 /**
+ * ld_lua_watch_files() - the policy file and the modules it required
+ * @L: host
+ * @buf: receives the paths, one per line
+ * @len: size of @buf
+ *
+ * Return: 0, or -1 (@buf empty) when the list cannot be had.
+ */
+int ld_lua_watch_files(struct ld_lua *L, char *buf, size_t len);
+
+/**
  * ld_lua_stop() - call the policy's on_stop (if any), once
  * @L: host, may be NULL
  *

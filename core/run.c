@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "log.h"
 #include "lua_host.h"
+#include "pidfile.h"
 #include "rules.h"
 #include "worker.h"
 
@@ -43,7 +44,7 @@ static const char run_usage[] =
 	"      --hold-max N           packets held at once for shaping (default 4096)\n"
 	"      --hold-copies N        held packets with changed bytes (default 256)\n"
 	"      --held-on-exit V       release|drop held packets at exit (default release)\n"
-	"      --pidfile FILE         pid file (default /run/luadivert/queue-N.pid)\n"
+	"      --pidfile FILE         pid file (default /run/luadivert/net<netns inode>-queue-N.pid)\n"
 	"      --watch                reload when the policy file changes\n"
 	"      --lua-dir DIR          where the divert Lua modules are\n"
 	"  -h, --help                 this text\n"
@@ -93,22 +94,6 @@ static int parse_verdict(const char *s, uint32_t *v)
 	else
 		return -1;
 	return 0;
-}
-
-/* Create the pid file's directory if needed, then write our pid. */
-static int write_pidfile(const char *path)
-{
-	char dir[PATH_MAX];
-	FILE *f;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST)
-		return -1;
-	f = fopen(path, "we");
-	if (!f)
-		return -1;
-	fprintf(f, "%ld\n", (long)getpid());
-	return fclose(f);
 }
 
 /* Signals are read from a signalfd by the event loop, never handled async. */
@@ -273,7 +258,7 @@ int ld_cmd_run(int argc, char **argv)
 		       ld_rules_hook_names(rules.hooks, names, sizeof(names)),
 		       rules.fail_closed ? " (fail-closed)" : "");
 	}
-	if (write_pidfile(pidfile) < 0)
+	if (ld_pidfile_write(pidfile, cfg.nfq.queue) < 0)
 		ld_log("warning: pid file %s: %s (luadivert reload will not find us)", pidfile,
 		       strerror(errno));
 	snprintf(status, sizeof(status), "%s.status", pidfile);

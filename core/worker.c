@@ -124,6 +124,7 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size
 	}
 	if (ld_reload_init(&w->reload, cfg->policy, cfg->watch, err, errlen) < 0)
 		goto fail;
+	ld_reload_watch_modules(&w->reload, w->lua);
 	if (ld_inject_open(&w->inject, LD_INJECT_MARK_DEFAULT, err, errlen) < 0) {
 		/* Only duplicates need it: run without, and count what cannot be sent. */
 		ld_log("duplicates disabled: %s", err);

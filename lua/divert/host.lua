@@ -151,6 +151,20 @@ function M.reload(path)
   return build_dispatch(batch, pol)
 end
 
+--- The files a reload would read anew, one per line: the policy and the
+-- modules it required itself (found on package.path). --watch watches
+-- these, not whatever else lies in their directories.
+function M.watch_files()
+  local files = { current and current.path or nil }
+  for k in pairs(package.loaded) do
+    if base_modules and not base_modules[k] and not k:match("^divert%.") and k ~= "divert" then
+      local path = package.searchpath and package.searchpath(k, package.path)
+      if path then files[#files + 1] = path end
+    end
+  end
+  return table.concat(files, "\n")
+end
+
 --- Call the policy's on_stop, if any (the packet buffers are still
 -- mapped), then detach every packet object: views kept past this point
 -- raise an error when used. Raises what on_stop raised.

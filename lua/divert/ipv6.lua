@@ -27,14 +27,17 @@ local MAX_REC = 8     -- of those, recorded for ip6:ext()
 local M = { MAX_EXT = MAX_EXT }
 local ipv6 = {}
 
-local view_t = V.define("ipv6", [[
+-- (M.FIELDS: divert.icmp defines a second view type with these fields for
+-- the packet quoted in an ICMPv6 error)
+M.FIELDS = [[
 	uint8_t   n_ext;          /* extension headers recorded */
 	uint8_t   frag_at;        /* index+1 of the fragment header in ext_*, 0 if none */
 	uint8_t   ext_type[8];
 	uint16_t  ext_off[8];     /* from the start of the IPv6 header */
 	uint16_t  ext_len[8];
 	uint32_t  frag_off;       /* offset of the fragment header from p, 0 if none */
-]], ipv6)
+]]
+local view_t = V.define("ipv6", M.FIELDS, ipv6)
 M.methods = ipv6   -- the view methods (for tests and extensions)
 
 -- Which next-header values are extension headers we can walk over.
