@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,11 @@ int ld_usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry 'luadivert %s --help'.\n", cmd);
 	return LD_EXIT_USAGE;
+}
+
+const char *ld_bad_option(char **argv)
+{
+	return optind > 0 ? argv[optind - 1] : "?";
 }
 
 void ld_default_pidfile(uint32_t queue, char *out, unsigned long outlen)

@@ -311,8 +311,10 @@ int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
 		flags &= ~(uint32_t)NFQA_CFG_F_CONNTRACK;
 		rc = config_flags(q, flags, flags | NFQA_CFG_F_FAIL_OPEN);
 		if (rc == 0)
-			ld_log("queue %u: this kernel gives no conntrack information to queues",
-			       cfg->queue);
+			ld_log("queue %u: this kernel gives queues no conntrack information "
+			       "(CONFIG_NETFILTER_NETLINK_GLUE_CT): pkt:ct_mark() and pkt:ct_info() "
+			       "return nil and pkt:set_ct_mark() has no effect; everything else "
+			       "works", cfg->queue);
 	}
 	if (rc < 0) {
 		snprintf(err, errlen, "setting flags on queue %u: %s", cfg->queue, strerror(-rc));

@@ -74,6 +74,7 @@ int ld_cmd_reload(int argc, char **argv)
 	int opt;
 
 	optind = 1;
+	opterr = 0;   /* one message, ours */
 	while ((opt = getopt_long(argc, argv, "q:p:t:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'q':
@@ -91,7 +92,8 @@ int ld_cmd_reload(int argc, char **argv)
 			fputs(usage, stdout);
 			return LD_EXIT_OK;
 		default:
-			return ld_usage_error("reload", "unknown or incomplete option");
+			return ld_usage_error("reload", "unknown option or missing value: '%s'",
+					      ld_bad_option(argv));
 		}
 	}
 	if (optind != argc)

@@ -21,6 +21,7 @@
  * Live, a held packet waits in the kernel queue; here its frame waits in a
  * slot store (replay_store.h) and its release time in the timer heap.
  */
+#include "cli.h"
 #include "commands.h"
 #include "ld_abi.h"
 #include "log.h"
@@ -203,7 +204,7 @@ static int rp_parse(struct rp *r, int argc, char **argv)
 	r->max_held = RP_MAX_HELD;
 	r->snaplen = -1;
 	optind = 0;  /* glibc: start over, main() may have parsed already */
-	opterr = 1;
+	opterr = 0;   /* one message, ours */
 	while ((c = getopt_long(argc, argv, "w:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'w':
@@ -253,7 +254,8 @@ static int rp_parse(struct rp *r, int argc, char **argv)
 			rp_usage(stdout);
 			return -1;
 		default:
-			rp_usage(stderr);
+			fprintf(stderr, "luadivert replay: unknown option or missing value: '%s'\n"
+				"Try 'luadivert replay --help'.\n", ld_bad_option(argv));
 			return 2;
 		}
 	}

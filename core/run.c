@@ -129,6 +129,7 @@ int ld_cmd_run(int argc, char **argv)
 
 	ld_rules_cfg_init(&rules, 0);
 	optind = 1;
+	opterr = 0;   /* one message, ours */
 	while ((opt = getopt_long(argc, argv, "q:f:h", run_opts, NULL)) != -1) {
 		switch (opt) {
 		case 'q':
@@ -203,7 +204,8 @@ int ld_cmd_run(int argc, char **argv)
 			fputs(run_usage, stdout);
 			return LD_EXIT_OK;
 		default:
-			return ld_usage_error("run", "unknown or incomplete option");
+			return ld_usage_error("run", "unknown option or missing value: '%s'",
+					      ld_bad_option(argv));
 		}
 	}
 	if (optind != argc - 1)
@@ -294,6 +296,7 @@ int ld_cmd_check(int argc, char **argv)
 	int opt;
 
 	optind = 1;
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_LUA_DIR:
@@ -303,7 +306,8 @@ int ld_cmd_check(int argc, char **argv)
 			fputs(check_usage, stdout);
 			return LD_EXIT_OK;
 		default:
-			return ld_usage_error("check", "unknown or incomplete option");
+			return ld_usage_error("check", "unknown option or missing value: '%s'",
+					      ld_bad_option(argv));
 		}
 	}
 	if (optind != argc - 1)
