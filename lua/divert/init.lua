@@ -19,6 +19,13 @@ local M = {
 	REPEAT = 4,  -- NF_REPEAT: the packet traverses the hook again
 }
 
+-- Netfilter hooks, as pkt:hook() returns them (enum nf_inet_hooks):
+--   if pkt:hook() == divert.OUTPUT then ... end
+M.PREROUTING, M.INPUT, M.FORWARD, M.OUTPUT, M.POSTROUTING = 0, 1, 2, 3, 4
+--- divert.HOOK_NAMES[n] -> "prerouting" ... "postrouting" (the names
+-- `luadivert run --hook` takes)
+M.HOOK_NAMES = { [0] = "prerouting", "input", "forward", "output", "postrouting" }
+
 local QUEUE = 3  -- NF_QUEUE; the target queue goes in bits 16..31
 local BYPASS = 0x8000  -- NF_VERDICT_FLAG_QUEUE_BYPASS
 
@@ -99,6 +106,7 @@ function M.selftest()
 	assert(M.PASS == 1 and M.DROP == 0 and M.REPEAT == 4)
 	assert(M.queue(0) == 3 and M.queue(1) == 65539 and M.queue(65535) == bor(3, lshift(65535, 16)))
 	assert(M.is_verdict(M.queue(65535)) and M.is_verdict(0xffff0003))
+	assert(M.OUTPUT == 3 and M.HOOK_NAMES[M.POSTROUTING] == "postrouting" and M.HOOK_NAMES[0] == "prerouting")
 	assert(M.queue(2, { bypass = true }) == 0x28003 and M.is_verdict(M.queue(2, { bypass = true })))
 	assert(M.queue(2, {}) == M.queue(2) and not pcall(M.queue, 2, { bypas = true }))
 	assert(M.is_verdict(M.queue(7)) and M.is_verdict(M.PASS) and M.is_verdict(M.DROP))

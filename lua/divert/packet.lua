@@ -145,7 +145,12 @@ M.EMPTY = V.dummy_desc
 
 ---------------------------------------------------------------- metadata
 function P.id(self) return self.d.id end
+--- pkt:hook() -> the netfilter hook: compare with divert.PREROUTING,
+-- divert.INPUT, divert.FORWARD, divert.OUTPUT, divert.POSTROUTING
 function P.hook(self) return self.d.hook end
+local HOOK_NAMES = { [0] = "prerouting", "input", "forward", "output", "postrouting" }
+--- pkt:hook_name() -> "prerouting" ... "postrouting" (nil for another value)
+function P.hook_name(self) return HOOK_NAMES[self.d.hook] end
 function P.hw_proto(self) return self.d.hw_proto end
 function P.indev(self) return self.d.indev end
 function P.outdev(self) return self.d.outdev end
