@@ -49,6 +49,17 @@ static void set_err(char *err, size_t errlen, const char *what, int e)
 	snprintf(err, errlen, "%s: %s", what, strerror(e));
 }
 
+/*
+ * libmnl's mnl_nlmsg_ok() compares nlmsg_len with the bytes left as an int:
+ * a length of 2^31 or more passes, and mnl_nlmsg_next() then jumps outside
+ * the buffer (found by fuzz/nfq_parse_fuzz.c). Compare unsigned.
+ */
+static inline int nlmsg_ok(const struct nlmsghdr *nlh, int len)
+{
+	return len >= (int)NLMSG_HDRLEN && nlh->nlmsg_len >= NLMSG_HDRLEN &&
+	       nlh->nlmsg_len <= (uint32_t)len;
+}
+
 /* Packets that arrive while we wait for a config reply get the default verdict. */
 static void verdict_stray(struct ld_nfq *q, const struct nlmsghdr *nlh)
 {
@@ -88,7 +99,7 @@ static int config_request(struct ld_nfq *q, struct nlmsghdr *nlh)
 			return errno == EAGAIN ? -ETIMEDOUT : -errno;
 		}
 		int len = (int)n;
-		for (const struct nlmsghdr *m = (const void *)buf; mnl_nlmsg_ok(m, len);
+		for (const struct nlmsghdr *m = (const void *)buf; nlmsg_ok(m, len);
 		     m = mnl_nlmsg_next(m, &len)) {
 			if (m->nlmsg_type == NLMSG_ERROR) {
 				const struct nlmsgerr *e = mnl_nlmsg_get_payload(m);
@@ -481,6 +492,30 @@ static void kernel_error(struct ld_nfq *q, const struct nlmsghdr *nlh)
 		       q->cfg.queue, e->msg.nlmsg_type, strerror(-e->error));
 }
 
+/* The messages of one received datagram into pkts[n..]; returns the new n. */
+static int parse_slot(struct ld_nfq *q, const uint8_t *slot, int len, const uint8_t *slot_end,
+		      struct ld_packet *pkts, int n, uint64_t now_ns)
+{
+	for (const struct nlmsghdr *nlh = (const void *)slot; nlmsg_ok(nlh, len);
+	     nlh = mnl_nlmsg_next(nlh, &len)) {
+		if (nlh->nlmsg_type == NLMSG_ERROR) {
+			if (nlh->nlmsg_len >= NLMSG_HDRLEN + sizeof(struct nlmsgerr))
+				kernel_error(q, nlh);
+			continue;
+		}
+		if ((nlh->nlmsg_type & 0xff) != NFQNL_MSG_PACKET)
+			continue;
+		if (n == LD_BATCH_MAX) {
+			/* More than one packet per datagram overflowed the batch. */
+			verdict_stray(q, nlh);
+			continue;
+		}
+		if (parse_packet(q, nlh, slot_end, &pkts[n], now_ns) == 0)
+			n++;
+	}
+	return n;
+}
+
 int ld_nfq_recv_batch(struct ld_nfq *q, struct ld_packet *pkts, uint64_t now_ns)
 {
 	int got, n = 0;
@@ -500,29 +535,13 @@ int ld_nfq_recv_batch(struct ld_nfq *q, struct ld_packet *pkts, uint64_t now_ns)
 	}
 	for (int i = 0; i < got; i++) {
 		const uint8_t *slot = q->rx_iov[i].iov_base;
-		int len = (int)q->rx_msgs[i].msg_len;
 
 		if (q->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 			q->c->recv_errors++;
 			ld_log_limited(q->lim, "queue %u: netlink message truncated", q->cfg.queue);
 			continue;
 		}
-		for (const struct nlmsghdr *nlh = (const void *)slot; mnl_nlmsg_ok(nlh, len);
-		     nlh = mnl_nlmsg_next(nlh, &len)) {
-			if (nlh->nlmsg_type == NLMSG_ERROR) {
-				kernel_error(q, nlh);
-				continue;
-			}
-			if ((nlh->nlmsg_type & 0xff) != NFQNL_MSG_PACKET)
-				continue;
-			if (n == LD_BATCH_MAX) {
-				/* More than one packet per datagram overflowed the batch. */
-				verdict_stray(q, nlh);
-				continue;
-			}
-			if (parse_packet(q, nlh, slot + LD_RX_SLOT, &pkts[n], now_ns) == 0)
-				n++;
-		}
+		n = parse_slot(q, slot, (int)q->rx_msgs[i].msg_len, slot + LD_RX_SLOT, pkts, n, now_ns);
 	}
 	return n;
 }

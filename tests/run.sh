@@ -6,6 +6,7 @@
 #   2. the Lua library: every module's selftest() and tests/lua/*_test.lua
 #   3. integration tests (root, real traffic in namespaces they create)
 #   4. the same integration tests again against an ASan+UBSan build
+#   (between 2 and 3: each libFuzzer target for a few seconds)
 #
 # Each test's output goes to build/test-logs/; a failing test's log is
 # printed. The last line is "N passed, N failed, N skipped".
@@ -57,6 +58,20 @@ for t in tests/lua/*_test.lua; do
 	[ -e "$t" ] || continue
 	[ "$t" = tests/lua/abi_test.lua ] && continue
 	run "$t" luajit "$t"
+done
+
+# Fuzz targets (fuzz/*.c, `make fuzz` runs them longer): each for FUZZ_TEST_TIME
+# seconds (default 7) from the seeds (../shared/pcaps), the inputs that once
+# found a bug (fuzz/regress/) and what earlier runs kept (build/fuzz/corpus-*).
+echo "== fuzzing (bounded)"
+for f in build/fuzz/*_fuzz; do
+	[ -x "$f" ] || continue
+	n=$(basename "$f")
+	seeds=build/fuzz/seeds/$(echo "$n" | sed 's/_fuzz$//; s/_parse$//')
+	mkdir -p "build/fuzz/corpus-$n" "$seeds"
+	run "fuzz $n" env LUADIVERT_FUZZ_DIR="$PWD/fuzz" "$f" -max_total_time="${FUZZ_TEST_TIME:-7}" \
+		-close_fd_mask=2 -artifact_prefix="build/fuzz/crash-$n-" "build/fuzz/corpus-$n" \
+		"$seeds" $(ls -d "fuzz/regress/$n" 2>/dev/null)
 done
 
 integration() {
