@@ -61,7 +61,7 @@ for t in tests/lua/*_test.lua; do
 done
 
 # Fuzz targets (fuzz/*.c, `make fuzz` runs them longer): each for FUZZ_TEST_TIME
-# seconds (default 7) from the seeds (../shared/pcaps), the inputs that once
+# seconds (default 5; ~7 s with start-up) from the seeds (../shared/pcaps), the inputs that once
 # found a bug (fuzz/regress/) and what earlier runs kept (build/fuzz/corpus-*).
 echo "== fuzzing (bounded)"
 for f in build/fuzz/*_fuzz; do
@@ -69,7 +69,7 @@ for f in build/fuzz/*_fuzz; do
 	n=$(basename "$f")
 	seeds=build/fuzz/seeds/$(echo "$n" | sed 's/_fuzz$//; s/_parse$//')
 	mkdir -p "build/fuzz/corpus-$n" "$seeds"
-	run "fuzz $n" env LUADIVERT_FUZZ_DIR="$PWD/fuzz" "$f" -max_total_time="${FUZZ_TEST_TIME:-7}" \
+	run "fuzz $n" env LUADIVERT_FUZZ_DIR="$PWD/fuzz" "$f" -max_total_time="${FUZZ_TEST_TIME:-5}" \
 		-close_fd_mask=2 -artifact_prefix="build/fuzz/crash-$n-" "build/fuzz/corpus-$n" \
 		"$seeds" $(ls -d "fuzz/regress/$n" 2>/dev/null)
 done
