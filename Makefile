@@ -4,6 +4,7 @@
 #   make demo     (root) show a policy acting on real traffic, in a namespace
 #   make test     (root) every test: Lua unit tests, integration tests, ASan+UBSan build
 #   make bench    (root) benchmarks against a bare-C NFQUEUE loop
+#   make fuzz     libFuzzer targets (clang), FUZZ_TIME seconds each (default 300)
 #   make install  PREFIX=/usr/local DESTDIR=
 #
 # `demo`, `test` and `bench` first install missing Debian packages (target `deps`).
@@ -31,7 +32,7 @@ LDFLAGS += -Wl,-E
 # Debian packages the build, the tests, the demo and the benchmarks need.
 DEPS := build-essential clang pkg-config luajit libluajit-5.1-dev libnetfilter-queue-dev \
         libmnl-dev libpcap-dev iptables iproute2 iputils-ping luarocks iperf3 python3 procps \
-        prometheus tcpdump chromium curl
+        prometheus tcpdump chromium curl libclang-rt-14-dev
 
 CORE_SRC   := $(sort $(wildcard core/*.c))
 CORE_OBJ   := $(CORE_SRC:core/%.c=build/obj/%.o)
@@ -43,6 +44,13 @@ BENCHES    := $(BENCH_SRC:bench/%.c=build/bench/%)
 UNIT_SRC   := $(sort $(wildcard tests/unit/*.c))
 UNITS      := $(UNIT_SRC:tests/unit/%.c=build/unit/%)
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# Fuzz targets (fuzz/*.c): clang's libFuzzer with ASan+UBSan. Corpora are
+# seeded from ../shared/pcaps (tools/fuzz_seeds.lua) when it is there.
+FUZZ_SRC   := $(sort $(wildcard fuzz/*.c))
+FUZZERS    := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
+FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_TIME  ?= 300
+PCAPS      ?= ../shared/pcaps
 
 # libluadivert-divert: FreeBSD divert(4) sockets for C programs (core/divert/),
 # with the core's NFQUEUE and inject code compiled in (position-independent).
@@ -65,7 +73,7 @@ DCHK_SRC    := $(sort $(wildcard tests/divert/*.c))
 DIVERT_EXAMPLES += $(DCHK_SRC:tests/divert/%.c=build/examples/%) \
                    $(DCHK_SRC:tests/divert/%.c=build/examples/%-asan)
 
-.PHONY: all deps bench-deps demo test bench install clean abi-check clang-check
+.PHONY: all deps bench-deps demo test bench install clean abi-check clang-check fuzz fuzzers
 
 all: luadivert $(TOOLS) $(BENCHES) $(UNITS) lua/divert/abi.lua $(DIVERT_LIB) $(DIVERT_EXAMPLES)
 
@@ -92,7 +100,7 @@ build/bench/%: bench/%.c $(wildcard core/*.h bench/*.h) | build/bench
 build/unit/%: tests/unit/%.c $(wildcard core/*.[ch]) | build/unit
 	$(CC) $(CFLAGS) -O1 $(ASAN_FLAGS) -Icore $(LDFLAGS) -o $@ $< $(LDLIBS)
 
-build/obj build/asan build/tools build/bench build/unit:
+build/obj build/asan build/tools build/bench build/unit build/fuzz:
 	mkdir -p $@
 
 build/pic/%.o: core/%.c $(DIVERT_HDR)
@@ -130,6 +138,31 @@ build/examples/%-asan: tests/divert/%.c $(DIVERT_ASAN) include/luadivert/divert.
 build/luadivert-divert.pc: tools/luadivert-divert.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' $< >$@
 
+fuzzers: $(FUZZERS)
+
+# replay_fuzz runs the whole `luadivert replay`: every core file but main.c.
+build/fuzz/replay_fuzz: fuzz/replay_fuzz.c $(CORE_SRC) $(wildcard core/*.h) | build/fuzz
+	clang $(filter-out -O2,$(CFLAGS)) -O1 $(FUZZ_FLAGS) -Icore -o $@ $< \
+	  $(filter-out core/main.c,$(CORE_SRC)) $(LDLIBS)
+
+build/fuzz/%: fuzz/%.c $(wildcard core/*.[ch]) | build/fuzz
+	clang $(filter-out -O2,$(CFLAGS)) -O1 $(FUZZ_FLAGS) -Icore -o $@ $< $(LDLIBS)
+
+build/fuzz/seeds: tools/fuzz_seeds.lua | build/fuzz
+	rm -rf $@ && mkdir -p $@
+	if [ -d "$(PCAPS)" ]; then luajit tools/fuzz_seeds.lua $@ $(PCAPS); fi
+
+# Each target FUZZ_TIME seconds; findings land in build/fuzz/crash-*.
+fuzz: fuzzers build/fuzz/seeds
+	@for f in $(FUZZERS); do n=$$(basename $$f); \
+	  mkdir -p build/fuzz/corpus-$$n; \
+	  seeds=build/fuzz/seeds/$$(echo $$n | sed 's/_fuzz$$//; s/_parse$$//'); \
+	  echo "== $$n ($(FUZZ_TIME) s)"; \
+	  LUADIVERT_FUZZ_DIR=$$PWD/fuzz $$f -max_total_time=$(FUZZ_TIME) -close_fd_mask=2 \
+	    -artifact_prefix=build/fuzz/crash-$$n- build/fuzz/corpus-$$n $$seeds \
+	    $$(ls -d fuzz/regress/$$n 2>/dev/null) || exit 1; \
+	done
+
 # The Lua side of the shared ABI is generated, and committed so that the
 # rockspec needs no build step; abi-check fails when it is stale.
 lua/divert/abi.lua: core/ld_abi.h tools/gen_abi.sh
@@ -159,7 +192,7 @@ bench-deps:
 demo: deps all
 	sh scripts/demo.sh
 
-test: deps all build/luadivert-asan
+test: deps all build/luadivert-asan fuzzers build/fuzz/seeds
 	bash tests/run.sh
 
 bench: deps bench-deps all

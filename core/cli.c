@@ -3,9 +3,11 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #ifndef LD_RUNDIR
 #define LD_RUNDIR "/run/luadivert"
@@ -38,9 +40,19 @@ int ld_usage_error(const char *cmd, const char *fmt, ...)
 	return LD_EXIT_USAGE;
 }
 
+const char *ld_bad_option(char **argv)
+{
+	return optind > 0 ? argv[optind - 1] : "?";
+}
+
 void ld_default_pidfile(uint32_t queue, char *out, unsigned long outlen)
 {
 	const char *dir = getenv("LUADIVERT_RUNDIR");
+	struct stat st;
 
-	snprintf(out, outlen, "%s/queue-%u.pid", dir && *dir ? dir : LD_RUNDIR, queue);
+	/* queue numbers are per network namespace, and so is the file */
+	if (stat("/proc/self/ns/net", &st) < 0)
+		st.st_ino = 0;
+	snprintf(out, outlen, "%s/net%llu-queue-%u.pid", dir && *dir ? dir : LD_RUNDIR,
+		 (unsigned long long)st.st_ino, queue);
 }

@@ -28,6 +28,16 @@ int ld_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 int ld_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /**
+ * ld_bad_option() - the command-line word getopt_long() just refused
+ * @argv: the argument vector given to getopt_long()
+ *
+ * Commands set opterr = 0 so that getopt prints nothing: one message, ours,
+ * names the word (unknown option, or an option missing its value).
+ * Return: the word.
+ */
+const char *ld_bad_option(char **argv);
+
+/**
  * ld_default_pidfile() - the pid file of the instance on @queue
  * @queue: queue number
  * @out: receives the path

@@ -37,8 +37,27 @@ struct ld_lua {
 	struct ld_batch *batch;
 	struct ld_log_limit *lim;
 	struct ld_log_limit own_lim;
+	int stopped;               /* on_stop has run (or must not) */
 	char policy[PATH_MAX];
 };
+
+/*
+ * The error object on top of @L as text: error() may raise any value (a
+ * table, nil), and lua_tostring() gives NULL for those. tostring() honours
+ * __tostring. Replaces the top of the stack; only runs on the error path.
+ */
+static const char *error_text(lua_State *L)
+{
+	if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
+		return lua_tostring(L, -1);
+	lua_getglobal(L, "tostring");
+	lua_insert(L, -2);
+	if (lua_pcall(L, 1, 1, 0) != 0 || !lua_isstring(L, -1)) {
+		lua_pop(L, 1);
+		lua_pushliteral(L, "(error object without a text)");
+	}
+	return lua_tostring(L, -1);
+}
 
 static int is_dir(const char *path)
 {
@@ -111,7 +130,7 @@ static int call_host(struct ld_lua *h, const char *fn, int nargs, char *err, siz
 	lua_getglobal(L, "require");
 	lua_pushliteral(L, "divert.host");
 	if (lua_pcall(L, 1, 1, 0) != 0) {
-		snprintf(err, errlen, "loading the divert library: %s", lua_tostring(L, -1));
+		snprintf(err, errlen, "loading the divert library: %s", error_text(L));
 		lua_pop(L, 1 + nargs);
 		return -1;
 	}
@@ -119,9 +138,7 @@ static int call_host(struct ld_lua *h, const char *fn, int nargs, char *err, siz
 	lua_remove(L, -2);
 	lua_insert(L, -1 - nargs);
 	if (lua_pcall(L, nargs, 1, 0) != 0) {
-		const char *msg = lua_tostring(L, -1);
-
-		snprintf(err, errlen, "%s", msg ? msg : "(error object is not a string)");
+		snprintf(err, errlen, "%s", error_text(L));
 		lua_pop(L, 1);
 		return -1;
 	}
@@ -195,10 +212,9 @@ static uint32_t dispatch_span(struct ld_lua *h, int ref, uint32_t from, uint32_t
 			break;
 
 		struct ld_packet *p = &b->pkts[b->next];
-		const char *msg = lua_tostring(L, -1);
 
 		ld_log_limited(h->lim, "policy error, packet id %u gets the default verdict: %s",
-			       p->id, msg ? msg : "(error object is not a string)");
+			       p->id, error_text(L));
 		lua_pop(L, 1);
 		/* Whatever the handler had set on this packet is void. */
 		p->verdict = b->default_verdict;
@@ -329,18 +345,55 @@ int ld_lua_declared(struct ld_lua *h, struct ld_policy_rules *out, char *err, si
 	return rc;
 }
 
-void ld_lua_free(struct ld_lua *h)
+int ld_lua_watch_files(struct ld_lua *h, char *buf, size_t len)
+{
+	lua_State *L = h->L;
+	int rc = -1;
+
+	buf[0] = '\0';
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "divert.host");
+	if (lua_pcall(L, 1, 1, 0) == 0) {
+		lua_getfield(L, -1, "watch_files");
+		if (lua_pcall(L, 0, 1, 0) == 0 && lua_isstring(L, -1)) {
+			snprintf(buf, len, "%s", lua_tostring(L, -1));
+			rc = 0;
+		}
+	}
+	lua_settop(L, 0);
+	return rc;
+}
+
+int ld_lua_stop(struct ld_lua *h)
+{
+	int rc = 0;
+
+	if (!h || h->stopped)
+		return 0;
+	h->stopped = 1;
+	lua_getglobal(h->L, "require");
+	lua_pushliteral(h->L, "divert.host");
+	if (lua_pcall(h->L, 1, 1, 0) != 0 || (lua_getfield(h->L, -1, "stop"),
+					     lua_pcall(h->L, 0, 0, 0) != 0)) {
+		ld_log("policy on_stop: %s", error_text(h->L));
+		rc = -1;
+	}
+	lua_settop(h->L, 0);
+	/* what on_stop logged through the limiter, and what it held back */
+	ld_log_limit_flush(h->lim);
+	return rc;
+}
+
+void ld_lua_discard(struct ld_lua *h)
 {
 	if (!h)
 		return;
-	lua_getglobal(h->L, "require");
-	lua_pushliteral(h->L, "divert.host");
-	if (lua_pcall(h->L, 1, 1, 0) == 0) {
-		lua_getfield(h->L, -1, "stop");
-		if (lua_pcall(h->L, 0, 0, 0) != 0)
-			ld_log("policy on_stop: %s", lua_tostring(h->L, -1));
-	}
-	lua_settop(h->L, 0);
 	lua_close(h->L);
 	free(h);
+}
+
+void ld_lua_free(struct ld_lua *h)
+{
+	ld_lua_stop(h);
+	ld_lua_discard(h);
 }

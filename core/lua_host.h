@@ -136,9 +136,37 @@ struct ld_policy_rules;
 int ld_lua_declared(struct ld_lua *L, struct ld_policy_rules *out, char *err, size_t errlen);
 
 /**
- * ld_lua_free() - call the policy's on_stop (if any) and close the state
+ * ld_lua_watch_files() - the policy file and the modules it required
+ * @L: host
+ * @buf: receives the paths, one per line
+ * @len: size of @buf
+ *
+ * Return: 0, or -1 (@buf empty) when the list cannot be had.
+ */
+int ld_lua_watch_files(struct ld_lua *L, char *buf, size_t len);
+
+/**
+ * ld_lua_stop() - call the policy's on_stop (if any), once
+ * @L: host, may be NULL
+ *
+ * Call it while the packet buffers are still mapped: a policy may have kept
+ * a packet or a view. Afterwards the host's packet objects read as empty
+ * packets and views kept by the policy raise an error when used.
+ * Return: 0, or -1 when on_stop raised (the error is logged).
+ */
+int ld_lua_stop(struct ld_lua *L);
+
+/**
+ * ld_lua_free() - ld_lua_stop() unless done already, then close the state
  * @L: host, may be NULL
  */
 void ld_lua_free(struct ld_lua *L);
+
+/**
+ * ld_lua_discard() - close the state without calling on_stop
+ * (`luadivert check`: the policy never ran)
+ * @L: host, may be NULL
+ */
+void ld_lua_discard(struct ld_lua *L);
 
 #endif /* LD_LUA_HOST_H */

@@ -49,6 +49,17 @@ static void set_err(char *err, size_t errlen, const char *what, int e)
 	snprintf(err, errlen, "%s: %s", what, strerror(e));
 }
 
+/*
+ * libmnl's mnl_nlmsg_ok() compares nlmsg_len with the bytes left as an int:
+ * a length of 2^31 or more passes, and mnl_nlmsg_next() then jumps outside
+ * the buffer (found by fuzz/nfq_parse_fuzz.c). Compare unsigned.
+ */
+static inline int nlmsg_ok(const struct nlmsghdr *nlh, int len)
+{
+	return len >= (int)NLMSG_HDRLEN && nlh->nlmsg_len >= NLMSG_HDRLEN &&
+	       nlh->nlmsg_len <= (uint32_t)len;
+}
+
 /* Packets that arrive while we wait for a config reply get the default verdict. */
 static void verdict_stray(struct ld_nfq *q, const struct nlmsghdr *nlh)
 {
@@ -88,7 +99,7 @@ static int config_request(struct ld_nfq *q, struct nlmsghdr *nlh)
 			return errno == EAGAIN ? -ETIMEDOUT : -errno;
 		}
 		int len = (int)n;
-		for (const struct nlmsghdr *m = (const void *)buf; mnl_nlmsg_ok(m, len);
+		for (const struct nlmsghdr *m = (const void *)buf; nlmsg_ok(m, len);
 		     m = mnl_nlmsg_next(m, &len)) {
 			if (m->nlmsg_type == NLMSG_ERROR) {
 				const struct nlmsgerr *e = mnl_nlmsg_get_payload(m);
@@ -140,6 +151,22 @@ static int config_params(struct ld_nfq *q)
 	return config_request(q, nlh);
 }
 
+/* A positive byte count from the environment: 0, or -1 when unset or bad. */
+static int env_bytes(const char *name, int *out)
+{
+	const char *v = getenv(name);
+	char *end;
+	long n;
+
+	if (!v || !*v)
+		return -1;
+	n = strtol(v, &end, 10);
+	if (*end || n <= 0 || n > (1L << 30))
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
 static int socket_setup(struct ld_nfq *q, char *err, size_t errlen)
 {
 	struct timeval tv = { .tv_sec = CFG_ACK_TIMEOUT_S };
@@ -157,8 +184,19 @@ static int socket_setup(struct ld_nfq *q, char *err, size_t errlen)
 		set_err(err, errlen, "SO_RCVBUF", errno);
 		return -1;
 	}
-	if (setsockopt(q->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0 &&
-	    setsockopt(q->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0) {
+	/* LUADIVERT_SNDBUF: ask for less, without FORCE: what a container
+	 * (no CAP_NET_ADMIN in the initial user namespace) gets. For tests. */
+	if (env_bytes("LUADIVERT_SNDBUF", &sndbuf) == 0) {
+		if (setsockopt(q->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0) {
+			set_err(err, errlen, "SO_SNDBUF", errno);
+			return -1;
+		}
+	} else if (setsockopt(q->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0 &&
+		   setsockopt(q->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0) {
+		set_err(err, errlen, "SO_SNDBUF", errno);
+		return -1;
+	}
+	if (ld_nfq_learn_sndbuf(q) < 0) {
 		set_err(err, errlen, "SO_SNDBUF", errno);
 		return -1;
 	}
@@ -293,8 +331,10 @@ int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
 		flags &= ~(uint32_t)NFQA_CFG_F_CONNTRACK;
 		rc = config_flags(q, flags, flags | NFQA_CFG_F_FAIL_OPEN);
 		if (rc == 0)
-			ld_log("queue %u: this kernel gives no conntrack information to queues",
-			       cfg->queue);
+			ld_log("queue %u: this kernel gives queues no conntrack information "
+			       "(CONFIG_NETFILTER_NETLINK_GLUE_CT): pkt:ct_mark() and pkt:ct_info() "
+			       "return nil and pkt:set_ct_mark() has no effect; everything else "
+			       "works", cfg->queue);
 	}
 	if (rc < 0) {
 		e = -rc;
@@ -463,6 +503,30 @@ static void kernel_error(struct ld_nfq *q, const struct nlmsghdr *nlh)
 		       q->cfg.queue, e->msg.nlmsg_type, strerror(-e->error));
 }
 
+/* The messages of one received datagram into pkts[n..]; returns the new n. */
+static int parse_slot(struct ld_nfq *q, const uint8_t *slot, int len, const uint8_t *slot_end,
+		      struct ld_packet *pkts, int n, uint64_t now_ns)
+{
+	for (const struct nlmsghdr *nlh = (const void *)slot; nlmsg_ok(nlh, len);
+	     nlh = mnl_nlmsg_next(nlh, &len)) {
+		if (nlh->nlmsg_type == NLMSG_ERROR) {
+			if (nlh->nlmsg_len >= NLMSG_HDRLEN + sizeof(struct nlmsgerr))
+				kernel_error(q, nlh);
+			continue;
+		}
+		if ((nlh->nlmsg_type & 0xff) != NFQNL_MSG_PACKET)
+			continue;
+		if (n == LD_BATCH_MAX) {
+			/* More than one packet per datagram overflowed the batch. */
+			verdict_stray(q, nlh);
+			continue;
+		}
+		if (parse_packet(q, nlh, slot_end, &pkts[n], now_ns) == 0)
+			n++;
+	}
+	return n;
+}
+
 int ld_nfq_recv_batch(struct ld_nfq *q, struct ld_packet *pkts, uint64_t now_ns)
 {
 	int got, n = 0;
@@ -482,29 +546,13 @@ int ld_nfq_recv_batch(struct ld_nfq *q, struct ld_packet *pkts, uint64_t now_ns)
 	}
 	for (int i = 0; i < got; i++) {
 		const uint8_t *slot = q->rx_iov[i].iov_base;
-		int len = (int)q->rx_msgs[i].msg_len;
 
 		if (q->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
 			q->c->recv_errors++;
 			ld_log_limited(q->lim, "queue %u: netlink message truncated", q->cfg.queue);
 			continue;
 		}
-		for (const struct nlmsghdr *nlh = (const void *)slot; mnl_nlmsg_ok(nlh, len);
-		     nlh = mnl_nlmsg_next(nlh, &len)) {
-			if (nlh->nlmsg_type == NLMSG_ERROR) {
-				kernel_error(q, nlh);
-				continue;
-			}
-			if ((nlh->nlmsg_type & 0xff) != NFQNL_MSG_PACKET)
-				continue;
-			if (n == LD_BATCH_MAX) {
-				/* More than one packet per datagram overflowed the batch. */
-				verdict_stray(q, nlh);
-				continue;
-			}
-			if (parse_packet(q, nlh, slot + LD_RX_SLOT, &pkts[n], now_ns) == 0)
-				n++;
-		}
+		n = parse_slot(q, slot, (int)q->rx_msgs[i].msg_len, slot + LD_RX_SLOT, pkts, n, now_ns);
 	}
 	return n;
 }
@@ -560,38 +608,26 @@ void ld_nfq_verdict_batch(struct ld_nfq *q, uint32_t max_id, uint32_t verdict)
 	m->payload_len = 0;
 }
 
-static void send_iov(struct ld_nfq *q, struct iovec *iov, size_t n, uint32_t msgs)
+static uint32_t msg_bytes(const struct ld_verdict_msg *m)
 {
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	struct msghdr mh = {
-		.msg_name = &kernel, .msg_namelen = sizeof(kernel),
-		.msg_iov = iov, .msg_iovlen = n,
-	};
-
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (sendmsg(q->fd, &mh, 0) >= 0)
-			return;
-		if (errno != EINTR && errno != ENOBUFS && errno != ENOMEM)
-			break;
-	}
-	q->c->send_errors++;
-	ld_log_limited(q->lim, "queue %u: sending %u verdicts: %s", q->cfg.queue, msgs,
-		       strerror(errno));
+	return m->hdr_len + MNL_ALIGN(m->payload_len);
 }
 
-void ld_nfq_flush(struct ld_nfq *q)
+/*
+ * Send the verdict messages tx[first .. first+n) with one sendmsg. When
+ * the kernel refuses the size (EMSGSIZE: more than the socket's send
+ * buffer, whatever we were told) or cannot allocate it (ENOBUFS, ENOMEM),
+ * send the two halves separately, in order, and remember the smaller size.
+ */
+static void send_msgs(struct ld_nfq *q, uint32_t first, uint32_t n)
 {
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	struct msghdr mh = { .msg_name = &kernel, .msg_namelen = sizeof(kernel) };
 	size_t niov = 0, bytes = 0;
-	uint32_t msgs = 0;
 
-	for (uint32_t i = 0; i < q->tx_n; i++) {
+	for (uint32_t i = first; i < first + n; i++) {
 		struct ld_verdict_msg *m = &q->tx[i];
-		uint32_t total = m->hdr_len + MNL_ALIGN(m->payload_len);
 
-		if (msgs && (bytes + total > LD_SEND_BYTES_MAX || niov + 3 > LD_SEND_IOV_MAX)) {
-			send_iov(q, q->tx_iov, niov, msgs);
-			niov = bytes = msgs = 0;
-		}
 		q->tx_iov[niov++] = (struct iovec){ m->hdr, m->hdr_len };
 		if (m->payload) {
 			q->tx_iov[niov++] = (struct iovec){ (void *)m->payload, m->payload_len };
@@ -599,12 +635,76 @@ void ld_nfq_flush(struct ld_nfq *q)
 				q->tx_iov[niov++] = (struct iovec){
 					(void *)zero_pad, MNL_ALIGN(m->payload_len) - m->payload_len };
 		}
-		bytes += total;
-		msgs++;
+		bytes += msg_bytes(m);
 	}
-	if (msgs)
-		send_iov(q, q->tx_iov, niov, msgs);
+	mh.msg_iov = q->tx_iov;
+	mh.msg_iovlen = niov;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (sendmsg(q->fd, &mh, 0) >= 0)
+			return;
+		if (errno != EINTR)
+			break;
+	}
+	if (n > 1 && (errno == EMSGSIZE || errno == ENOBUFS || errno == ENOMEM)) {
+		if (errno == EMSGSIZE && bytes / 2 < q->send_max)
+			q->send_max = (uint32_t)(bytes / 2);
+		send_msgs(q, first, n / 2);
+		send_msgs(q, first + n / 2, n - n / 2);
+		return;
+	}
+	q->c->send_errors++;
+	ld_log_limited(q->lim, "queue %u: sending %u verdicts (%zu bytes): %s", q->cfg.queue, n,
+		       bytes, strerror(errno));
+}
+
+void ld_nfq_flush(struct ld_nfq *q)
+{
+	uint32_t first = 0, bytes = 0, niov = 0;
+
+	for (uint32_t i = 0; i < q->tx_n; i++) {
+		uint32_t total = msg_bytes(&q->tx[i]);
+
+		if (i > first && (bytes + total > q->send_max || niov + 3 > LD_SEND_IOV_MAX)) {
+			send_msgs(q, first, i - first);
+			first = i;
+			bytes = niov = 0;
+		}
+		bytes += total;
+		niov += 3;
+	}
+	if (q->tx_n > first)
+		send_msgs(q, first, q->tx_n - first);
 	q->tx_n = 0;
+}
+
+int ld_nfq_learn_sndbuf(struct ld_nfq *q)
+{
+	int have = 0;
+	socklen_t len = sizeof(have);
+
+	if (getsockopt(q->fd, SOL_SOCKET, SO_SNDBUF, &have, &len) < 0)
+		return -1;
+	/* netlink_sendmsg() refuses anything above sk_sndbuf - 32 */
+	q->send_max = have > LD_SEND_SLACK ? (uint32_t)(have - LD_SEND_SLACK) : 1;
+	if (q->send_max > LD_SEND_BYTES_MAX)
+		q->send_max = LD_SEND_BYTES_MAX;
+	return 0;
+}
+
+uint32_t ld_nfq_sweep_id(uint32_t last_id, uint32_t maxlen)
+{
+	/*
+	 * The kernel (nfqnl_recv_verdict_batch) walks its queue oldest first
+	 * and stops at the first id "after" max_id in serial arithmetic,
+	 * (int32_t)(id - max_id) > 0: one batch verdict covers the 2^31 ids up
+	 * to max_id. Every packet still queued was queued before the queue
+	 * length went to 0, and the ones newer than the newest we read
+	 * (last_id) are all still queued: at most maxlen of them. So max_id =
+	 * last_id + maxlen reaches the newest, and the window still covers
+	 * 2^31 - maxlen ids older than last_id (packets we read but whose
+	 * verdict never came through, or lost messages in between).
+	 */
+	return last_id + maxlen;
 }
 
 uint64_t ld_nfq_close(struct ld_nfq *q, uint32_t sweep_verdict)
@@ -643,7 +743,7 @@ uint64_t ld_nfq_close(struct ld_nfq *q, uint32_t sweep_verdict)
 	}
 	/* Anything still queued whose message we never read (lost to a full
 	 * socket buffer) gets the verdict too: ids are serial numbers. */
-	ld_nfq_verdict_batch(q, q->last_id + LD_SWEEP_WINDOW, sweep_verdict);
+	ld_nfq_verdict_batch(q, ld_nfq_sweep_id(q->last_id, q->cfg.maxlen), sweep_verdict);
 	ld_nfq_flush(q);
 	rc = config_cmd(q, NFQNL_CFG_CMD_UNBIND);
 	if (rc < 0)

@@ -24,9 +24,9 @@ enum {
 	LD_RX_SLOT       = 65536 + 8192,
 	LD_QUEUE_MAXLEN_DEFAULT = 4096,    /* packets the kernel keeps for us */
 	LD_VERDICT_HDR_ROOM = 128,         /* one verdict message without its payload */
-	LD_SEND_BYTES_MAX = 1 << 20,       /* split a verdict send beyond this */
+	LD_SEND_BYTES_MAX = 1 << 20,       /* split a verdict send beyond this... */
+	LD_SEND_SLACK     = 64,            /* ...or beyond the real send buffer less this */
 	LD_SEND_IOV_MAX   = 1020,          /* below IOV_MAX (1024) */
-	LD_SWEEP_WINDOW   = 0x7fffffff,    /* ids covered by the shutdown catch-all */
 };
 
 struct ld_nfq_cfg {
@@ -56,6 +56,7 @@ struct ld_nfq {
 	uint8_t   *rx;                          /* LD_BATCH_MAX * LD_RX_SLOT bytes, mmap'd */
 	struct mmsghdr rx_msgs[LD_BATCH_MAX];
 	struct iovec   rx_iov[LD_BATCH_MAX];
+	uint32_t   send_max;                    /* bytes per sendmsg: the real SO_SNDBUF */
 	uint32_t   last_id;                     /* newest packet id seen */
 	int        seen_any;
 	/* verdict messages waiting to be sent, in order */
@@ -126,12 +127,34 @@ void ld_nfq_verdict_batch(struct ld_nfq *q, uint32_t max_id, uint32_t verdict);
 
 /**
  * ld_nfq_flush() - send every queued verdict message with one sendmsg
- * (more only when they exceed LD_SEND_BYTES_MAX or LD_SEND_IOV_MAX)
+ * (more only when they exceed the send buffer, LD_SEND_BYTES_MAX or
+ * LD_SEND_IOV_MAX; a send the kernel refuses as too big is split in two)
  * @q: queue
  *
  * Failures are counted and logged; the daemon carries on.
  */
 void ld_nfq_flush(struct ld_nfq *q);
+
+/**
+ * ld_nfq_learn_sndbuf() - size verdict sends to the socket's real send buffer
+ * @q: queue with an open socket
+ *
+ * SO_SNDBUFFORCE fails without CAP_NET_ADMIN in the initial user namespace
+ * (containers); the buffer is then what SO_SNDBUF and net.core.wmem_max
+ * allow, and a bigger send fails with EMSGSIZE.
+ * Return: 0, or -1 (errno set) when getsockopt fails.
+ */
+int ld_nfq_learn_sndbuf(struct ld_nfq *q);
+
+/**
+ * ld_nfq_sweep_id() - the max_id of the shutdown catch-all batch verdict
+ * @last_id: the newest packet id read
+ * @maxlen: the kernel queue length configured
+ *
+ * Return: an id whose batch verdict covers every packet still queued:
+ * the ones newer than @last_id (at most @maxlen) and the ones older.
+ */
+uint32_t ld_nfq_sweep_id(uint32_t last_id, uint32_t maxlen);
 
 /**
  * ld_nfq_close() - give every packet still in the kernel queue a verdict,

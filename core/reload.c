@@ -15,6 +15,7 @@
 #include "log.h"
 #include "policy_rules.h"
 #include "reload_grace.h"
+#include "pidfile.h"
 
 
 int ld_file_hash(const char *path, uint64_t *out)
@@ -64,6 +65,8 @@ int ld_reload_init(struct ld_reload *r, const char *policy, int watch, char *err
 		ld_reload_free(r);
 		return -1;
 	}
+	/* the policy alone until ld_reload_watch_modules() learns its modules */
+	ld_reload_watch_modules(r, NULL);
 	return 0;
 }
 
@@ -75,20 +78,14 @@ void ld_reload_set_status_file(struct ld_reload *r, const char *path)
 void ld_reload_watch_event(struct ld_reload *r)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	char base_buf[PATH_MAX];
-	const char *base;
 	ssize_t n;
 
-	snprintf(base_buf, sizeof(base_buf), "%s", r->policy);
-	base = basename(base_buf);
 	while ((n = read(r->watch_fd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const void *)p;
 
-			/* Any .lua file next to the policy: it may be a module it requires. */
-			if (ev->len && (strcmp(ev->name, base) == 0 ||
-					(strlen(ev->name) > 4 &&
-					 strcmp(ev->name + strlen(ev->name) - 4, ".lua") == 0)))
+			/* the policy or a module it required, nothing else */
+			if (ev->len && ld_reload_watch_matches(r, ev->wd, ev->name))
 				r->pending = 1;
 			p += sizeof(*ev) + ev->len;
 		}
@@ -103,7 +100,7 @@ static void write_status(struct ld_reload *r, int ok, const char *msg)
 	if (!r->status_path[0])
 		return;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", r->status_path);
-	f = fopen(tmp, "we");
+	f = ld_open_nofollow(tmp);
 	if (!f) {
 		ld_log("reload status %s: %s", tmp, strerror(errno));
 		return;
@@ -201,6 +198,8 @@ int ld_reload_run(struct ld_reload *r, struct ld_lua *lua, struct ld_counters *c
 				 r->policy, hash, (double)(ld_now_ns() - t0) / 1e6, note);
 	}
 	ld_log("%s", msg);
+	if (rc == 0)
+		ld_reload_watch_modules(r, lua);   /* the new version may require others */
 	if (rc < 0)
 		c->reload_errors++;
 	else

@@ -20,12 +20,22 @@
 struct ld_divert;
 struct ld_grace;
 
+enum { LD_WATCH_FILES = 64 };   /* policy + modules watched by --watch */
+
+/* A file --watch reloads for: its directory's watch and its name. */
+struct ld_watch_file {
+	int wd;
+	char name[256];
+};
+
 struct ld_reload {
 	volatile int pending;
 	struct ld_divert *divert;     /* the divert rules to swap with the code; NULL: none */
 	struct ld_grace *grace;       /* after a rule swap: old or new code, per packet */
 	uint64_t grace_old;           /* packets the old code judged in this grace */
 	int watch_fd;                 /* inotify fd with --watch, else -1 */
+	struct ld_watch_file files[LD_WATCH_FILES];
+	int nfiles;
 	uint64_t generation;          /* reload attempts so far */
 	char policy[PATH_MAX];
 	char status_path[PATH_MAX];   /* "" when no status file is kept */
@@ -56,6 +66,25 @@ void ld_reload_set_status_file(struct ld_reload *r, const char *path);
  * @r: reload state
  */
 void ld_reload_watch_event(struct ld_reload *r);
+
+/**
+ * ld_reload_watch_modules() - (re)learn which files --watch reloads for:
+ * the policy and the modules it required (not editor temp files or other
+ * *.lua next to them)
+ * @r: reload state (nothing happens without --watch)
+ * @lua: the host, after a load
+ */
+void ld_reload_watch_modules(struct ld_reload *r, struct ld_lua *lua);
+
+/**
+ * ld_reload_watch_matches() - is (@wd, @name) a file --watch reloads for?
+ * @r: reload state
+ * @wd: the event's watch descriptor
+ * @name: the event's file name
+ *
+ * Return: 1 or 0.
+ */
+int ld_reload_watch_matches(const struct ld_reload *r, int wd, const char *name);
 
 /**
  * ld_reload_run() - load the policy anew and swap it in; on any error keep

@@ -5,6 +5,7 @@
  * pid file ("<generation> ok|error <message>").
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -16,6 +17,8 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "pidfile.h"
+#include "rules.h"
 
 static const char usage[] =
 	"usage: luadivert reload [--queue N | --pidfile FILE] [--timeout SECONDS]\n"
@@ -28,12 +31,16 @@ static const char usage[] =
 static int read_status(const char *path, uint64_t *gen, char *word, char *msg, size_t msglen)
 {
 	char line[1400];
-	FILE *f = fopen(path, "re");
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
 	int rc = -1;
 
 	*gen = 0;
-	if (!f)
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return -1;
+	}
 	if (fgets(line, sizeof(line), f)) {
 		char *p = NULL;
 
@@ -63,11 +70,11 @@ int ld_cmd_reload(int argc, char **argv)
 	char pidfile[PATH_MAX] = "", status[PATH_MAX + 8], word[16] = "", msg[1300] = "";
 	uint32_t queue = 0, timeout = 10;
 	uint64_t before, gen;
-	long pid = 0;
-	FILE *f;
+	pid_t pid = 0, holder;
 	int opt;
 
 	optind = 1;
+	opterr = 0;   /* one message, ours */
 	while ((opt = getopt_long(argc, argv, "q:p:t:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'q':
@@ -85,7 +92,8 @@ int ld_cmd_reload(int argc, char **argv)
 			fputs(usage, stdout);
 			return LD_EXIT_OK;
 		default:
-			return ld_usage_error("reload", "unknown or incomplete option");
+			return ld_usage_error("reload", "unknown option or missing value: '%s'",
+					      ld_bad_option(argv));
 		}
 	}
 	if (optind != argc)
@@ -94,18 +102,24 @@ int ld_cmd_reload(int argc, char **argv)
 		ld_default_pidfile(queue, pidfile, sizeof(pidfile));
 	snprintf(status, sizeof(status), "%s.status", pidfile);
 
-	f = fopen(pidfile, "re");
-	if (!f || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
-		fprintf(stderr, "luadivert reload: no running instance found through %s%s%s\n",
-			pidfile, f ? "" : ": ", f ? "" : strerror(errno));
-		if (f)
-			fclose(f);
+	if (ld_pidfile_read(pidfile, &pid, &queue) < 0) {
+		fprintf(stderr, "luadivert reload: no running instance found through %s: %s\n",
+			pidfile, errno == EINVAL ? "no pid in it" : errno == ELOOP
+			? "it is a symbolic link" : strerror(errno));
 		return LD_EXIT_FAIL;
 	}
-	fclose(f);
+	/* A stale file's pid may belong to another program by now: signal
+	 * only the process that holds the queue's lock in this namespace. */
+	holder = ld_rules_lock_holder((uint16_t)queue);
+	if (holder != pid) {
+		fprintf(stderr, "luadivert reload: pid %ld in %s is not the luadivert on queue %u in "
+			"this network namespace (%s); not signalling it\n", (long)pid, pidfile, queue,
+			holder > 0 ? "another process holds the queue" : "no luadivert holds the queue");
+		return LD_EXIT_FAIL;
+	}
 	read_status(status, &before, word, msg, sizeof(msg));
 	if (kill((pid_t)pid, SIGHUP) < 0) {
-		fprintf(stderr, "luadivert reload: signalling pid %ld: %s\n", pid, strerror(errno));
+		fprintf(stderr, "luadivert reload: signalling pid %ld: %s\n", (long)pid, strerror(errno));
 		return LD_EXIT_FAIL;
 	}
 	for (uint32_t waited = 0; waited < timeout * 100; waited++) {
@@ -121,6 +135,6 @@ int ld_cmd_reload(int argc, char **argv)
 		}
 		nanosleep(&ts, NULL);
 	}
-	fprintf(stderr, "luadivert reload: pid %ld did not report within %u s\n", pid, timeout);
+	fprintf(stderr, "luadivert reload: pid %ld did not report within %u s\n", (long)pid, timeout);
 	return LD_EXIT_FAIL;
 }

@@ -21,15 +21,19 @@
  * Live, a held packet waits in the kernel queue; here its frame waits in a
  * slot store (replay_store.h) and its release time in the timer heap.
  */
+#include "cli.h"
 #include "commands.h"
 #include "ld_abi.h"
+#include "log.h"
 #include "lua_host.h"
 #include "observe.h"
 #include "observe_cli.h"
 #include "record_pcapng.h"
+#include "payload_check.h"
 #include "replay_link.h"
 #include "lua_inject.h"
 #include "replay_store.h"
+#include "replay_writer.h"
 #include "timer_heap.h"
 
 #include <errno.h>
@@ -104,14 +108,15 @@ struct rp {
 	uint32_t batch_max, default_verdict, max_held;
 	long snaplen;
 	int quiet;
+	struct ld_log_limit lim;  /* policy errors and refusals, as live */
 
 	/* files */
 	FILE *in_file;
 	struct rp_peek peek;      /* stays put while libpcap reads a pipe through it */
-	pcap_t *in, *dead;
-	pcap_dumper_t *out;
+	pcap_t *in;
+	struct ld_pcap_out out;
 	FILE *vf;
-	int dlt, nano, progress;
+	int dlt, nano, progress, pcapng;
 	uint32_t snap_out;
 	off_t in_size;
 
@@ -139,6 +144,7 @@ struct rp {
 	uint64_t t_start, t_shown;
 	char read_err[PCAP_ERRBUF_SIZE + 64];
 	int failed;               /* a write or memory error: stop */
+	uint64_t ts_overflow;     /* records whose time stamp a pcap file cannot hold */
 };
 
 static void rp_usage(FILE *f)
@@ -220,7 +226,7 @@ static int rp_parse(struct rp *r, int argc, char **argv)
 	r->max_held = RP_MAX_HELD;
 	r->snaplen = -1;
 	optind = 0;  /* glibc: start over, main() may have parsed already */
-	opterr = 1;
+	opterr = 0;   /* one message, ours */
 	while ((c = getopt_long(argc, argv, "w:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'w':
@@ -283,7 +289,8 @@ static int rp_parse(struct rp *r, int argc, char **argv)
 			rp_usage(stdout);
 			return -1;
 		default:
-			rp_usage(stderr);
+			fprintf(stderr, "luadivert replay: unknown option or missing value: '%s'\n"
+				"Try 'luadivert replay --help'.\n", ld_bad_option(argv));
 			return 2;
 		}
 	}
@@ -416,8 +423,10 @@ static int rp_input_nano(struct rp *r, FILE **fp)
 	memcpy(&magic, pk->b, sizeof(magic));
 	if (magic == PCAP_MAGIC_NS || magic == __builtin_bswap32(PCAP_MAGIC_NS))
 		return 1;
-	if (magic == PCAPNG_SHB)
+	if (magic == PCAPNG_SHB) {
+		r->pcapng = 1;
 		return rp_pcapng_nano(pk->b, pk->n);
+	}
 	return 0;
 }
 
@@ -459,8 +468,8 @@ static int rp_open_input(struct rp *r)
 	if (!ld_link_supported(r->dlt)) {
 		name = pcap_datalink_val_to_name(r->dlt);
 		fprintf(stderr, "luadivert replay: %s: link type %d (%s) is not supported; replay reads "
-			"Ethernet (with VLAN tags), raw IP, Linux cooked (SLL, SLL2), BSD loopback "
-			"and PPP captures\n", r->in_path, r->dlt, name ? name : "unknown");
+			"Ethernet (with VLAN tags), raw IP, Linux cooked (SLL, SLL2), BSD loopback, "
+			"PPP, NFLOG and Cisco HDLC captures\n", r->in_path, r->dlt, name ? name : "unknown");
 		return -1;
 	}
 	snap = pcap_snapshot(r->in);
@@ -487,15 +496,12 @@ static int rp_open_output(struct rp *r)
 			r->out_path);
 		return -1;
 	}
-	r->dead = pcap_open_dead_with_tstamp_precision(r->dlt, (int)r->snap_out,
-			r->nano ? PCAP_TSTAMP_PRECISION_NANO : PCAP_TSTAMP_PRECISION_MICRO);
-	if (!r->dead) {
-		fprintf(stderr, "luadivert replay: cannot set up the output (out of memory)\n");
-		return -1;
-	}
-	r->out = pcap_dump_open(r->dead, r->out_path);
-	if (!r->out) {
-		fprintf(stderr, "luadivert replay: %s\n", pcap_geterr(r->dead));
+	char err[4200];
+
+	/* the input's link-type FCS/flag bits go to the output too */
+	if (ld_pcap_out_open(&r->out, r->out_path, r->dlt, (uint32_t)pcap_datalink_ext(r->in),
+			     r->snap_out, r->nano, err, sizeof(err)) < 0) {
+		fprintf(stderr, "luadivert replay: %s\n", err);
 		return -1;
 	}
 	if (r->verdicts_path) {
@@ -543,14 +549,15 @@ static uint8_t *rp_pkt_data(struct rp *r, uint32_t i)
 static void rp_write(struct rp *r, uint64_t ts_ns, const uint8_t *frame, uint32_t caplen,
 		     uint32_t wirelen)
 {
-	struct pcap_pkthdr h;
-	uint64_t frac = ts_ns % RP_NS_PER_SEC;
-
-	h.ts.tv_sec = (time_t)(ts_ns / RP_NS_PER_SEC);
-	h.ts.tv_usec = (suseconds_t)(r->nano ? frac : frac / 1000);
-	h.caplen = caplen;
-	h.len = wirelen > caplen ? wirelen : caplen;
-	pcap_dump((u_char *)r->out, &h, frame);
+	if (ld_pcap_out_write(&r->out, ts_ns, frame, caplen, wirelen) < 0) {
+		if (errno == EOVERFLOW && !r->ts_overflow++)
+			fprintf(stderr, "luadivert replay: a record's time stamp (%" PRIu64 " s) is "
+				"past what a pcap file holds (2^32 s, 2106-02-07): such records are "
+				"not written\n", (uint64_t)(ts_ns / RP_NS_PER_SEC));
+		r->failed |= errno != EOVERFLOW;
+		r->st.errors++;
+		return;
+	}
 	r->st.written++;
 	r->st.bytes_out += caplen;
 }
@@ -640,11 +647,16 @@ static const uint8_t *rp_frame(struct rp *r, const struct rp_rec *rec, struct ld
 			       uint32_t *caplen, uint32_t *wirelen)
 {
 	uint8_t *data = rp_pkt_data(r, (uint32_t)rec->pkt);
+	uint32_t pad;
 
-	if ((p->set & LD_SET_MODIFIED) &&
-	    (rec->ip_len < rec->ip_orig || p->len == 0 || p->len > LD_PACKET_MAX)) {
+	const char *why = (p->set & LD_SET_MODIFIED)
+		? ld_payload_refusal(p->len, p->cap, rec->ip_len < rec->ip_orig) : NULL;
+
+	if (why) {
 		p->set &= ~(uint32_t)LD_SET_MODIFIED;
 		r->st.refused++;
+		r->st.errors++;
+		ld_log_limited(&r->lim, "record %u: modified bytes not used (%s)", rec->num, why);
 	}
 	if (!(p->set & LD_SET_MODIFIED)) {
 		*caplen = rec->caplen;
@@ -652,7 +664,9 @@ static const uint8_t *rp_frame(struct rp *r, const struct rp_rec *rec, struct ld
 		return r->arena + rec->off;
 	}
 	memcpy(data - rec->hdr_len, r->arena + rec->off, rec->hdr_len);
-	*caplen = rec->hdr_len + p->len;
+	pad = ld_link_set_ip_len(r->dlt, data - rec->hdr_len, rec->hdr_len, p->len);
+	memset(data + p->len, 0, pad);     /* room: p->len <= LD_PAYLOAD_MAX */
+	*caplen = rec->hdr_len + p->len + pad;
 	*wirelen = *caplen;
 	if (*caplen > r->snap_out)
 		*caplen = r->snap_out;
@@ -839,7 +853,7 @@ static void rp_flush(struct rp *r)
 	r->batch.n = 0;
 	r->arena_used = 0;
 	/* a full disk stops the replay; rp_close() says why */
-	if (ferror(pcap_dump_file(r->out)))
+	if (r->out.f && ferror(r->out.f))
 		r->failed = 1;
 }
 
@@ -849,7 +863,7 @@ static void rp_add_ip(struct rp *r, struct rp_rec *rec, const struct ld_link_l3 
 	const uint8_t *ip = r->arena + rec->off + l3->hdr_len;
 	uint32_t i = r->batch.n++;
 	uint32_t ipcap = rec->caplen - l3->hdr_len;
-	uint32_t ipwire = rec->wirelen - l3->hdr_len;
+	uint32_t ipwire = (rec->wirelen > rec->caplen ? rec->wirelen : rec->caplen) - l3->hdr_len;
 	uint32_t decl = ld_link_ip_len(l3->hw_proto, ip, ipcap);
 	struct ld_packet *p = &r->pkts[i];
 
@@ -879,6 +893,20 @@ static void rp_add_ip(struct rp *r, struct rp_rec *rec, const struct ld_link_l3 
 	r->st.truncated += ipcap < ipwire;
 }
 
+/*
+ * A record's time stamp in ns. A pcap file stores unsigned 32-bit seconds,
+ * which libpcap hands over as a signed number: from 2^31 s (2038-01-19)
+ * on they come out negative. pcapng has 64 bits and needs no help.
+ */
+static uint64_t rp_ts_ns(const struct rp *r, const struct pcap_pkthdr *h)
+{
+	uint64_t sec = (uint64_t)h->ts.tv_sec;
+
+	if (!r->pcapng && h->ts.tv_sec < 0)
+		sec = (uint32_t)h->ts.tv_sec;
+	return sec * RP_NS_PER_SEC + (uint64_t)h->ts.tv_usec;
+}
+
 /* Take one record from libpcap into the batch. */
 static void rp_add(struct rp *r, const struct pcap_pkthdr *h, const u_char *bytes)
 {
@@ -891,11 +919,11 @@ static void rp_add(struct rp *r, const struct pcap_pkthdr *h, const u_char *byte
 	if (caplen > RP_ARENA)  /* libpcap caps records at 256 KiB; be safe anyway */
 		caplen = RP_ARENA;
 	rec = &r->rec[r->nrec++];
-	rec->ts_ns = (uint64_t)h->ts.tv_sec * RP_NS_PER_SEC + (uint64_t)h->ts.tv_usec;
+	rec->ts_ns = rp_ts_ns(r, h);
 	rec->num = (uint32_t)++r->st.records;
 	rec->off = r->arena_used;
 	rec->caplen = caplen;
-	rec->wirelen = h->len > caplen ? h->len : caplen;
+	rec->wirelen = h->len;   /* as recorded, 0 included: written back unchanged */
 	rec->pkt = -1;
 	memcpy(r->arena + r->arena_used, bytes, caplen);
 	r->arena_used += caplen;
@@ -993,15 +1021,10 @@ static int rp_close(struct rp *r)
 {
 	int bad = 0;
 
-	if (r->out) {
-		/* pcap_dump_close() cannot report an error: flush first and check */
-		if (pcap_dump_flush(r->out) || ferror(pcap_dump_file(r->out))) {
-			fprintf(stderr, "luadivert replay: %s: write error: %s\n", r->out_path,
-				strerror(errno));
-			bad = 1;
-		}
-		pcap_dump_close(r->out);
-		r->out = NULL;
+	if (r->out.f && ld_pcap_out_close(&r->out) < 0) {
+		fprintf(stderr, "luadivert replay: %s: write error: %s\n", r->out_path,
+			strerror(errno));
+		bad = 1;
 	}
 	if (r->vf) {
 		/* a write error that a later flush hid still shows in ferror() */
@@ -1021,12 +1044,9 @@ static void rp_free(struct rp *r)
 {
 	ld_lua_free(r->lua);
 	ld_obs_free(r->obs, r->last_ts, "luadivert replay (stopped)");
-	if (r->out)
-		pcap_dump_close(r->out);
+	ld_pcap_out_close(&r->out);
 	if (r->vf && r->vf != stdout && fclose(r->vf))
 		fprintf(stderr, "luadivert replay: %s: %s\n", r->verdicts_path, strerror(errno));
-	if (r->dead)
-		pcap_close(r->dead);
 	if (r->in)
 		pcap_close(r->in);
 	ld_heap_free(&r->heap);
@@ -1078,6 +1098,7 @@ int ld_cmd_replay(int argc, char **argv)
 	cfg.lua_dir = r->lua_dir;
 	r->sink = (struct ld_inject_sink){ .send = rp_inject, .ctx = r };
 	cfg.sink = &r->sink;
+	cfg.log_limit = &r->lim;
 	err[0] = 0;
 	r->lua = ld_lua_new(&cfg, &r->batch, err, sizeof(err));
 	if (!r->lua) {
@@ -1093,6 +1114,8 @@ int ld_cmd_replay(int argc, char **argv)
 	if (rp_close(r))
 		r->failed = 1;
 	/* the policy's on_stop runs here, before the summary */
+	if (ld_lua_stop(r->lua) < 0)
+		r->failed = 1;
 	ld_lua_free(r->lua);
 	r->lua = NULL;
 	rp_obs_counters(r);
@@ -1104,12 +1127,13 @@ int ld_cmd_replay(int argc, char **argv)
 			r->failed = 1;
 		r->obs = NULL;
 	}
+	ld_log_limit_flush(&r->lim);
 	if (!r->quiet)
 		rp_summary(r, rp_clock_ns() - r->t_start);
 	if (r->read_err[0])
 		fprintf(stderr, "luadivert replay: %s: %s (the records before it were replayed "
 			"and written)\n", r->in_path, r->read_err);
-	status = r->read_err[0] || r->failed;
+	status = r->read_err[0] || r->failed || r->ts_overflow;
 out:
 	rp_free(r);
 	return status;

@@ -65,6 +65,8 @@ int ld_link_supported(int dlt)
 	case DLT_LOOP:
 	case DLT_PPP:
 	case DLT_PPP_SERIAL:
+	case LD_DLT_NFLOG:
+	case LD_DLT_C_HDLC:
 		return 1;
 	default:
 		return 0;
@@ -210,6 +212,12 @@ int ld_link_decap(int dlt, const uint8_t *f, uint32_t caplen, struct ld_link_l3 
 	case DLT_PPP:
 	case DLT_PPP_SERIAL:
 		ip = l3_from_ppp(f, caplen, l3);
+		break;
+	case LD_DLT_NFLOG:
+		ip = ld_link_nflog_decap(f, caplen, l3);
+		break;
+	case LD_DLT_C_HDLC:
+		ip = ld_link_chdlc_decap(f, caplen, l3);
 		break;
 	default:
 		ip = 0;

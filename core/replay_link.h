@@ -15,10 +15,12 @@
 #include <stdint.h>
 
 enum {
-	LD_LINK_HDR_MAX   = 64,  /* longest link header accepted (Ethernet + tags, SLL2 + tags) */
+	LD_LINK_HDR_MAX   = 512, /* longest link header accepted (NFLOG TLVs, Ethernet + tags) */
 	LD_LINK_VLAN_MAX  = 8,   /* stacked 802.1Q / 802.1ad tags we look through */
 	LD_ETH_P_IP       = 0x0800,
 	LD_ETH_P_IPV6     = 0x86dd,
+	LD_DLT_NFLOG      = 239,   /* DLT_NFLOG: netfilter's log */
+	LD_DLT_C_HDLC     = 104,   /* DLT_C_HDLC: Cisco HDLC */
 };
 
 /* Where the IP packet starts in a frame and what it is. */
@@ -32,7 +34,8 @@ struct ld_link_l3 {
  * @dlt: DLT_* value as returned by pcap_datalink()
  *
  * Return: 1 for Ethernet, raw IP (DLT_RAW, DLT_IPV4, DLT_IPV6), Linux cooked
- * SLL and SLL2, BSD loopback (DLT_NULL, DLT_LOOP) and PPP; 0 otherwise.
+ * SLL and SLL2, BSD loopback (DLT_NULL, DLT_LOOP), PPP, NFLOG and Cisco
+ * HDLC; 0 otherwise.
  */
 int ld_link_supported(int dlt);
 
@@ -52,6 +55,23 @@ int ld_link_supported(int dlt);
  * is something else (ARP, LLC, a truncated header, ...).
  */
 int ld_link_decap(int dlt, const uint8_t *frame, uint32_t caplen, struct ld_link_l3 *l3);
+
+/**
+ * ld_link_set_ip_len() - a link header that states the packet's length
+ * (NFLOG's payload TLV) made to say @ip_len; other link types: nothing
+ * @dlt: the capture's link type
+ * @hdr: the link header, copied in front of the changed packet
+ * @hdr_len: its length
+ * @ip_len: the changed packet's length
+ *
+ * Return: how many zero bytes the link type wants after the packet (NFLOG
+ * pads its TLVs to 4 bytes), 0 for the others.
+ */
+uint32_t ld_link_set_ip_len(int dlt, uint8_t *hdr, uint32_t hdr_len, uint32_t ip_len);
+
+/* replay_link_nflog.c: NFLOG and Cisco HDLC frames (ld_link_decap() calls them) */
+int ld_link_nflog_decap(const uint8_t *frame, uint32_t caplen, struct ld_link_l3 *l3);
+int ld_link_chdlc_decap(const uint8_t *frame, uint32_t caplen, struct ld_link_l3 *l3);
 
 /**
  * ld_link_ip_len() - the length an IP header says its packet has

@@ -354,7 +354,13 @@ int ld_cmd_rules(int argc, char **argv)
 			fputs(rules_usage, stdout);
 			return 0;
 		default:
-			return usage_error("unknown option or missing argument");
+		{
+			char msg[200];
+
+			snprintf(msg, sizeof(msg), "unknown option or missing value: '%s'",
+				 optind > 0 ? argv[optind] : "?");  /* argv + 1 was parsed */
+			return usage_error(msg);
+		}
 		}
 	}
 	if (optind + 1 < argc)

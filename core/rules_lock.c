@@ -71,7 +71,8 @@ static int dir_usable(const char *dir, int create, int private_dir)
 			*slash = '\0';
 		return access(parent, W_OK | X_OK) == 0;
 	}
-	if (mkdir(dir, private_dir ? 0700 : 0755) < 0 && errno != EEXIST)
+	/* 0700: pid, status and lock files are nobody else's business */
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return 0;
 	return dir_usable(dir, 0, private_dir);
 }

@@ -19,6 +19,7 @@
 #include "policy_rules.h"
 #include "observe_cli.h"
 #include "record_pcapng.h"
+#include "pidfile.h"
 #include "rules.h"
 #include "worker.h"
 
@@ -47,7 +48,7 @@ static const char run_usage[] =
 	"      --hold-max N           packets held at once for shaping (default 4096)\n"
 	"      --hold-copies N        held packets with changed bytes (default 256)\n"
 	"      --held-on-exit V       release|drop held packets at exit (default release)\n"
-	"      --pidfile FILE         pid file (default /run/luadivert/queue-N.pid)\n"
+	"      --pidfile FILE         pid file (default /run/luadivert/net<netns inode>-queue-N.pid)\n"
 	"      --watch                reload when the policy file changes\n"
 	"      --lua-dir DIR          where the divert Lua modules are\n"
 	"      --metrics ADDR         serve Prometheus metrics on GET /metrics at ADDR:\n"
@@ -111,22 +112,6 @@ static int parse_verdict(const char *s, uint32_t *v)
 	else
 		return -1;
 	return 0;
-}
-
-/* Create the pid file's directory if needed, then write our pid. */
-static int write_pidfile(const char *path)
-{
-	char dir[PATH_MAX];
-	FILE *f;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST)
-		return -1;
-	f = fopen(path, "we");
-	if (!f)
-		return -1;
-	fprintf(f, "%ld\n", (long)getpid());
-	return fclose(f);
 }
 
 /* Signals are read from a signalfd by the event loop, never handled async. */
@@ -206,6 +191,7 @@ int ld_cmd_run(int argc, char **argv)
 
 	ld_rules_cfg_init(&rules, 0);
 	optind = 1;
+	opterr = 0;   /* one message, ours */
 	while ((opt = getopt_long(argc, argv, "q:f:h", run_opts, NULL)) != -1) {
 		switch (opt) {
 		case 'q':
@@ -296,7 +282,8 @@ int ld_cmd_run(int argc, char **argv)
 			fputs(run_usage, stdout);
 			return LD_EXIT_OK;
 		default:
-			return ld_usage_error("run", "unknown or incomplete option");
+			return ld_usage_error("run", "unknown option or missing value: '%s'",
+					      ld_bad_option(argv));
 		}
 	}
 	if (optind != argc - 1)
@@ -348,7 +335,7 @@ int ld_cmd_run(int argc, char **argv)
 		close(cfg.signal_fd);
 		return LD_EXIT_FAIL;
 	}
-	if (write_pidfile(pidfile) < 0)
+	if (ld_pidfile_write(pidfile, cfg.nfq.queue) < 0)
 		ld_log("warning: pid file %s: %s (luadivert reload will not find us)", pidfile,
 		       strerror(errno));
 	snprintf(status, sizeof(status), "%s.status", pidfile);
@@ -420,6 +407,7 @@ int ld_cmd_check(int argc, char **argv)
 	int opt, rc;
 
 	optind = 1;
+	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_LUA_DIR:
@@ -429,7 +417,8 @@ int ld_cmd_check(int argc, char **argv)
 			fputs(check_usage, stdout);
 			return LD_EXIT_OK;
 		default:
-			return ld_usage_error("check", "unknown or incomplete option");
+			return ld_usage_error("check", "unknown option or missing value: '%s'",
+					      ld_bad_option(argv));
 		}
 	}
 	if (optind != argc - 1)
@@ -441,7 +430,7 @@ int ld_cmd_check(int argc, char **argv)
 		return LD_EXIT_FAIL;
 	}
 	rc = check_declared(L, what, sizeof(what));
-	ld_lua_free(L);
+	ld_lua_discard(L);   /* the policy never ran: no on_stop */
 	if (rc < 0)
 		return LD_EXIT_FAIL;
 	printf("%s: ok%s\n", cfg.policy, what);

@@ -29,6 +29,8 @@
 #include "csum.h"
 #include "inject.h"
 #include "lua_inject.h"
+#include "loop_guard.h"
+#include "payload_check.h"
 #include "reload.h"
 
 /* A released packet whose stored bytes are still needed after the send. */
@@ -65,6 +67,7 @@ struct ld_worker {
 	struct ld_counters usr1_prev;      /* counters at the last SIGUSR1, for rates */
 	struct ld_kernel_counters usr1_kprev;
 	uint64_t usr1_at;                  /* when (start time before the first) */
+	struct ld_loop_guard loops;  /* REPEAT / queue-to-self loops */
 };
 
 static int epoll_add(int epfd, int fd)
@@ -151,6 +154,7 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size
 	}
 	if (ld_reload_init(&w->reload, cfg->policy, cfg->watch, err, errlen) < 0)
 		goto fail;
+	ld_reload_watch_modules(&w->reload, w->lua);
 	if (ld_inject_open(&w->inject, LD_INJECT_MARK_DEFAULT, err, errlen) < 0) {
 		/* Only duplicates need it: run without, and count what cannot be sent. */
 		ld_log("duplicates disabled: %s", err);
@@ -249,14 +253,14 @@ static int hold_packet(struct ld_worker *w, const struct ld_packet *p)
 /* A payload we may send back: changed, and whole (not cut by the copy range). */
 static const uint8_t *payload_of(struct ld_worker *w, const struct ld_packet *p)
 {
+	const char *why;
+
 	if (!(p->set & LD_SET_MODIFIED))
 		return NULL;
-	if ((p->flags & LD_PKT_TRUNCATED) || p->len == 0 || p->len > p->cap ||
-	    p->len > LD_PACKET_MAX) {
+	why = ld_payload_refusal(p->len, p->cap, p->flags & LD_PKT_TRUNCATED);
+	if (why) {
 		w->c.errors++;
-		ld_log_limited(&w->lim, "packet id %u: modified bytes not sent (%s)", p->id,
-			       (p->flags & LD_PKT_TRUNCATED) ? "the kernel gave only part of it"
-							     : "bad length");
+		ld_log_limited(&w->lim, "packet id %u: modified bytes not sent (%s)", p->id, why);
 		return NULL;
 	}
 	return p->data;
@@ -423,6 +427,8 @@ static int handle_queue(struct ld_worker *w)
 		errors = ld_reload_dispatch(&w->reload, w->lua, &w->batch);
 		w->c.errors += errors;
 		w->c.defaulted += errors;
+		w->c.errors += ld_loop_guard_batch(&w->loops, w->pkts, w->batch.n, w->cfg.nfq.queue,
+						   w->cfg.nfq.default_verdict, &w->lim);
 		send_batch_verdicts(w);
 		ld_obs_batch(w->obs, w->pkts, (uint32_t)n, now);   /* issue 13: record, report */
 		release_held(w, now, 0, 0);
@@ -516,6 +522,10 @@ int ld_worker_run(struct ld_worker *w)
 		if (w->reload.pending && !w->stop)
 			ld_reload_run(&w->reload, w->lua, &w->c);
 	}
+	/* on_stop while the receive buffers are mapped: it may read kept
+	 * packets. An error in it is a failed run (exit status 1). */
+	if (ld_lua_stop(w->lua) < 0)
+		w->failed = 1;
 	return w->failed ? -1 : 0;
 }
 
@@ -540,6 +550,7 @@ void ld_worker_free(struct ld_worker *w)
 {
 	if (!w)
 		return;
+	ld_lua_stop(w->lua);     /* before ld_nfq_close() unmaps the packets (no-op if done) */
 	if (w->nfq.nl) {
 		struct ld_kernel_counters k;
 

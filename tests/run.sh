@@ -6,6 +6,7 @@
 #   2. the Lua library: every module's selftest() and tests/lua/*_test.lua
 #   3. integration tests (root, real traffic in namespaces they create)
 #   4. the same integration tests again against an ASan+UBSan build
+#   (between 2 and 3: each libFuzzer target for a few seconds)
 #
 # Integration tests mostly wait on traffic, so they run JOBS at a time
 # (default 3); each has its own namespaces (named by pid) and its own run
@@ -79,6 +80,21 @@ for t in tests/lua/*_test.lua; do
 	[ "$t" = tests/lua/abi_test.lua ] && continue
 	run "$t" luajit "$t"
 done
+
+# Fuzz targets (fuzz/*.c, `make fuzz` runs them longer): each for FUZZ_TEST_TIME
+# seconds (default 5; ~7 s with start-up) from the seeds (../shared/pcaps), the inputs that once
+# found a bug (fuzz/regress/) and what earlier runs kept (build/fuzz/corpus-*).
+echo "== fuzzing (bounded)"
+for f in build/fuzz/*_fuzz; do
+	[ -x "$f" ] || continue
+	n=$(basename "$f")
+	seeds=build/fuzz/seeds/$(echo "$n" | sed 's/_fuzz$//; s/_parse$//')
+	mkdir -p "build/fuzz/corpus-$n" "$seeds"
+	run_bg "fuzz $n" env LUADIVERT_FUZZ_DIR="$PWD/fuzz" "$f" -max_total_time="${FUZZ_TEST_TIME:-5}" \
+		-close_fd_mask=2 -artifact_prefix="build/fuzz/crash-$n-" "build/fuzz/corpus-$n" \
+		"$seeds" $(ls -d "fuzz/regress/$n" 2>/dev/null)
+done
+
 
 # integration LABEL BIN MODE: MODE parallel runs the tests without the serial
 # marker JOBS at a time, MODE serial runs the marked ones one by one.

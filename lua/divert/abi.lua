@@ -5,6 +5,8 @@ ffi.cdef [[
 enum {
 	LD_BATCH_MAX   = 64,     /* packets handed to Lua in one call */
 	LD_PACKET_MAX  = 65535,  /* largest packet the kernel copies to us */
+	LD_PAYLOAD_MAX = 65531,  /* most bytes a verdict carries back: a netlink
+	                          * attribute's 16-bit length minus its 4-byte header */
 };
 
 /*

@@ -212,7 +212,18 @@ end
 -- transport header at l4 should carry, or nil for a protocol without one
 -- we know. The current value of the field is left out of the sum, so
 -- nothing is written; ICMP over IPv4 has no pseudo-header.
+-- UDP: the checksum covers the datagram as its length field gives it
+-- (RFC 768; the kernel trims what follows), when that is shorter than the
+-- segment in the buffer. Same for IPv4 and IPv6.
+local function udp_len(l4, l4len, proto)
+	if proto ~= 17 or l4len < 8 then return l4len end
+	local ulen = rd16(l4, 4)
+	if ulen >= 8 and ulen < l4len then return ulen end
+	return l4len
+end
+
 function M.l4(ip, ipver, l4, l4len, proto, dstoff)
+	l4len = udp_len(l4, l4len, proto)
 	local s = l4_head(ip, ipver, l4, l4len, proto, dstoff)
 	if not s then return nil end
 	local a = addr(l4)
@@ -224,6 +235,7 @@ end
 -- writing the complete transport checksum, or nil when the protocol has
 -- none we know.
 function M.fill_l4(ip, ipver, l4, l4len, proto, dstoff)
+	l4len = udp_len(l4, l4len, proto)
 	local s = l4_head(ip, ipver, l4, l4len, proto, dstoff)
 	if not s then return nil end
 	local a = addr(l4)

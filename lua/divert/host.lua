@@ -124,11 +124,17 @@ local function load_policy(path)
   return pol
 end
 
+-- Every packet object a dispatch function attaches (one per policy
+-- version): stop() detaches them, so that a policy's on_stop or a finalizer
+-- that kept one reads an empty packet, never unmapped memory.
+local hosted = setmetatable({}, { __mode = "k" })
+
 local function build_dispatch(b, pol)
   local handler = pol.on_packet
   local handler_at = where(handler)
   local pkts = b.pkts
   local pkt = packet.new()
+  hosted[pkt] = true
   return function()
     local n = b.n
     local i = b.next
@@ -265,9 +271,28 @@ function M.declared()
   return pol and pol.rules
 end
 
---- Call the policy's on_stop, if any.
+--- The files a reload would read anew, one per line: the policy and the
+-- modules it required itself (found on package.path). --watch watches
+-- these, not whatever else lies in their directories.
+function M.watch_files()
+  local files = { current and current.path or nil }
+  for k in pairs(package.loaded) do
+    if base_modules and not base_modules[k] and not k:match("^divert%.") and k ~= "divert" then
+      local path = package.searchpath and package.searchpath(k, package.path)
+      if path then files[#files + 1] = path end
+    end
+  end
+  return table.concat(files, "\n")
+end
+
+--- Call the policy's on_stop, if any (the packet buffers are still
+-- mapped), then detach every packet object: views kept past this point
+-- raise an error when used. Raises what on_stop raised.
 function M.stop()
-  if current and current.on_stop then current.on_stop() end
+  local ok, err = true, nil
+  if current and current.on_stop then ok, err = pcall(current.on_stop) end
+  for pk in pairs(hosted) do pk:attach(packet.EMPTY) end
+  if not ok then error(err, 0) end
 end
 
 return M

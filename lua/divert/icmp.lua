@@ -33,6 +33,50 @@ M.TYPE6 = { DEST_UNREACH = 1, PACKET_TOO_BIG = 2, TIME_EXCEEDED = 3, PARAM_PROBL
 -- The inner views of each ICMP view, made on first use (weak: they go with it).
 local inner4 = setmetatable({}, { __mode = "k" })
 local inner6 = setmetatable({}, { __mode = "k" })
+-- The ICMP view an inner view lies in (weak both ways).
+local outer_of = setmetatable({}, { __mode = "kv" })
+
+-- The quoted packet lies in the ICMP message, so the ICMP checksum covers
+-- it: a write through an inner view (a field, the quoted header checksum it
+-- fixes, the quoted transport checksum an address write fixes) must move
+-- the outer checksum too. Inner views are of their own types, whose methods
+-- are the IP view's methods plus that: the sum of the quoted bytes before
+-- and after each call adjusts the outer checksum (no change, no write).
+-- Only ICMP errors have inner views; their quoted part is small.
+local fold, partial, adjust = checksum.fold, checksum.partial, checksum.adjust
+local busy = false
+local function inner_type(name, fields, methods)
+	local wrapped = {}
+	for k, f in pairs(methods) do
+		if type(f) ~= "function" or k == "attach" then
+			wrapped[k] = f
+		else
+			wrapped[k] = function (self, a, b, c)
+				local ic = outer_of[self]
+				-- (a method calling another: the outermost call accounts)
+				if busy or not ic or ic.gen ~= ic.pk.gen then return f(self, a, b, c) end
+				local q, n = ic.p + 8, ic.len - 8
+				local old = fold(partial(q, n))
+				busy = true
+				local ok, r1, r2, r3 = pcall(f, self, a, b, c)
+				busy = false
+				local new = fold(partial(q, n))
+				if new ~= old then
+					wr16(ic.p, 2, adjust(rd16(ic.p, 2), old, new))
+					V.modified(ic)
+				end
+				if not ok then error(r1, 0) end
+				return r1, r2, r3
+			end
+		end
+	end
+	return V.define(name, fields, wrapped)
+end
+local new_inner4 = V.constructor(inner_type("icmp_inner4", "", ipv4.methods),
+	{ ipver = 4, proto = 0, dstoff = 16 })
+local ipv_attach = { [1] = ipv4.methods.attach, [58] = ipv6.methods.attach }
+local new_inner6 = V.constructor(inner_type("icmp_inner6", ipv6.FIELDS, ipv6.methods),
+	{ ipver = 6, proto = 0 })
 
 M.new = V.constructor(view_t)
 
@@ -41,6 +85,7 @@ M.new = V.constructor(view_t)
 function icmp:attach(p, len, proto, ip, ipver, whole, dstoff)
 	if len < 8 then return nil, "truncated" end
 	self.p = p; self.len = len; self.hlen = 8; self.proto = proto
+	self.gen = self.pk.gen
 	V.set_ip(self, ip, ipver, whole, dstoff, proto == 58 and 6 or 4)
 	return self
 end
@@ -119,20 +164,22 @@ end
 
 --- icmp:inner() -> a view of the quoted IP header (ipv4 view for ICMP,
 -- ipv6 for ICMPv6; read it like any IP view, it is usually truncated), or
--- nil and a reason. Writes through it mark the packet modified and fix the
--- inner header checksum, not the ICMP one: call pkt:fix_checksums() after.
+-- nil and a reason. Writes through it mark the packet modified and keep
+-- every checksum right: the quoted header's, the quoted transport
+-- checksum after an address write, and the ICMP checksum around them.
 function icmp:inner()
 	if not self:is_error() then return nil, "not an error message" end
 	local iv
 	if self.proto == 58 then
 		iv = inner6[self]
-		if not iv then iv = ipv6.new(); inner6[self] = iv end
+		if not iv then iv = new_inner6(); inner6[self] = iv end
 	else
 		iv = inner4[self]
-		if not iv then iv = ipv4.new(); inner4[self] = iv end
+		if not iv then iv = new_inner4(); inner4[self] = iv end
 	end
 	iv.pk = self.pk
-	local v, why = iv:attach(self.p + 8, self.len - 8)
+	outer_of[iv] = self
+	local v, why = ipv_attach[self.proto](iv, self.p + 8, self.len - 8)
 	return v, why
 end
 
@@ -178,5 +225,7 @@ function M.selftest()
 	assert(inner:src() == 0x0a000001 and inner:protocol() == 17 and inner:truncated())
 	local sp, dp = ic:inner_ports(); assert(sp == 12345 and dp == 53)
 end
+
+V.guard(icmp)   -- the generation check of every method (see divert.view)
 
 return M

@@ -19,14 +19,37 @@ local M = {
 	REPEAT = 4,  -- NF_REPEAT: the packet traverses the hook again
 }
 
-local QUEUE = 3  -- NF_QUEUE; the target queue goes in bits 16..31
+-- Netfilter hooks, as pkt:hook() returns them (enum nf_inet_hooks):
+--   if pkt:hook() == divert.OUTPUT then ... end
+M.PREROUTING, M.INPUT, M.FORWARD, M.OUTPUT, M.POSTROUTING = 0, 1, 2, 3, 4
+--- divert.HOOK_NAMES[n] -> "prerouting" ... "postrouting" (the names
+-- `luadivert run --hook` takes)
+M.HOOK_NAMES = { [0] = "prerouting", "input", "forward", "output", "postrouting" }
 
---- divert.queue(n) -> verdict that sends the packet to queue n (0..65535).
+local QUEUE = 3  -- NF_QUEUE; the target queue goes in bits 16..31
+local BYPASS = 0x8000  -- NF_VERDICT_FLAG_QUEUE_BYPASS
+
+--- divert.queue(n [, opts]) -> verdict that sends the packet to queue n
+-- (0..65535). Without a program bound to queue n the kernel DROPS the
+-- packet; with opts.bypass = true it accepts it instead (the packet goes
+-- on as if passed), like iptables' --queue-bypass.
+-- Queueing a packet to the queue it came from sends it straight back: the
+-- core gives a packet the default verdict after 32 such passes (or REPEATs)
+-- and counts an error.
 -- Like every bit op it returns a signed 32-bit number (queue >= 32768 gives
 -- a negative number); the core stores it as uint32_t, which is the same bits.
-function M.queue(n)
+function M.queue(n, opts)
 	if type(n) ~= "number" or n < 0 or n > 65535 or n % 1 ~= 0 then
 		error("divert.queue: queue number must be an integer 0..65535, got " .. tostring(n), 2)
+	end
+	if opts ~= nil then
+		if type(opts) ~= "table" then
+			error("divert.queue: options must be a table ({ bypass = true }), got " .. type(opts), 2)
+		end
+		for k in pairs(opts) do
+			if k ~= "bypass" then error("divert.queue: unknown option " .. tostring(k), 2) end
+		end
+		if opts.bypass then return bor(QUEUE, BYPASS, lshift(n, 16)) end
 	end
 	return bor(QUEUE, lshift(n, 16))
 end
@@ -38,7 +61,8 @@ function M.is_verdict(v)
 	-- queue verdicts: low 16 bits are NF_QUEUE, the rest a queue number;
 	-- accept both the signed (bit op) and the unsigned spelling
 	if v % 1 ~= 0 or v < -2147483648 or v > 4294967295 then return false end
-	return band(v, 0xffff) == QUEUE
+	local low = band(v, 0xffff)
+	return low == QUEUE or low == QUEUE + BYPASS
 end
 
 --- divert.tune_jit(): set LuaJIT up for per-packet handlers.
@@ -90,6 +114,9 @@ function M.selftest()
 	assert(M.PASS == 1 and M.DROP == 0 and M.REPEAT == 4)
 	assert(M.queue(0) == 3 and M.queue(1) == 65539 and M.queue(65535) == bor(3, lshift(65535, 16)))
 	assert(M.is_verdict(M.queue(65535)) and M.is_verdict(0xffff0003))
+	assert(M.OUTPUT == 3 and M.HOOK_NAMES[M.POSTROUTING] == "postrouting" and M.HOOK_NAMES[0] == "prerouting")
+	assert(M.queue(2, { bypass = true }) == 0x28003 and M.is_verdict(M.queue(2, { bypass = true })))
+	assert(M.queue(2, {}) == M.queue(2) and not pcall(M.queue, 2, { bypas = true }))
 	assert(M.is_verdict(M.queue(7)) and M.is_verdict(M.PASS) and M.is_verdict(M.DROP))
 	assert(not M.is_verdict(2) and not M.is_verdict("1") and not M.is_verdict(nil)
 	       and not M.is_verdict(1.5) and not M.is_verdict(-1) and not M.is_verdict(5))

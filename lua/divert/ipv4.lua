@@ -48,6 +48,7 @@ function ipv4:attach(p, len)
 	end
 	-- (ipver, proto and dstoff are set once, by the constructor)
 	self.p = p; self.ip = p; self.len = tot; self.hlen = hlen; self.l4proto = p[9]
+	self.gen = self.pk.gen
 	self.l4off = hlen; self.l4len = tot - hlen; self.l4why = 0
 	local fo = rd16(p, 6)
 	self.frag = band(fo, 0x1fff) ~= 0 and 1 or 0
@@ -195,5 +196,7 @@ function M.selftest()
 	assert(M.view(h, 19) == nil and M.view(h, 23) ~= nil)
 	h[0] = 0x44; assert(M.view(h, 24) == nil)
 end
+
+V.guard(ipv4)   -- the generation check of every method (see divert.view)
 
 return M

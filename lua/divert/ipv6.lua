@@ -27,14 +27,17 @@ local MAX_REC = 8     -- of those, recorded for ip6:ext()
 local M = { MAX_EXT = MAX_EXT }
 local ipv6 = {}
 
-local view_t = V.define("ipv6", [[
+-- (M.FIELDS: divert.icmp defines a second view type with these fields for
+-- the packet quoted in an ICMPv6 error)
+M.FIELDS = [[
 	uint8_t   n_ext;          /* extension headers recorded */
 	uint8_t   frag_at;        /* index+1 of the fragment header in ext_*, 0 if none */
 	uint8_t   ext_type[8];
 	uint16_t  ext_off[8];     /* from the start of the IPv6 header */
 	uint16_t  ext_len[8];
 	uint32_t  frag_off;       /* offset of the fragment header from p, 0 if none */
-]], ipv6)
+]]
+local view_t = V.define("ipv6", M.FIELDS, ipv6)
 M.methods = ipv6   -- the view methods (for tests and extensions)
 
 -- Which next-header values are extension headers we can walk over.
@@ -99,6 +102,7 @@ function ipv6:attach(p, len)
 		stop = len; whole = 0
 	end
 	self.p = p; self.ip = p; self.len = stop; self.hlen = 40
+	self.gen = self.pk.gen
 	self.frag = 0; self.l4why = 0
 	self.n_ext = 0; self.frag_at = 0; self.frag_off = 0; self.dstoff = 24
 	-- Up to four extension headers are walked without a loop (a loop that
@@ -263,5 +267,7 @@ function M.selftest()
 	assert(ip:traffic_class() == 0xb8 and ip:dscp() == 46 and ip:flow_label() == 0x12345 and ip:version() == 6)
 	assert(M.view(b, 39) == nil)
 end
+
+V.guard(ipv6)   -- the generation check of every method (see divert.view)
 
 return M

@@ -34,7 +34,18 @@ struct divert_owned { struct ld_packet d; uint8_t buf[?]; };
 -- enum ld_packet_flag / ld_packet_set, as locals: no table lookups per packet
 local PKT_GSO, PKT_NOTREADY, PKT_UID, PKT_GID, PKT_CT, PKT_TRUNC = 1, 2, 8, 16, 32, 64
 local SET_MARK, SET_CT_MARK, SET_MODIFIED, SET_HOLD = 1, 2, 4, 8
-local MAX_LEN = 65535     -- LD_PACKET_MAX: the most the kernel takes back
+-- LD_PAYLOAD_MAX (65531): the most bytes a verdict can carry back (a
+-- netlink attribute's 16-bit length minus its 4-byte header). A packet
+-- cannot grow past it here, and the core refuses edits beyond it.
+local MAX_LEN = ffi.C.LD_PAYLOAD_MAX
+
+-- A length or offset argument: an integer in 0..max, else an error at the
+-- caller's caller (the policy line that passed it).
+local function check_len(n, max, what)
+	if type(n) ~= "number" or not (n >= 0 and n <= max) or n % 1 ~= 0 then
+		error(what .. ": expected an integer 0.." .. max .. ", got " .. tostring(n), 3)
+	end
+end
 
 local M = {}
 local P = {}                                 -- methods
@@ -89,11 +100,13 @@ function P.attach(self, desc)
 	self.d = desc
 	self.l3 = 0
 	self.csum_done = 0
+	self.gen = tobit(self.gen + 1)         -- views of the previous packet are stale
 	return self
 end
 
 -- Standalone packets: own descriptor + buffer in one allocation.
 local function owned(len, cap)
+	if cap ~= nil then check_len(cap, 2147483647, "packet: cap") end
 	cap = cap or len
 	if cap < len then cap = len end
 	if cap > MAX_LEN then cap = math.max(len, MAX_LEN) end
@@ -119,17 +132,25 @@ end
 --- packet.from_buffer(ptr, len [, cap]) -> a standalone packet holding a
 -- copy of ptr[0..len).
 function M.from_buffer(p, len, cap)
-	if type(len) ~= "number" or len < 0 or len > MAX_LEN then
-		error("packet.from_buffer: bad length " .. tostring(len), 2)
-	end
+	check_len(len, ffi.C.LD_PACKET_MAX, "packet.from_buffer: length")
+	if p == nil and len > 0 then error("packet.from_buffer: NULL pointer", 2) end
 	local pk, buf = owned(len, cap)
 	ffi.copy(buf, p, len)
 	return pk
 end
 
+--- packet.EMPTY: a descriptor of no bytes, to detach a packet object from
+-- memory that is going away (pkt:attach(packet.EMPTY)).
+M.EMPTY = V.dummy_desc
+
 ---------------------------------------------------------------- metadata
 function P.id(self) return self.d.id end
+--- pkt:hook() -> the netfilter hook: compare with divert.PREROUTING,
+-- divert.INPUT, divert.FORWARD, divert.OUTPUT, divert.POSTROUTING
 function P.hook(self) return self.d.hook end
+local HOOK_NAMES = { [0] = "prerouting", "input", "forward", "output", "postrouting" }
+--- pkt:hook_name() -> "prerouting" ... "postrouting" (nil for another value)
+function P.hook_name(self) return HOOK_NAMES[self.d.hook] end
 function P.hw_proto(self) return self.d.hw_proto end
 function P.indev(self) return self.d.indev end
 function P.outdev(self) return self.d.outdev end
@@ -221,7 +242,7 @@ function P.modified(self)
 end
 
 --- pkt:resize(n) -> true, or nil and a reason. Shrinks, or grows up to
--- min(cap, 65535) with zeroed bytes. Only the buffer length changes: IP and
+-- min(cap, 65531) with zeroed bytes. Only the buffer length changes: IP and
 -- UDP length fields are the policy's business (pkt:fix_lengths()).
 function P.resize(self, n)
 	if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
@@ -236,6 +257,7 @@ function P.resize(self, n)
 	d.len = n
 	d.set = bor(d.set, SET_MODIFIED)
 	self.l3 = 0                      -- views must be parsed again
+	self.gen = tobit(self.gen + 1)         -- and the ones the policy holds are stale
 	return true
 end
 
@@ -244,9 +266,12 @@ end
 function P.append(self, src, n)
 	if type(src) == "string" then
 		n = n or #src
-		if n > #src then error("pkt:append: n is longer than the string", 2) end
+		check_len(n, #src, "pkt:append: n")
 	elseif type(src) ~= "cdata" or type(n) ~= "number" then
 		error("pkt:append: expected a string, or a pointer and a length", 2)
+	else
+		check_len(n, MAX_LEN, "pkt:append: n")
+		if src == nil and n > 0 then error("pkt:append: NULL pointer", 2) end
 	end
 	local d = self.d
 	local old = d.len
@@ -470,9 +495,14 @@ end
 -- follows the transport header with n bytes of src (string or pointer),
 -- resizing the packet and fixing lengths and checksums.
 function P.set_payload(self, src, n)
-	if type(src) == "string" then n = n or #src
+	if type(src) == "string" then
+		n = n or #src
+		check_len(n, #src, "pkt:set_payload: n")
 	elseif type(src) ~= "cdata" or type(n) ~= "number" then
 		error("pkt:set_payload: expected a string, or a pointer and a length", 2)
+	else
+		check_len(n, MAX_LEN, "pkt:set_payload: n")
+		if src == nil and n > 0 then error("pkt:set_payload: NULL pointer", 2) end
 	end
 	local pp, plen = self:payload()
 	if not pp then return nil, plen end

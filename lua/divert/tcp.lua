@@ -51,6 +51,7 @@ function tcp:attach(p, len, ip, ipver, whole, dstoff)
 	if hlen < 20 then return nil, "bad header length" end
 	if hlen > len then return nil, "truncated" end
 	self.p = p; self.len = len; self.hlen = hlen; self.optdone = 0
+	self.gen = self.pk.gen
 	set_ip(self, ip, ipver, whole, dstoff)
 	return self
 end
@@ -274,5 +275,7 @@ function M.selftest()
 	b[12] = 0x40; assert(M.view(b, 32) == nil)
 	b[12] = 0x90; assert(M.view(b, 32) == nil)
 end
+
+V.guard(tcp)   -- the generation check of every method (see divert.view)
 
 return M

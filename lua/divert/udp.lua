@@ -37,6 +37,7 @@ function udp:attach(p, len, ip, ipver, whole, dstoff)
 		end
 	end
 	self.p = p; self.len = len
+	self.gen = self.pk.gen
 	V.set_ip(self, ip, ipver, whole, dstoff)
 	return self
 end
@@ -93,5 +94,7 @@ function M.selftest()
 	assert(M.view(b, 7) == nil)
 	wr16(b, 4, 0); assert(M.view(b, 12).len == 12)
 end
+
+V.guard(udp)   -- the generation check of every method (see divert.view)
 
 return M

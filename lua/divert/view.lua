@@ -27,6 +27,7 @@ struct divert_pkt {
 	uint8_t  why;          /* reason code when l3 == -1 */
 	uint8_t  csum_done;    /* CSUMNOTREADY packet whose L4 checksum we completed */
 	uint8_t  pad;
+	int32_t  gen;          /* bumped by attach and resize: older views are stale */
 };
 ]]
 
@@ -46,6 +47,7 @@ local VIEW_FIELDS = [[
 	uint8_t   l4why;       /* IP views: reason code why the transport part is unusable */
 	uint8_t   proto;       /* transport views: protocol number (6, 17, 1, 58) */
 	uint16_t  dstoff;      /* where in the IP header the pseudo-header's destination is */
+	int32_t   gen;         /* pk.gen when attached: a view of an older packet is stale */
 ]]
 
 local M = {}
@@ -262,6 +264,33 @@ function M.raw8(off, name)
 		if v == nil then return p[off] end
 		M.check_uint(v, 255, name)
 		p[off] = v; modified(self)
+	end
+end
+
+-- A view kept past its packet (the next packet, pkt:resize(), the end of
+-- the run) would read or write whatever lies at its old address now:
+-- another packet's bytes. Every method but attach first compares the
+-- view's generation with its packet's (two loads and a compare: within
+-- the noise of build/bench/lua_lib_bench, see docs/api/packet.md).
+local function stale(self)
+	error("divert: view used after its packet changed (a view is valid until the next " ..
+	      "packet, pkt:resize() or pkt:append() of its packet)", 3)
+end
+
+--- view.guard(methods): give every method of a view type (but attach) the
+-- generation check. Called once per module, after its methods are defined.
+-- Methods are wrapped with a fixed arity of four arguments: no view method
+-- takes more (checked here).
+function M.guard(methods)
+	for k, f in pairs(methods) do
+		if k ~= "attach" and type(f) == "function" then
+			assert(debug.getinfo(f, "u").nparams <= 4 or debug.getinfo(f, "u").nparams == nil,
+			       "view.guard: " .. k .. " takes more than 4 arguments")
+			methods[k] = function (self, a, b, c)
+				if self.gen ~= self.pk.gen then stale(self) end
+				return f(self, a, b, c)
+			end
+		end
 	end
 end
 

@@ -34,7 +34,7 @@ check "bad --queue: exit 2" expect 2 "--queue: 'x' is not 0..65535" "$LUADIVERT"
 check "queue out of range: exit 2" expect 2 "--queue: '70000'" "$LUADIVERT" run "$T/good.lua" --queue 70000
 check "bad --default-verdict: exit 2" expect 2 "--default-verdict: 'maybe'" \
 	"$LUADIVERT" run "$T/good.lua" --default-verdict maybe
-check "unknown option: exit 2" expect 2 'unknown or incomplete option' "$LUADIVERT" run "$T/good.lua" --bogus
+check "unknown option: exit 2" expect 2 "unknown option or missing value: '--bogus'" "$LUADIVERT" run "$T/good.lua" --bogus
 check "two policies: exit 2" expect 2 'more than one POLICY' "$LUADIVERT" run "$T/good.lua" "$T/good.lua"
 
 check "check: good policy, exit 0" expect 0 'good.lua: ok' "$LUADIVERT" check "$T/good.lua"

@@ -51,7 +51,8 @@ udp_run "$B" "$ADDR_B" 9300 $N "$LDT_TMP/q1.json" --rate 20000
 check "queue-to-1: all $N arrive" [ "$(json_get "$LDT_TMP/q1.json" unique)" = $N ]
 
 UDP_RECV_ARGS="--count $((2 * N))" udp_run "$B" "$ADDR_B" 9400 $N "$LDT_TMP/dup.json" --rate 20000
-check "duplicate: every datagram arrives twice" [ "$(json_get "$LDT_TMP/dup.json" unique)" = $N ] &&
+check "duplicate: every datagram arrives" [ "$(json_get "$LDT_TMP/dup.json" unique)" = $N ]
+check "duplicate: every datagram arrives twice ($(json_get "$LDT_TMP/dup.json" duplicates) duplicates)" \
 	[ "$(json_get "$LDT_TMP/dup.json" duplicates)" = $N ]
 
 check "no UDP checksum errors at the receiver" [ "$(csum_errors)" = "$E0" ]
@@ -61,6 +62,6 @@ check "queue 1 received the $N packets sent to it" [ "$(ld_counter received)" = 
 LD_PID=$LD0_PID LD_LOG=$LD0_LOG; ld_stop
 check "queue 0 modified 2N" [ "$(ld_counter modified)" = $((2 * N)) ]
 check "queue 0 had no errors" [ "$(ld_counter errors)" = 0 ]
-check "queue 0 injected N copies, none re-queued" [ "$(ld_counter injected)" = $N ] &&
-	[ "$(ld_counter received)" = $((5 * N)) ]
+check "queue 0 injected N copies ($(ld_counter injected))" [ "$(ld_counter injected)" = $N ]
+check "queue 0: none re-queued (received $(ld_counter received))" [ "$(ld_counter received)" = $((5 * N)) ]
 ldt_done

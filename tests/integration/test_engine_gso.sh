@@ -23,7 +23,7 @@ SENT=$(json_hash "$LDT_TMP/xfer.send")
 GOT=$(json_hash "$LDT_TMP/xfer.recv")
 check "all $BYTES bytes arrive" grep -q "\"received\":$BYTES" "$LDT_TMP/xfer.recv"
 check "the hash of what arrived equals the hash of what was sent ($SENT)" \
-	[ -n "$SENT" ] && [ "$SENT" = "$GOT" ]
+	sh -c '[ -n "$0" ] && [ "$0" = "$1" ]' "$SENT" "$GOT"
 cat "$LD_TEST_STATS"
 BIG=$(awk '{print $6}' "$LD_TEST_STATS")
 check "the policy saw packets bigger than the MTU ($BIG)" [ "${BIG:-0}" -gt 0 ]

@@ -24,7 +24,7 @@ for SIG in TERM INT; do
 	check "SIG$SIG mid-stream: all $N arrive (got $R)" [ "$R" = $N ]
 	check "SIG$SIG mid-stream: none twice" [ "$(json_get "$LDT_TMP/$SIG.json" duplicates)" = 0 ]
 	GOT=$(ld_counter received)
-	check "SIG$SIG: the daemon saw part of the stream ($GOT)" [ "${GOT:-0}" -gt 0 ] && [ "$GOT" -lt $N ]
+	check "SIG$SIG: the daemon saw part of the stream ($GOT)" sh -c '[ "$0" -gt 0 ] && [ "$0" -lt "$1" ]' "${GOT:-0}" $N
 	check "SIG$SIG: every packet it received got one verdict" \
 		[ "$GOT" = "$(( $(ld_counter passed) + $(ld_counter dropped) ))" ]
 	check "SIG$SIG: the kernel dropped none" \
@@ -50,7 +50,7 @@ ld_stop
 R=$(json_get "$LDT_TMP/closed.json" unique)
 KD=$(grep 'kernel_queue_dropped' "$LD_LOG" | head -n1 | sed 's/.*kernel_queue_dropped \([0-9]*\).*/\1/')
 check "queue full: the kernel dropped some ($KD) and they are missing ($R arrived)" \
-	[ "${KD:-0}" -gt 0 ] && [ "$R" -lt 2000 ]
+	sh -c '[ "$0" -gt 0 ] && [ "$1" -lt 2000 ]' "${KD:-0}" "${R:-0}"
 check "queue full: what the daemon passed arrived" [ "$R" = "$(ld_counter passed)" ]
 check "queue full: the daemon survived and exits 0" [ "$LD_RC" = 0 ]
 ldt_done

@@ -104,10 +104,36 @@ ok, err = pcall(dispatch)
 check("non-verdict reported: " .. tostring(err), not ok and err:find("not a verdict", 1, true) ~= nil
       and err:find(p3 .. ":1", 1, true) ~= nil)
 
--- 5. a reload with errors keeps the running policy
+-- 5. a reload with errors keeps the running policy: the host still has the
+-- old one as its current policy (the next reload hands over the OLD
+-- policy's save()), its dispatch still decides, and the module the failed
+-- version replaced is the old one again.
+local p4old = policy_file [[
+local divert = require "divert"
+return { on_packet = function () return divert.DROP end,
+         save = function () return "state of the old policy" end }]]
+dispatch = host.reload(p4old)
 local p4 = policy_file "return function (pkt) return divert.PASS"
 ok, err = pcall(host.reload, p4)
 check("syntax error refused: " .. tostring(err), not ok and err:find("has errors, not reloading", 1, true) ~= nil)
+local p4init = policy_file [[
+local divert = require "divert"
+return { on_packet = function () return divert.PASS end,
+         init = function () error("init fails") end }]]
+ok, err = pcall(host.reload, p4init)
+check("failing init refused: " .. tostring(err), not ok and err:find("init fails", 1, true) ~= nil)
+reset(); dispatch()
+local drops = 0
+for i = 0, N - 1 do if pkts[i].verdict == divert.DROP then drops = drops + 1 end end
+check("the running policy still decides (" .. drops .. " of 64 dropped)", drops == N)
+check("the host still watches the running policy's file",
+      host.watch_files():match("^[^\n]*") == p4old)
+local p4next = policy_file [[
+local divert = require "divert"
+return { on_packet = function () return divert.PASS end,
+         on_reload = function (old) assert(old == "state of the old policy", "got " .. tostring(old)) end }]]
+ok, err = pcall(host.reload, p4next)
+check("the next reload takes over the running policy's state: " .. tostring(err), ok)
 
 -- 6. state handed over: save() -> on_reload()
 local p5 = policy_file [[
@@ -128,6 +154,6 @@ return { on_packet = function () return divert.PASS end,
 ok, err = pcall(host.reload, p6)
 check("counter carried across reloads: " .. tostring(err), ok)
 
-for _, f in ipairs { p1, p2, p3, p4, p5, p6 } do os.remove(f) end
+for _, f in ipairs { p1, p2, p3, p4, p4old, p4init, p4next, p5, p6 } do os.remove(f) end
 print(string.format("host: %d failed", failures))
 os.exit(failures == 0 and 0 or 1)

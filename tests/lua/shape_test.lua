@@ -129,8 +129,12 @@ local function udp6(npay)
 	return buf, len
 end
 
+-- d.data is a raw pointer: it does not keep buf alive. Without this table
+-- a desc(ip4(...)) could be read after the GC freed its bytes.
+local anchors = setmetatable({}, { __mode = "k" })
 local function desc(buf, len, t_ns, hook)
 	local d = ffi.new("struct ld_packet")
+	anchors[d] = buf
 	d.data, d.len, d.cap, d.orig_len = buf, len, len + 64, len
 	d.hook = hook or HOOK_LOCAL_OUT
 	d.tstamp_ns = t_ns or 0
