@@ -22,6 +22,12 @@ struct ld_counters {
 	uint64_t recv_errors;   /* ENOBUFS and other recoverable receive errors */
 	uint64_t reloads;       /* successful policy reloads */
 	uint64_t reload_errors; /* reloads refused because the new policy had errors */
+	/* the supervisor's (core/supervisor.c) */
+	uint64_t worker_restarts; /* workers started again after a hang or a crash */
+	uint64_t worker_hangs;    /* workers killed: a batch (or init) ran past its deadline */
+	uint64_t worker_crashes;  /* workers that died on their own (crash, os.exit, kill) */
+	uint64_t recovered;       /* packets a dead worker had in hand: default verdict */
+	uint64_t gave_up;         /* 1 once the policy was given up on (default verdicts) */
 };
 
 /* The kernel's own view of a queue (/proc/net/netfilter/nfnetlink_queue). */

@@ -105,6 +105,22 @@ static void write_status(struct ld_reload *r, int ok, const char *msg)
 		ld_log("reload status %s: %s", r->status_path, strerror(errno));
 }
 
+void ld_reload_begin(struct ld_reload *r)
+{
+	r->pending = 0;
+	r->generation++;
+}
+
+void ld_reload_report(struct ld_reload *r, int ok, const char *msg, struct ld_counters *c)
+{
+	ld_log("%s", msg);
+	if (ok)
+		c->reloads++;
+	else
+		c->reload_errors++;
+	write_status(r, ok, msg);
+}
+
 int ld_reload_run(struct ld_reload *r, struct ld_lua *lua, struct ld_counters *c)
 {
 	char err[1024], msg[PATH_MAX + 1200];

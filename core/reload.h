@@ -63,6 +63,23 @@ void ld_reload_watch_event(struct ld_reload *r);
 int ld_reload_run(struct ld_reload *r, struct ld_lua *lua, struct ld_counters *c);
 
 /**
+ * ld_reload_begin() - a reload attempt starts: clear the pending request
+ * (requests made from now on start another one afterwards), count it
+ * @r: reload state
+ */
+void ld_reload_begin(struct ld_reload *r);
+
+/**
+ * ld_reload_report() - log a reload's outcome, count it and write the
+ * status file that `luadivert reload` waits for
+ * @r: reload state
+ * @ok: the new policy runs
+ * @msg: "reloaded ..." or "POLICY has errors, not reloading: ..."
+ * @c: counters (reloads, reload_errors)
+ */
+void ld_reload_report(struct ld_reload *r, int ok, const char *msg, struct ld_counters *c);
+
+/**
  * ld_reload_free() - close the inotify fd
  * @r: reload state
  */

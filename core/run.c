@@ -17,6 +17,7 @@
 #include "log.h"
 #include "lua_host.h"
 #include "rules.h"
+#include "supervisor.h"
 #include "worker.h"
 
 static const char run_usage[] =
@@ -46,10 +47,23 @@ static const char run_usage[] =
 	"      --pidfile FILE         pid file (default /run/luadivert/queue-N.pid)\n"
 	"      --watch                reload when the policy file changes\n"
 	"      --lua-dir DIR          where the divert Lua modules are\n"
+	"      --handler-timeout MS   a batch in the policy longer than this is a hang: the\n"
+	"                             worker is killed and replaced (default 500)\n"
+	"      --init-timeout MS      deadline for loading the policy and its init (default 5000)\n"
+	"      --reload-timeout MS    deadline for a reload: load, init, save, on_reload (5000)\n"
+	"      --stop-timeout MS      after SIGTERM/SIGINT, the policy's time to finish; then what\n"
+	"                             it holds gets the default verdict (default 3000)\n"
+	"      --max-restarts N       restarts after hangs/crashes within --restart-window\n"
+	"                             before the policy is given up on (default 5)\n"
+	"      --restart-window S     seconds (default 60)\n"
 	"  -h, --help                 this text\n"
 	"\n"
-	"Signals: SIGHUP reloads the policy, SIGUSR1 prints the counters,\n"
-	"SIGINT/SIGTERM stop after giving every packet a verdict.\n";
+	"The policy runs in a worker process; a hang, a crash or os.exit costs the\n"
+	"packets in hand their policy verdict (they get the default one), never the\n"
+	"queue. Signals: SIGHUP reloads the policy, SIGUSR1 prints the counters,\n"
+	"SIGINT/SIGTERM stop after giving every packet a verdict.\n"
+	"Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage, 3 the policy\n"
+	"was given up on (and still was at the stop), 4 the policy missed --stop-timeout.\n";
 
 static const char check_usage[] =
 	"usage: luadivert check POLICY [--lua-dir DIR]\n"
@@ -61,6 +75,8 @@ enum {
 	OPT_MAXLEN = 256, OPT_FAIL_OPEN, OPT_DEFAULT, OPT_HOLD_MAX, OPT_HOLD_COPIES,
 	OPT_HELD_EXIT, OPT_PIDFILE, OPT_WATCH, OPT_LUA_DIR,
 	OPT_HOOK, OPT_FAMILY, OPT_FAIL_CLOSED, OPT_BACKEND, OPT_NO_RULES,
+	OPT_HANDLER_TIMEOUT, OPT_INIT_TIMEOUT, OPT_RELOAD_TIMEOUT, OPT_STOP_TIMEOUT,
+	OPT_MAX_RESTARTS, OPT_RESTART_WINDOW,
 };
 
 static const struct option run_opts[] = {
@@ -80,6 +96,12 @@ static const struct option run_opts[] = {
 	{ "fail-closed", no_argument, NULL, OPT_FAIL_CLOSED },
 	{ "backend", required_argument, NULL, OPT_BACKEND },
 	{ "no-rules", no_argument, NULL, OPT_NO_RULES },
+	{ "handler-timeout", required_argument, NULL, OPT_HANDLER_TIMEOUT },
+	{ "init-timeout", required_argument, NULL, OPT_INIT_TIMEOUT },
+	{ "reload-timeout", required_argument, NULL, OPT_RELOAD_TIMEOUT },
+	{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
+	{ "max-restarts", required_argument, NULL, OPT_MAX_RESTARTS },
+	{ "restart-window", required_argument, NULL, OPT_RESTART_WINDOW },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -95,52 +117,37 @@ static int parse_verdict(const char *s, uint32_t *v)
 	return 0;
 }
 
-/* Create the pid file's directory if needed, then write our pid. */
-static int write_pidfile(const char *path)
+/* A duration option in milliseconds: 1 ms .. 1 hour. */
+static int parse_ms(const char *opt, const char *arg, uint32_t *out)
 {
-	char dir[PATH_MAX];
-	FILE *f;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST)
-		return -1;
-	f = fopen(path, "we");
-	if (!f)
-		return -1;
-	fprintf(f, "%ld\n", (long)getpid());
-	return fclose(f);
-}
-
-/* Signals are read from a signalfd by the event loop, never handled async. */
-static int block_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -1;
-	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (ld_parse_u32(arg, 1, 3600000, out) < 0)
+		return ld_usage_error("run", "--%s: '%s' is not 1..3600000 (milliseconds)", opt, arg);
+	return 0;
 }
 
 int ld_cmd_run(int argc, char **argv)
 {
-	struct ld_worker_cfg cfg = {
-		.nfq = { .queue = 0, .maxlen = LD_QUEUE_MAXLEN_DEFAULT, .default_verdict = LD_PASS },
-		.hold_max = LD_HOLD_MAX_DEFAULT,
-		.hold_copies = LD_HOLD_COPIES_DEFAULT,
-		.held_on_exit = LD_HELD_RELEASE,
-		.signal_fd = -1,
+	struct ld_super_cfg sup = {
+		.w = {
+			.nfq = { .queue = 0, .maxlen = LD_QUEUE_MAXLEN_DEFAULT,
+				 .default_verdict = LD_PASS },
+			.hold_max = LD_HOLD_MAX_DEFAULT,
+			.hold_copies = LD_HOLD_COPIES_DEFAULT,
+			.held_on_exit = LD_HELD_RELEASE,
+		},
+		.handler_timeout_ms = LD_HANDLER_TIMEOUT_MS_DEFAULT,
+		.init_timeout_ms = LD_INIT_TIMEOUT_MS_DEFAULT,
+		.reload_timeout_ms = LD_RELOAD_TIMEOUT_MS_DEFAULT,
+		.stop_timeout_ms = LD_STOP_TIMEOUT_MS_DEFAULT,
+		.max_restarts = LD_MAX_RESTARTS_DEFAULT,
+		.restart_window_s = LD_RESTART_WINDOW_S_DEFAULT,
 	};
-	char pidfile[PATH_MAX] = "", status[PATH_MAX + 8], err[1024];
-	struct ld_worker *w;
+	struct ld_worker_cfg cfg = sup.w;
+	char pidfile[PATH_MAX] = "", err[1024];
 	struct ld_rules_cfg rules;
 	unsigned hooks = 0;
 	uint32_t v;
-	int opt, policy_failed, rc, no_rules = 0, lock_fd;
+	int opt, no_rules = 0;
 
 	ld_rules_cfg_init(&rules, 0);
 	optind = 1;
@@ -214,6 +221,32 @@ int ld_cmd_run(int argc, char **argv)
 		case OPT_NO_RULES:
 			no_rules = 1;
 			break;
+		case OPT_HANDLER_TIMEOUT:
+			if (parse_ms("handler-timeout", optarg, &sup.handler_timeout_ms) < 0)
+				return LD_EXIT_USAGE;
+			break;
+		case OPT_INIT_TIMEOUT:
+			if (parse_ms("init-timeout", optarg, &sup.init_timeout_ms) < 0)
+				return LD_EXIT_USAGE;
+			break;
+		case OPT_RELOAD_TIMEOUT:
+			if (parse_ms("reload-timeout", optarg, &sup.reload_timeout_ms) < 0)
+				return LD_EXIT_USAGE;
+			break;
+		case OPT_STOP_TIMEOUT:
+			if (parse_ms("stop-timeout", optarg, &sup.stop_timeout_ms) < 0)
+				return LD_EXIT_USAGE;
+			break;
+		case OPT_MAX_RESTARTS:
+			if (ld_parse_u32(optarg, 0, LD_MAX_RESTARTS_MAX, &sup.max_restarts) < 0)
+				return ld_usage_error("run", "--max-restarts: '%s' is not 0..%d", optarg,
+						      LD_MAX_RESTARTS_MAX);
+			break;
+		case OPT_RESTART_WINDOW:
+			if (ld_parse_u32(optarg, 1, 86400, &sup.restart_window_s) < 0)
+				return ld_usage_error("run", "--restart-window: '%s' is not 1..86400 "
+						      "(seconds)", optarg);
+			break;
 		case 'h':
 			fputs(run_usage, stdout);
 			return LD_EXIT_OK;
@@ -238,60 +271,10 @@ int ld_cmd_run(int argc, char **argv)
 		return LD_EXIT_USAGE;
 	}
 
-	cfg.signal_fd = block_signals();
-	if (cfg.signal_fd < 0) {
-		ld_log("signalfd: %s", strerror(errno));
-		return LD_EXIT_FAIL;
-	}
-	/* one luadivert per queue; on this failure the rules are the other's */
-	lock_fd = ld_rules_lock(cfg.nfq.queue, err, sizeof(err));
-	if (lock_fd < 0) {
-		ld_log("%s", err);
-		close(cfg.signal_fd);
-		return LD_EXIT_FAIL;
-	}
-	w = ld_worker_new(&cfg, err, sizeof(err), &policy_failed);
-	if (!w) {
-		ld_log("%s", err);
-		ld_rules_unlock(lock_fd, cfg.nfq.queue);
-		close(cfg.signal_fd);
-		return LD_EXIT_FAIL;
-	}
-	/* the queue is bound: with --fail-closed nothing drops for want of a listener */
-	if (!no_rules) {
-		char names[64];
-
-		if (ld_rules_install(&rules, err, sizeof(err)) < 0) {
-			ld_log("installing the divert rules: %s", err);
-			ld_worker_free(w);
-			ld_rules_unlock(lock_fd, cfg.nfq.queue);
-			close(cfg.signal_fd);
-			return LD_EXIT_FAIL;
-		}
-		ld_log("queue %u: diverting %s at %s%s", cfg.nfq.queue,
-		       rules.filter && rules.filter[0] ? rules.filter : "every packet",
-		       ld_rules_hook_names(rules.hooks, names, sizeof(names)),
-		       rules.fail_closed ? " (fail-closed)" : "");
-	}
-	if (write_pidfile(pidfile) < 0)
-		ld_log("warning: pid file %s: %s (luadivert reload will not find us)", pidfile,
-		       strerror(errno));
-	snprintf(status, sizeof(status), "%s.status", pidfile);
-	ld_worker_set_status_file(w, status);
-	ld_log("queue %u: running %s (pid %ld)", cfg.nfq.queue, cfg.policy, (long)getpid());
-	rc = ld_worker_run(w);
-	/* rules out while still bound: ld_worker_free verdicts what queued meanwhile */
-	if (!no_rules && ld_rules_remove(&rules, err, sizeof(err)) < 0) {
-		ld_log("removing the divert rules: %s (`luadivert rules cleanup --queue %u` "
-		       "removes them)", err, cfg.nfq.queue);
-		rc = -1;
-	}
-	ld_worker_free(w);
-	ld_rules_unlock(lock_fd, cfg.nfq.queue);
-	unlink(pidfile);
-	unlink(status);
-	close(cfg.signal_fd);
-	return rc == 0 ? LD_EXIT_OK : LD_EXIT_FAIL;
+	sup.w = cfg;
+	sup.rules = no_rules ? NULL : &rules;
+	sup.pidfile = pidfile;
+	return ld_supervise(&sup);
 }
 
 int ld_cmd_check(int argc, char **argv)

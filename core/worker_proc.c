@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+/*
+ * worker_proc.c - the first steps of a worker process, right after the
+ * supervisor forked it: die with the supervisor, keep only the descriptors
+ * a worker needs, contain the policy, then load it and run the worker.
+ */
+#include "worker_proc.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Close every descriptor above stderr except @a and @b. */
+static void close_others(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a;
+
+	if (lo > 3)
+		close_range(3, (unsigned)lo - 1, 0);
+	if (hi > lo + 1)
+		close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+	close_range((unsigned)hi + 1, ~0u, 0);
+}
+
+int ld_worker_process(const struct ld_worker_cfg *cfg, struct ld_shared *sh,
+		      const struct ld_nfq *nfq, int ctl_fd, int with_policy, pid_t supervisor)
+{
+	struct ld_worker *w;
+	int policy_failed, rc;
+
+	/* A worker never outlives its supervisor: with both gone the queue
+	 * socket closes, and --queue-bypass rules let traffic through. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0UL, 0UL, 0UL) < 0 || getppid() != supervisor)
+		return LD_WEXIT_SETUP;
+	/* Not the lock, the signalfd, the other workers' sockets, inotify. */
+	close_others(nfq->fd, ctl_fd);
+	/*
+	 * === CONTAINMENT GOES HERE ===
+	 * ld_sandbox_apply() (core/sandbox.h: user, capabilities, NoNewPrivs,
+	 * seccomp, memory cap) runs at this point: after fork, with only the
+	 * queue socket and the control socket open, before any policy code is
+	 * loaded. On failure write the reason into sh->err and
+	 * return LD_WEXIT_SETUP.
+	 */
+	w = ld_worker_new(cfg, sh, nfq, ctl_fd, with_policy, sh->err, sizeof(sh->err),
+			  &policy_failed);
+	if (!w)
+		return policy_failed ? LD_WEXIT_POLICY : LD_WEXIT_SETUP;
+	rc = ld_worker_run(w);
+	ld_worker_free(w);
+	return rc;
+}
