@@ -265,7 +265,9 @@ static void cur_gone(struct super *s, int status)
 		s->cur.deadline_ns = 0;
 		tell(&s->cur, LD_CTL_GO);
 		if (s->cur.with_policy && s->fallback) {
+			/* a reload brought a policy back: its restarts count afresh */
 			s->fallback = 0;
+			s->nrestarts = 0;
 			ld_log("queue %u: the policy runs again", s->cfg->w.nfq.queue);
 		}
 		reload_done(s, 1, NULL);
@@ -279,8 +281,11 @@ static void cur_gone(struct super *s, int status)
 		       verdict_name(s->cfg->w.nfq.default_verdict));
 	} else if (why == K_DEADLINE) {
 		s->sh->c.worker_hangs++;
-		ld_log("queue %u: the worker missed its deadline (state %d): killed",
-		       s->cfg->w.nfq.queue, (int)was);
+		ld_log("queue %u: %s: the worker was killed", s->cfg->w.nfq.queue,
+		       was == W_LOADING ? "loading the policy and init took longer than "
+					  "--init-timeout after a restart"
+		       : was == W_SAVING ? "save() took longer than --reload-timeout"
+					 : "the worker did not hand over within --stop-timeout");
 	} else {
 		s->sh->c.worker_crashes++;
 		describe(status, how, sizeof(how));
@@ -346,13 +351,16 @@ static void on_ctl(struct super *s, struct wproc *w)
 			close_ctl(s, w);   /* it is dying: SIGCHLD follows */
 		return;
 	}
+	if (w->killed != K_NONE)
+		return;   /* said before it was killed */
 	if (w == &s->cur && m == LD_CTL_VALID && w->state == W_LOADING) {
 		if (!s->started && go_live(s) < 0)
 			return;
 		w->state = W_SERVING;
 		w->deadline_ns = 0;
 		tell(w, LD_CTL_GO);
-	} else if (w == &s->nxt && m == LD_CTL_VALID && w->state == W_LOADING) {
+	} else if (w == &s->nxt && m == LD_CTL_VALID && w->state == W_LOADING &&
+		   s->cur.state == W_SERVING) {
 		/* validated: the running one saves and pauses */
 		s->cur.state = W_SAVING;
 		s->cur.deadline_ns = w->deadline_ns;
