@@ -48,7 +48,13 @@ enum wstate {
 	W_STOPPING,  /* Q sent: releases held packets, on_stop, exits */
 };
 
-enum why_killed { K_NONE, K_HANG, K_DEADLINE, K_STOP };
+enum why_killed {
+	K_NONE,
+	K_HANG,      /* a batch past --handler-timeout */
+	K_DEADLINE,  /* no answer in time (init, save, on_reload, handover) */
+	K_STOP,      /* past --stop-timeout */
+	K_ABORT,     /* not needed any more (a candidate, a worker still loading) */
+};
 
 struct wproc {
 	pid_t pid;
@@ -239,11 +245,13 @@ static void cur_gone(struct super *s, int status)
 			       s->cfg->init_timeout_ms);
 		else if (s->sh->err[0])
 			ld_log("%s", s->sh->err);
-		else if (why != K_STOP) {
+		else if (why != K_STOP && why != K_ABORT) {
 			describe(status, how, sizeof(how));
 			ld_log("%s: the worker %s while loading the policy", s->cfg->w.policy, how);
 		}
-		s->failed = 1;
+		/* a signal before the policy was up is a stop, not a failure */
+		if (!(s->stopping && why == K_ABORT))
+			s->failed = 1;
 		s->stopping = 1;
 		return;
 	}
@@ -294,7 +302,7 @@ static void cur_gone(struct super *s, int status)
 		       s->sh->err[0] ? ": " : "", s->sh->err);
 	}
 	if (s->nxt.pid > 0) {
-		kill_worker(&s->nxt, K_STOP);
+		kill_worker(&s->nxt, K_ABORT);
 		reload_done(s, 0, "the running worker died during the reload");
 	}
 	restart(s);
@@ -308,7 +316,7 @@ static void nxt_gone(struct super *s, int status)
 
 	close_ctl(s, w);
 	*w = (struct wproc){ .ctl = -1 };
-	if (why == K_STOP)
+	if (why == K_ABORT)
 		return;   /* reported by whoever killed it */
 	if (why == K_DEADLINE)
 		snprintf(how, sizeof(how), "it did not load, init and take over within %u ms "
@@ -372,7 +380,7 @@ static void on_ctl(struct super *s, struct wproc *w)
 		tell(&s->nxt, LD_CTL_STATE);
 	} else if (w == &s->cur && w->state == W_SAVING && m == LD_CTL_SAVE_FAILED) {
 		reload_done(s, 0, s->sh->err);
-		kill_worker(&s->nxt, K_STOP);
+		kill_worker(&s->nxt, K_ABORT);
 		w->state = W_SERVING;
 		w->deadline_ns = 0;
 		tell(w, LD_CTL_RESUME);
@@ -391,7 +399,7 @@ static void begin_stop(struct super *s)
 	s->stopping = 1;
 	s->stop_deadline_ns = ld_now_ns() + (uint64_t)s->cfg->stop_timeout_ms * MS;
 	if (s->nxt.pid > 0) {
-		kill_worker(&s->nxt, K_STOP);
+		kill_worker(&s->nxt, K_ABORT);
 		reload_done(s, 0, "luadivert is stopping");
 	}
 	if (s->cur.pid <= 0)
@@ -400,7 +408,7 @@ static void begin_stop(struct super *s)
 		s->cur.state = W_STOPPING;
 		tell_serving(s, &s->cur, LD_CTL_QUIT);
 	} else if (s->cur.state != W_STOPPING && s->cur.state != W_LEAVING) {
-		kill_worker(&s->cur, K_STOP);   /* still loading: nothing in hand */
+		kill_worker(&s->cur, K_ABORT);   /* still loading: nothing in hand */
 	}
 }
 
@@ -518,7 +526,7 @@ static int go_live(struct super *s)
 fail:
 	s->failed = 1;
 	begin_stop(s);
-	kill_worker(&s->cur, K_STOP);
+	kill_worker(&s->cur, K_ABORT);
 	return -1;
 }
 
@@ -675,8 +683,8 @@ int ld_supervise(const struct ld_super_cfg *cfg)
 		s.failed = 1;
 	} else if (loop(&s) < 0) {
 		s.failed = 1;
-		kill_worker(&s.cur, K_STOP);
-		kill_worker(&s.nxt, K_STOP);
+		kill_worker(&s.cur, K_ABORT);
+		kill_worker(&s.nxt, K_ABORT);
 		while (waitpid(-1, NULL, 0) > 0)
 			;
 	}

@@ -1,10 +1,11 @@
 -- Hostile policy for tests/integration/test_contain.sh. Datagrams to port
--- 9000 pass (held 200 ms with LD_HOSTILE=hold); a datagram to port 9001
+-- 9000 pass (through a 200 ms delay pipe with LD_HOSTILE=hold); a datagram to port 9001
 -- does what LD_HOSTILE says: loop (forever), exit (os.exit(3)), table (raise
 -- a table), slow (100 ms of CPU, then pass).
 local divert = require "divert"
 local mode = os.getenv("LD_HOSTILE") or "pass"
 local clock = os.clock
+local pipe = mode == "hold" and require("divert.shape").pipe{ delay = 200 }
 
 return function (pkt)
   local udp = pkt:udp()
@@ -19,8 +20,8 @@ return function (pkt)
       local t = clock() + 0.1
       while clock() < t do end
     end
-  elseif mode == "hold" then
-    pkt:hold(200)
+  elseif pipe then
+    return pipe(pkt)
   end
   return divert.PASS
 end
