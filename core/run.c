@@ -120,8 +120,10 @@ static int parse_verdict(const char *s, uint32_t *v)
 /* A duration option in milliseconds: 1 ms .. 1 hour. */
 static int parse_ms(const char *opt, const char *arg, uint32_t *out)
 {
-	if (ld_parse_u32(arg, 1, 3600000, out) < 0)
-		return ld_usage_error("run", "--%s: '%s' is not 1..3600000 (milliseconds)", opt, arg);
+	if (ld_parse_u32(arg, 1, 3600000, out) < 0) {
+		ld_usage_error("run", "--%s: '%s' is not 1..3600000 (milliseconds)", opt, arg);
+		return -1;
+	}
 	return 0;
 }
 
