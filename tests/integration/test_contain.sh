@@ -116,6 +116,7 @@ hs_start table
 poison 0.1 5
 stream table 600 2000
 wait $POISON
+check "table: nothing stuck in the queue" queue_empty
 ld_stop
 stream_ok table 600
 check "table: 5 handler errors, no restart" sh -c '[ "$1" = 5 ] && [ "$2" = 0 ]' - \
@@ -133,6 +134,7 @@ HS_POLICY="$LDT_TMP/live.lua" hs_start pass --watch --reload-timeout 500
 RELOADER=$!
 stream reload 1800 1000
 wait $RELOADER
+check "reload: nothing stuck in the queue" queue_empty
 ld_stop
 stream_ok reload 1800
 check "reload: both refused (--watch and luadivert reload)" [ "$(ld_counter reload_errors)" = 2 ]
