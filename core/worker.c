@@ -70,13 +70,10 @@ static int epoll_add(int epfd, int fd)
 }
 
 struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, struct ld_shared *sh,
-				const struct ld_nfq *nfq, int ctl_fd, int with_policy,
-				char *err, size_t errlen, int *policy_failed)
+				const struct ld_nfq *nfq, int ctl_fd, char *err, size_t errlen)
 {
 	struct ld_worker *w = calloc(1, sizeof(*w));
-	struct ld_lua_cfg lcfg;
 
-	*policy_failed = 0;
 	if (!w) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -103,15 +100,6 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, struct ld_share
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (with_policy) {
-		lcfg = (struct ld_lua_cfg){ .policy = cfg->policy, .lua_dir = cfg->lua_dir,
-					    .log_limit = &w->lim };
-		w->lua = ld_lua_new(&lcfg, &w->batch, err, errlen);
-		if (!w->lua) {
-			*policy_failed = 1;
-			goto fail;
-		}
-	}
 	if (ld_inject_open(&w->inject, LD_INJECT_MARK_DEFAULT, err, errlen) < 0) {
 		/* Only duplicates need it: run without, and count what cannot be sent. */
 		ld_log("duplicates disabled: %s", err);
@@ -135,6 +123,15 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, struct ld_share
 fail:
 	ld_worker_free(w);
 	return NULL;
+}
+
+int ld_worker_load_policy(struct ld_worker *w, char *err, size_t errlen)
+{
+	struct ld_lua_cfg lcfg = { .policy = w->cfg.policy, .lua_dir = w->cfg.lua_dir,
+				   .log_limit = &w->lim };
+
+	w->lua = ld_lua_new(&lcfg, &w->batch, err, errlen);
+	return w->lua ? 0 : -1;
 }
 
 static void arm_timer(struct ld_worker *w)

@@ -70,22 +70,31 @@ enum { LD_WEXIT_OK = 0, LD_WEXIT_POLICY = 3, LD_WEXIT_SETUP = 4 };
 struct ld_worker;
 
 /**
- * ld_worker_new() - set up a worker in a freshly forked worker process
+ * ld_worker_new() - set up a worker in a freshly forked worker process:
+ * raw sockets, epoll, timer; no policy yet
  * @cfg: configuration (copied)
  * @sh: the shared region (held packets, counters, heartbeat)
  * @nfq: the supervisor's queue state; its socket is inherited (copied)
  * @ctl_fd: this worker's end of the control socket
- * @with_policy: 0 for the fallback worker: no Lua, every packet gets the
- *               default verdict, held packets are still released on time
  * @err: receives the reason on failure
  * @errlen: size of @err
- * @policy_failed: set to 1 when the failure was the policy's
  *
- * Return: the worker (policy loaded, init run), or NULL.
+ * Without ld_worker_load_policy() it is the fallback worker: every packet
+ * gets the default verdict, held packets are still released on time.
+ * Return: the worker, or NULL.
  */
 struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, struct ld_shared *sh,
-				const struct ld_nfq *nfq, int ctl_fd, int with_policy,
-				char *err, size_t errlen, int *policy_failed);
+				const struct ld_nfq *nfq, int ctl_fd, char *err, size_t errlen);
+
+/**
+ * ld_worker_load_policy() - load the policy and run its init
+ * @w: worker
+ * @err: receives "file:line: message" on failure
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1.
+ */
+int ld_worker_load_policy(struct ld_worker *w, char *err, size_t errlen);
 
 /**
  * ld_worker_run() - the control protocol above, and the event loop while

@@ -31,7 +31,7 @@ int ld_worker_process(const struct ld_worker_cfg *cfg, struct ld_shared *sh,
 		      const struct ld_nfq *nfq, int ctl_fd, int with_policy, pid_t supervisor)
 {
 	struct ld_worker *w;
-	int policy_failed, rc;
+	int rc;
 
 	/* A worker never outlives its supervisor: with both gone the queue
 	 * socket closes, and --queue-bypass rules let traffic through. */
@@ -39,18 +39,23 @@ int ld_worker_process(const struct ld_worker_cfg *cfg, struct ld_shared *sh,
 		return LD_WEXIT_SETUP;
 	/* Not the lock, the signalfd, the other workers' sockets, inotify. */
 	close_others(nfq->fd, ctl_fd);
+	/* What needs privileges and no policy: raw sockets, epoll, timerfd. */
+	w = ld_worker_new(cfg, sh, nfq, ctl_fd, sh->err, sizeof(sh->err));
+	if (!w)
+		return LD_WEXIT_SETUP;
+	sh->err[0] = '\0';   /* a warning from the setup is not an error */
 	/*
 	 * === CONTAINMENT GOES HERE ===
 	 * ld_sandbox_apply() (core/sandbox.h: user, capabilities, NoNewPrivs,
 	 * seccomp, memory cap) runs at this point: after fork, with only the
-	 * queue socket and the control socket open, before any policy code is
-	 * loaded. On failure write the reason into sh->err and
-	 * return LD_WEXIT_SETUP.
+	 * queue socket, the control socket, the raw sockets, an epoll and a
+	 * timerfd open, before any policy code is loaded. On failure write the
+	 * reason into sh->err, ld_worker_free(w) and return LD_WEXIT_SETUP.
 	 */
-	w = ld_worker_new(cfg, sh, nfq, ctl_fd, with_policy, sh->err, sizeof(sh->err),
-			  &policy_failed);
-	if (!w)
-		return policy_failed ? LD_WEXIT_POLICY : LD_WEXIT_SETUP;
+	if (with_policy && ld_worker_load_policy(w, sh->err, sizeof(sh->err)) < 0) {
+		ld_worker_free(w);
+		return LD_WEXIT_POLICY;
+	}
 	rc = ld_worker_run(w);
 	ld_worker_free(w);
 	return rc;
