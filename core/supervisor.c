@@ -10,7 +10,7 @@
  * after a serving worker is reaped the shared region is recovered before
  * anything else touches the queue.
  */
-#include "supervisor.h"
+#include "supervisor_priv.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -33,59 +33,6 @@
 #include "reload.h"
 #include "shared_state.h"
 #include "worker_proc.h"
-
-enum { TICK_MS = 20, MS = 1000000 };
-
-enum wstate {
-	W_NONE,      /* no process */
-	W_LOADING,   /* forked: loading the policy and running init, until V */
-	W_STATE,     /* L sent: running on_reload, until Y */
-	W_READY,     /* validated (and on_reload done): waits for G */
-	W_SERVING,   /* G sent: it owns the queue */
-	W_SAVING,    /* S sent: save(), until P */
-	W_PAUSED,    /* saved; waits for R or H */
-	W_LEAVING,   /* H sent: exits, leaving held packets to the successor */
-	W_STOPPING,  /* Q sent: releases held packets, on_stop, exits */
-};
-
-enum why_killed {
-	K_NONE,
-	K_HANG,      /* a batch past --handler-timeout */
-	K_DEADLINE,  /* no answer in time (init, save, on_reload, handover) */
-	K_STOP,      /* past --stop-timeout */
-	K_ABORT,     /* not needed any more (a candidate, a worker still loading) */
-};
-
-struct wproc {
-	pid_t pid;
-	int ctl;
-	enum wstate state;
-	uint64_t deadline_ns;   /* for the reply the state waits for; 0 = none */
-	enum why_killed killed;
-	int with_policy;
-};
-
-struct super {
-	const struct ld_super_cfg *cfg;
-	struct ld_shared *sh;
-	struct ld_nfq nfq;
-	struct ld_log_limit lim;
-	struct ld_reload reload;
-	struct wproc cur, nxt;
-	int sigfd, tickfd, epfd;
-	int lock_fd;
-	int started;              /* the first worker took the queue */
-	int rules_on;
-	int fallback;             /* the policy was given up on */
-	int stopping;
-	int stop_killed;
-	int failed;               /* exit 1 */
-	uint64_t stop_deadline_ns;
-	uint64_t reload_t0_ns, reload_hash;
-	uint64_t *restarts;       /* ring of restart times, max_restarts long */
-	uint32_t nrestarts;
-	char status[PATH_MAX + 8];
-};
 
 static const char *verdict_name(uint32_t v)
 {
@@ -117,7 +64,7 @@ static void tell_serving(struct super *s, struct wproc *w, char m)
 	tell(w, m);
 }
 
-static void kill_worker(struct wproc *w, enum why_killed why)
+void ld_sup_kill(struct wproc *w, enum why_killed why)
 {
 	if (w->pid > 0 && w->killed == K_NONE) {
 		w->killed = why;
@@ -134,7 +81,7 @@ static void close_ctl(struct super *s, struct wproc *w)
 	}
 }
 
-static int spawn(struct super *s, struct wproc *w, int with_policy, uint32_t deadline_ms)
+int ld_sup_spawn(struct super *s, struct wproc *w, int with_policy, uint32_t deadline_ms)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	pid_t me = getpid(), pid;
@@ -164,7 +111,7 @@ static int spawn(struct super *s, struct wproc *w, int with_policy, uint32_t dea
 	ev.data.fd = w->ctl;
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, w->ctl, &ev) < 0) {
 		ld_log("epoll_ctl: %s", strerror(errno));
-		kill_worker(w, K_DEADLINE);
+		ld_sup_kill(w, K_DEADLINE);
 		return -1;
 	}
 	return 0;
@@ -191,7 +138,7 @@ static void start_reload(struct super *s)
 		reload_done(s, 0, strerror(errno));
 		return;
 	}
-	if (spawn(s, &s->nxt, 1, s->cfg->reload_timeout_ms) < 0)
+	if (ld_sup_spawn(s, &s->nxt, 1, s->cfg->reload_timeout_ms) < 0)
 		reload_done(s, 0, "could not start a worker for it");
 }
 
@@ -217,7 +164,7 @@ static void restart(struct super *s)
 			s->restarts[s->nrestarts++ % max] = now;
 		s->sh->c.worker_restarts++;
 	}
-	if (spawn(s, &s->cur, !s->fallback, s->cfg->init_timeout_ms) < 0) {
+	if (ld_sup_spawn(s, &s->cur, !s->fallback, s->cfg->init_timeout_ms) < 0) {
 		ld_log("queue %u: no worker can be started: stopping", s->cfg->w.nfq.queue);
 		s->failed = 1;
 		s->stopping = 1;
@@ -302,7 +249,7 @@ static void cur_gone(struct super *s, int status)
 		       s->sh->err[0] ? ": " : "", s->sh->err);
 	}
 	if (s->nxt.pid > 0) {
-		kill_worker(&s->nxt, K_ABORT);
+		ld_sup_kill(&s->nxt, K_ABORT);
 		reload_done(s, 0, "the running worker died during the reload");
 	}
 	restart(s);
@@ -346,8 +293,6 @@ static void reap(struct super *s)
 	}
 }
 
-static int go_live(struct super *s);
-
 /* A message on a worker's control socket. */
 static void on_ctl(struct super *s, struct wproc *w)
 {
@@ -362,7 +307,7 @@ static void on_ctl(struct super *s, struct wproc *w)
 	if (w->killed != K_NONE)
 		return;   /* said before it was killed */
 	if (w == &s->cur && m == LD_CTL_VALID && w->state == W_LOADING) {
-		if (!s->started && go_live(s) < 0)
+		if (!s->started && ld_sup_go_live(s) < 0)
 			return;
 		w->state = W_SERVING;
 		w->deadline_ns = 0;
@@ -380,7 +325,7 @@ static void on_ctl(struct super *s, struct wproc *w)
 		tell(&s->nxt, LD_CTL_STATE);
 	} else if (w == &s->cur && w->state == W_SAVING && m == LD_CTL_SAVE_FAILED) {
 		reload_done(s, 0, s->sh->err);
-		kill_worker(&s->nxt, K_ABORT);
+		ld_sup_kill(&s->nxt, K_ABORT);
 		w->state = W_SERVING;
 		w->deadline_ns = 0;
 		tell(w, LD_CTL_RESUME);
@@ -392,14 +337,14 @@ static void on_ctl(struct super *s, struct wproc *w)
 	}
 }
 
-static void begin_stop(struct super *s)
+void ld_sup_begin_stop(struct super *s)
 {
 	if (s->stopping)
 		return;
 	s->stopping = 1;
 	s->stop_deadline_ns = ld_now_ns() + (uint64_t)s->cfg->stop_timeout_ms * MS;
 	if (s->nxt.pid > 0) {
-		kill_worker(&s->nxt, K_ABORT);
+		ld_sup_kill(&s->nxt, K_ABORT);
 		reload_done(s, 0, "luadivert is stopping");
 	}
 	if (s->cur.pid <= 0)
@@ -408,7 +353,7 @@ static void begin_stop(struct super *s)
 		s->cur.state = W_STOPPING;
 		tell_serving(s, &s->cur, LD_CTL_QUIT);
 	} else if (s->cur.state != W_STOPPING && s->cur.state != W_LEAVING) {
-		kill_worker(&s->cur, K_ABORT);   /* still loading: nothing in hand */
+		ld_sup_kill(&s->cur, K_ABORT);   /* still loading: nothing in hand */
 	}
 }
 
@@ -428,7 +373,7 @@ static void on_signals(struct super *s)
 		switch (si.ssi_signo) {
 		case SIGINT:
 		case SIGTERM:
-			begin_stop(s);
+			ld_sup_begin_stop(s);
 			break;
 		case SIGHUP:
 			s->reload.pending = 1;
@@ -456,81 +401,18 @@ static void on_tick(struct super *s)
 	    now - busy > (uint64_t)s->cfg->handler_timeout_ms * MS &&
 	    (s->cur.state == W_SERVING || s->cur.state == W_STOPPING ||
 	     s->cur.state == W_SAVING || s->cur.state == W_LEAVING) && !s->stopping)
-		kill_worker(&s->cur, K_HANG);
+		ld_sup_kill(&s->cur, K_HANG);
 	if (s->cur.pid > 0 && s->cur.deadline_ns && now > s->cur.deadline_ns && !s->stopping)
-		kill_worker(&s->cur, K_DEADLINE);
+		ld_sup_kill(&s->cur, K_DEADLINE);
 	if (s->nxt.pid > 0 && s->nxt.deadline_ns && now > s->nxt.deadline_ns)
-		kill_worker(&s->nxt, K_DEADLINE);
+		ld_sup_kill(&s->nxt, K_DEADLINE);
 	if (s->stopping && now > s->stop_deadline_ns && s->cur.pid > 0)
-		kill_worker(&s->cur, K_STOP);
+		ld_sup_kill(&s->cur, K_STOP);
 	if (s->reload.pending && !s->stopping && s->nxt.pid <= 0 && s->cur.state == W_SERVING)
 		start_reload(s);
 }
 
-static int epoll_in(int epfd, int fd)
-{
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
-
-	return fd < 0 ? 0 : epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
-}
-
-/* Create the pid file's directory if needed, then write our pid. */
-static int write_pidfile(const char *path)
-{
-	char dir[PATH_MAX];
-	FILE *f;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST)
-		return -1;
-	f = fopen(path, "we");
-	if (!f)
-		return -1;
-	fprintf(f, "%ld\n", (long)getpid());
-	return fclose(f);
-}
-
-/* The first worker loaded the policy: bind the queue, install the rules. */
-static int go_live(struct super *s)
-{
-	const struct ld_super_cfg *cfg = s->cfg;
-	char err[1024];
-
-	if (ld_nfq_bind(&s->nfq, err, sizeof(err)) < 0) {
-		ld_log("%s", err);
-		goto fail;
-	}
-	if (cfg->rules) {
-		char names[64];
-
-		if (ld_rules_install(cfg->rules, err, sizeof(err)) < 0) {
-			ld_log("installing the divert rules: %s", err);
-			goto fail;
-		}
-		s->rules_on = 1;
-		ld_log("queue %u: diverting %s at %s%s", cfg->w.nfq.queue,
-		       cfg->rules->filter && cfg->rules->filter[0] ? cfg->rules->filter
-								   : "every packet",
-		       ld_rules_hook_names(cfg->rules->hooks, names, sizeof(names)),
-		       cfg->rules->fail_closed ? " (fail-closed)" : "");
-	}
-	if (write_pidfile(cfg->pidfile) < 0)
-		ld_log("warning: pid file %s: %s (luadivert reload will not find us)",
-		       cfg->pidfile, strerror(errno));
-	snprintf(s->status, sizeof(s->status), "%s.status", cfg->pidfile);
-	ld_reload_set_status_file(&s->reload, s->status);
-	s->started = 1;
-	ld_log("queue %u: running %s (pid %ld, worker %ld)", cfg->w.nfq.queue, cfg->w.policy,
-	       (long)getpid(), (long)s->cur.pid);
-	return 0;
-fail:
-	s->failed = 1;
-	begin_stop(s);
-	kill_worker(&s->cur, K_ABORT);
-	return -1;
-}
-
-static int loop(struct super *s)
+int ld_sup_loop(struct super *s)
 {
 	struct epoll_event evs[8];
 
@@ -559,145 +441,4 @@ static int loop(struct super *s)
 		}
 	}
 	return 0;
-}
-
-/* Signals are read from a signalfd by the event loop, never handled async. */
-static int block_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGCHLD);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -1;
-	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-}
-
-static int setup(struct super *s, char *err, size_t errlen)
-{
-	const struct ld_super_cfg *cfg = s->cfg;
-	struct ld_nfq_cfg qcfg = cfg->w.nfq;
-	struct itimerspec tick = { { 0, TICK_MS * MS }, { 0, TICK_MS * MS } };
-
-	s->sh = ld_shared_create(cfg->w.hold_max, cfg->w.hold_copies, LD_STATE_MAX_DEFAULT);
-	if (!s->sh) {
-		snprintf(err, errlen, "shared memory: %s", strerror(errno));
-		return -1;
-	}
-	s->restarts = calloc(cfg->max_restarts ? cfg->max_restarts : 1, sizeof(*s->restarts));
-	if (!s->restarts) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	/* Held packets stay in the kernel queue: make room for them. */
-	if (cfg->w.hold_max && qcfg.maxlen < cfg->w.hold_max + LD_QUEUE_HEADROOM)
-		qcfg.maxlen = cfg->w.hold_max + LD_QUEUE_HEADROOM;
-	if (ld_nfq_socket(&s->nfq, &qcfg, LD_BATCH_MAX * 2, &s->sh->c, &s->lim, err, errlen) < 0)
-		return -1;
-	if (ld_reload_init(&s->reload, cfg->w.policy, cfg->w.watch, err, errlen) < 0)
-		return -1;
-	s->epfd = epoll_create1(EPOLL_CLOEXEC);
-	s->tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (s->epfd < 0 || s->tickfd < 0 || timerfd_settime(s->tickfd, 0, &tick, NULL) < 0 ||
-	    epoll_in(s->epfd, s->sigfd) < 0 || epoll_in(s->epfd, s->tickfd) < 0 ||
-	    epoll_in(s->epfd, s->reload.watch_fd) < 0) {
-		snprintf(err, errlen, "epoll/timerfd: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* Everything the workers left: rules, held packets, the queue, the files. */
-static void finish(struct super *s)
-{
-	const struct ld_super_cfg *cfg = s->cfg;
-	struct ld_kernel_counters k;
-	char err[1024];
-
-	if (s->rules_on && ld_rules_remove(cfg->rules, err, sizeof(err)) < 0) {
-		ld_log("removing the divert rules: %s (`luadivert rules cleanup --queue %u` "
-		       "removes them)", err, cfg->w.nfq.queue);
-		s->failed = 1;
-	}
-	if (s->sh) {
-		/* a worker that was killed could not release its held packets */
-		if (s->nfq.nl && s->sh->heap.n)
-			ld_shared_release_all(s->sh, &s->nfq, cfg->w.held_on_exit == LD_HELD_DROP);
-		if (s->sh->seen_any && !s->nfq.seen_any) {
-			s->nfq.last_id = s->sh->last_id;
-			s->nfq.seen_any = 1;
-		}
-	}
-	if (s->nfq.nl) {
-		int bound = s->nfq.bound;
-
-		/* The queue's kernel counters vanish with it: read them first. */
-		ld_kernel_counters_read(cfg->w.nfq.queue, &k);
-		ld_nfq_close(&s->nfq, cfg->w.nfq.default_verdict);
-		ld_log_limit_flush(&s->lim);
-		if (bound)
-			ld_counters_print(stderr, cfg->w.nfq.queue, &s->sh->c, &k);
-	}
-	if (s->started) {
-		unlink(cfg->pidfile);
-		unlink(s->status);
-	}
-	ld_reload_free(&s->reload);
-	if (s->epfd >= 0)
-		close(s->epfd);
-	if (s->tickfd >= 0)
-		close(s->tickfd);
-	free(s->restarts);
-	ld_shared_destroy(s->sh);
-}
-
-int ld_supervise(const struct ld_super_cfg *cfg)
-{
-	struct super s = { .cfg = cfg, .epfd = -1, .tickfd = -1, .lock_fd = -1,
-			   .cur = { .ctl = -1 }, .nxt = { .ctl = -1 } };
-	char err[1024];
-	int rc;
-
-	s.reload.watch_fd = -1;
-	s.nfq.fd = -1;
-	s.sigfd = block_signals();
-	if (s.sigfd < 0) {
-		ld_log("signalfd: %s", strerror(errno));
-		return LD_EXIT_FAIL;
-	}
-	/* one luadivert per queue; on this failure the rules are the other's */
-	s.lock_fd = ld_rules_lock(cfg->w.nfq.queue, err, sizeof(err));
-	if (s.lock_fd < 0) {
-		ld_log("%s", err);
-		close(s.sigfd);
-		return LD_EXIT_FAIL;
-	}
-	if (setup(&s, err, sizeof(err)) < 0) {
-		ld_log("%s", err);
-		s.failed = 1;
-	} else if (spawn(&s, &s.cur, 1, cfg->init_timeout_ms) < 0) {
-		s.failed = 1;
-	} else if (loop(&s) < 0) {
-		s.failed = 1;
-		kill_worker(&s.cur, K_ABORT);
-		kill_worker(&s.nxt, K_ABORT);
-		while (waitpid(-1, NULL, 0) > 0)
-			;
-	}
-	finish(&s);
-	ld_rules_unlock(s.lock_fd, cfg->w.nfq.queue);
-	close(s.sigfd);
-	if (s.failed)
-		rc = LD_EXIT_FAIL;
-	else if (s.stop_killed)
-		rc = LD_EXIT_STOP_KILLED;
-	else if (s.fallback)
-		rc = LD_EXIT_GAVE_UP;
-	else
-		rc = LD_EXIT_OK;
-	return rc;
 }

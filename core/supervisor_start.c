@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: MIT
+/*
+ * supervisor_start.c - `luadivert run` from start to end: lock the queue,
+ * map the shared region, open the queue socket, start the first worker
+ * (core/supervisor.c runs the event loop), bind the queue and install the
+ * rules once the policy is up, and at the end remove the rules, release
+ * what no worker released, drain and unbind the queue.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "supervisor_priv.h"
+
+static int epoll_in(int epfd, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return fd < 0 ? 0 : epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Create the pid file's directory if needed, then write our pid. */
+static int write_pidfile(const char *path)
+{
+	char dir[PATH_MAX];
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST)
+		return -1;
+	f = fopen(path, "we");
+	if (!f)
+		return -1;
+	fprintf(f, "%ld\n", (long)getpid());
+	return fclose(f);
+}
+
+/* The first worker loaded the policy: bind the queue, install the rules. */
+int ld_sup_go_live(struct super *s)
+{
+	const struct ld_super_cfg *cfg = s->cfg;
+	char err[1024];
+
+	if (ld_nfq_bind(&s->nfq, err, sizeof(err)) < 0) {
+		ld_log("%s", err);
+		goto fail;
+	}
+	if (cfg->rules) {
+		char names[64];
+
+		if (ld_rules_install(cfg->rules, err, sizeof(err)) < 0) {
+			ld_log("installing the divert rules: %s", err);
+			goto fail;
+		}
+		s->rules_on = 1;
+		ld_log("queue %u: diverting %s at %s%s", cfg->w.nfq.queue,
+		       cfg->rules->filter && cfg->rules->filter[0] ? cfg->rules->filter
+								   : "every packet",
+		       ld_rules_hook_names(cfg->rules->hooks, names, sizeof(names)),
+		       cfg->rules->fail_closed ? " (fail-closed)" : "");
+	}
+	if (write_pidfile(cfg->pidfile) < 0)
+		ld_log("warning: pid file %s: %s (luadivert reload will not find us)",
+		       cfg->pidfile, strerror(errno));
+	snprintf(s->status, sizeof(s->status), "%s.status", cfg->pidfile);
+	ld_reload_set_status_file(&s->reload, s->status);
+	s->started = 1;
+	ld_log("queue %u: running %s (pid %ld, worker %ld)", cfg->w.nfq.queue, cfg->w.policy,
+	       (long)getpid(), (long)s->cur.pid);
+	return 0;
+fail:
+	s->failed = 1;
+	ld_sup_begin_stop(s);
+	ld_sup_kill(&s->cur, K_ABORT);
+	return -1;
+}
+
+/* Signals are read from a signalfd by the event loop, never handled async. */
+static int block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static int setup(struct super *s, char *err, size_t errlen)
+{
+	const struct ld_super_cfg *cfg = s->cfg;
+	struct ld_nfq_cfg qcfg = cfg->w.nfq;
+	struct itimerspec tick = { { 0, TICK_MS * MS }, { 0, TICK_MS * MS } };
+
+	s->sh = ld_shared_create(cfg->w.hold_max, cfg->w.hold_copies, LD_STATE_MAX_DEFAULT);
+	if (!s->sh) {
+		snprintf(err, errlen, "shared memory: %s", strerror(errno));
+		return -1;
+	}
+	s->restarts = calloc(cfg->max_restarts ? cfg->max_restarts : 1, sizeof(*s->restarts));
+	if (!s->restarts) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* Held packets stay in the kernel queue: make room for them. */
+	if (cfg->w.hold_max && qcfg.maxlen < cfg->w.hold_max + LD_QUEUE_HEADROOM)
+		qcfg.maxlen = cfg->w.hold_max + LD_QUEUE_HEADROOM;
+	if (ld_nfq_socket(&s->nfq, &qcfg, LD_BATCH_MAX * 2, &s->sh->c, &s->lim, err, errlen) < 0)
+		return -1;
+	if (ld_reload_init(&s->reload, cfg->w.policy, cfg->w.watch, err, errlen) < 0)
+		return -1;
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	s->tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (s->epfd < 0 || s->tickfd < 0 || timerfd_settime(s->tickfd, 0, &tick, NULL) < 0 ||
+	    epoll_in(s->epfd, s->sigfd) < 0 || epoll_in(s->epfd, s->tickfd) < 0 ||
+	    epoll_in(s->epfd, s->reload.watch_fd) < 0) {
+		snprintf(err, errlen, "epoll/timerfd: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Everything the workers left: rules, held packets, the queue, the files. */
+static void finish(struct super *s)
+{
+	const struct ld_super_cfg *cfg = s->cfg;
+	struct ld_kernel_counters k;
+	char err[1024];
+
+	if (s->rules_on && ld_rules_remove(cfg->rules, err, sizeof(err)) < 0) {
+		ld_log("removing the divert rules: %s (`luadivert rules cleanup --queue %u` "
+		       "removes them)", err, cfg->w.nfq.queue);
+		s->failed = 1;
+	}
+	if (s->sh) {
+		/* a worker that was killed could not release its held packets */
+		if (s->nfq.nl && s->sh->heap.n)
+			ld_shared_release_all(s->sh, &s->nfq, cfg->w.held_on_exit == LD_HELD_DROP);
+		if (s->sh->seen_any && !s->nfq.seen_any) {
+			s->nfq.last_id = s->sh->last_id;
+			s->nfq.seen_any = 1;
+		}
+	}
+	if (s->nfq.nl) {
+		int bound = s->nfq.bound;
+
+		/* The queue's kernel counters vanish with it: read them first. */
+		ld_kernel_counters_read(cfg->w.nfq.queue, &k);
+		ld_nfq_close(&s->nfq, cfg->w.nfq.default_verdict);
+		ld_log_limit_flush(&s->lim);
+		if (bound)
+			ld_counters_print(stderr, cfg->w.nfq.queue, &s->sh->c, &k);
+	}
+	if (s->started) {
+		unlink(cfg->pidfile);
+		unlink(s->status);
+	}
+	ld_reload_free(&s->reload);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	if (s->tickfd >= 0)
+		close(s->tickfd);
+	free(s->restarts);
+	ld_shared_destroy(s->sh);
+}
+
+int ld_supervise(const struct ld_super_cfg *cfg)
+{
+	struct super s = { .cfg = cfg, .epfd = -1, .tickfd = -1, .lock_fd = -1,
+			   .cur = { .ctl = -1 }, .nxt = { .ctl = -1 } };
+	char err[1024];
+	int rc;
+
+	s.reload.watch_fd = -1;
+	s.nfq.fd = -1;
+	s.sigfd = block_signals();
+	if (s.sigfd < 0) {
+		ld_log("signalfd: %s", strerror(errno));
+		return LD_EXIT_FAIL;
+	}
+	/* one luadivert per queue; on this failure the rules are the other's */
+	s.lock_fd = ld_rules_lock(cfg->w.nfq.queue, err, sizeof(err));
+	if (s.lock_fd < 0) {
+		ld_log("%s", err);
+		close(s.sigfd);
+		return LD_EXIT_FAIL;
+	}
+	if (setup(&s, err, sizeof(err)) < 0) {
+		ld_log("%s", err);
+		s.failed = 1;
+	} else if (ld_sup_spawn(&s, &s.cur, 1, cfg->init_timeout_ms) < 0) {
+		s.failed = 1;
+	} else if (ld_sup_loop(&s) < 0) {
+		s.failed = 1;
+		ld_sup_kill(&s.cur, K_ABORT);
+		ld_sup_kill(&s.nxt, K_ABORT);
+		while (waitpid(-1, NULL, 0) > 0)
+			;
+	}
+	finish(&s);
+	ld_rules_unlock(s.lock_fd, cfg->w.nfq.queue);
+	close(s.sigfd);
+	if (s.failed)
+		rc = LD_EXIT_FAIL;
+	else if (s.stop_killed)
+		rc = LD_EXIT_STOP_KILLED;
+	else if (s.fallback)
+		rc = LD_EXIT_GAVE_UP;
+	else
+		rc = LD_EXIT_OK;
+	return rc;
+}
