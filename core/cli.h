@@ -5,7 +5,13 @@
 
 #include <stdint.h>
 
-enum { LD_EXIT_OK = 0, LD_EXIT_FAIL = 1, LD_EXIT_USAGE = 2 };
+enum {
+	LD_EXIT_OK = 0,
+	LD_EXIT_FAIL = 1,        /* could not start (policy error, queue busy) or fatal error */
+	LD_EXIT_USAGE = 2,
+	LD_EXIT_GAVE_UP = 3,     /* run: the policy kept hanging or crashing and was given up on */
+	LD_EXIT_STOP_KILLED = 4, /* run: the policy did not stop within --stop-timeout */
+};
 
 /**
  * ld_parse_u32() - parse a whole decimal number within [min, max]

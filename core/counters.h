@@ -32,6 +32,12 @@ struct ld_counters {
 	uint64_t held_now;      /* gauge: packets held right now */
 	uint64_t batch_ns_sum;  /* time spent handling batches (receive to verdicts sent) */
 	uint64_t batch_hist[LD_BATCH_BUCKETS]; /* batches per duration bucket, not cumulative */
+	/* the supervisor's (core/supervisor.c) */
+	uint64_t worker_restarts; /* workers started again after a hang or a crash */
+	uint64_t worker_hangs;    /* workers killed: a batch (or init) ran past its deadline */
+	uint64_t worker_crashes;  /* workers that died on their own (crash, os.exit, kill) */
+	uint64_t recovered;       /* packets a dead worker had in hand: default verdict */
+	uint64_t gave_up;         /* 1 once the policy was given up on (default verdicts) */
 };
 
 /* Upper bounds (ns) of the batch-time histogram buckets; the last is +Inf. */

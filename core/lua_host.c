@@ -384,6 +384,72 @@ int ld_lua_stop(struct ld_lua *h)
 	return rc;
 }
 
+/* Push divert.host.<fn>; return -1 with @err set when the library fails. */
+static int push_host_fn(struct ld_lua *h, const char *fn, char *err, size_t errlen)
+{
+	lua_getglobal(h->L, "require");
+	lua_pushliteral(h->L, "divert.host");
+	if (lua_pcall(h->L, 1, 1, 0) != 0) {
+		snprintf(err, errlen, "loading the divert library: %s", lua_tostring(h->L, -1));
+		lua_settop(h->L, 0);
+		return -1;
+	}
+	lua_getfield(h->L, -1, fn);
+	lua_remove(h->L, -2);
+	return 0;
+}
+
+static void pcall_error(struct ld_lua *h, char *err, size_t errlen)
+{
+	const char *msg = lua_tostring(h->L, -1);
+
+	snprintf(err, errlen, "%s", msg ? msg : "(error object is not a string)");
+	lua_settop(h->L, 0);
+}
+
+int ld_lua_save(struct ld_lua *h, uint8_t *buf, size_t cap, size_t *len, char *err,
+		size_t errlen)
+{
+	const char *s;
+	size_t n;
+
+	*len = 0;
+	if (push_host_fn(h, "save_state", err, errlen) < 0)
+		return -1;
+	if (lua_pcall(h->L, 0, 1, 0) != 0) {
+		pcall_error(h, err, errlen);
+		return -1;
+	}
+	s = lua_tolstring(h->L, -1, &n);
+	if (s && n > cap) {
+		snprintf(err, errlen, "save() of the running policy: its state takes %zu bytes, "
+			 "more than the %zu that can be carried", n, cap);
+		lua_settop(h->L, 0);
+		return -1;
+	}
+	if (s) {
+		memcpy(buf, s, n);
+		*len = n;
+	}
+	lua_settop(h->L, 0);
+	return 0;
+}
+
+int ld_lua_restore(struct ld_lua *h, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+	if (push_host_fn(h, "restore_state", err, errlen) < 0)
+		return -1;
+	if (len)
+		lua_pushlstring(h->L, (const char *)buf, len);
+	else
+		lua_pushnil(h->L);
+	if (lua_pcall(h->L, 1, 0, 0) != 0) {
+		pcall_error(h, err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
 void ld_lua_discard(struct ld_lua *h)
 {
 	if (!h)

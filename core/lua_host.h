@@ -157,6 +157,35 @@ int ld_lua_watch_files(struct ld_lua *L, char *buf, size_t len);
 int ld_lua_stop(struct ld_lua *L);
 
 /**
+ * ld_lua_save() - run the policy's save() and encode what it returned
+ * (lua/divert/serial.lua) into @buf, for the next worker process
+ * @L: host
+ * @buf: where the bytes go
+ * @cap: size of @buf
+ * @len: receives the length (0: the policy has no save())
+ * @err: receives the reason on failure
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1 (save() raised, the state holds what cannot be carried,
+ * or it does not fit in @cap bytes).
+ */
+int ld_lua_save(struct ld_lua *L, uint8_t *buf, size_t cap, size_t *len, char *err,
+		size_t errlen);
+
+/**
+ * ld_lua_restore() - decode state saved by ld_lua_save() in another
+ * process and hand it to the policy's on_reload
+ * @L: host
+ * @buf: the bytes
+ * @len: their length, 0 for none (on_reload gets nil)
+ * @err: receives the reason on failure
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1.
+ */
+int ld_lua_restore(struct ld_lua *L, const uint8_t *buf, size_t len, char *err, size_t errlen);
+
+/**
  * ld_lua_free() - ld_lua_stop() unless done already, then close the state
  * @L: host, may be NULL
  */

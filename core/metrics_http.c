@@ -163,6 +163,12 @@ bound:
 	return fd;
 }
 
+int ld_metrics_listen(const char *addr, char *upath, size_t ulen, char *err, size_t errlen)
+{
+	upath[0] = '\0';
+	return open_socket(addr, 1, upath, ulen, err, errlen);
+}
+
 int ld_metrics_connect(const char *addr, char *err, size_t errlen)
 {
 	char unused[8];
@@ -185,6 +191,13 @@ static void conn_close(struct ld_metrics_http *h, struct mh_conn *c)
 struct ld_metrics_http *ld_metrics_http_open(const char *addr, ld_metrics_render_fn render,
 					     void *ctx, char *err, size_t errlen)
 {
+	return ld_metrics_http_adopt(addr, -1, render, ctx, err, errlen);
+}
+
+struct ld_metrics_http *ld_metrics_http_adopt(const char *addr, int lfd,
+					      ld_metrics_render_fn render, void *ctx,
+					      char *err, size_t errlen)
+{
 	struct ld_metrics_http *h = calloc(1, sizeof(*h));
 	struct epoll_event ev = { .events = EPOLLIN };
 
@@ -197,7 +210,9 @@ struct ld_metrics_http *ld_metrics_http_open(const char *addr, ld_metrics_render
 	h->epfd = -1;
 	for (int i = 0; i < MH_CONNS; i++)
 		h->conns[i].fd = -1;
-	h->lfd = open_socket(addr, 1, h->unix_path, sizeof(h->unix_path), err, errlen);
+	/* an inherited socket is the supervisor's to unlink (unix_path stays "") */
+	h->lfd = lfd >= 0 ? lfd : open_socket(addr, 1, h->unix_path, sizeof(h->unix_path), err,
+						errlen);
 	if (h->lfd < 0)
 		goto fail;
 	h->epfd = epoll_create1(EPOLL_CLOEXEC);

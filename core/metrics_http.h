@@ -36,6 +36,36 @@ struct ld_metrics_http *ld_metrics_http_open(const char *addr, ld_metrics_render
 					     void *ctx, char *err, size_t errlen);
 
 /**
+ * ld_metrics_http_adopt() - serve on a listening socket made elsewhere
+ * (the supervisor makes it once, before forking workers: docs/process.md)
+ * @addr: the address it listens on, for messages
+ * @lfd: from ld_metrics_listen(), or -1 to open @addr here
+ * @render: writes the page
+ * @ctx: for @render
+ * @err: receives the reason on failure
+ * @errlen: size of @err
+ *
+ * ld_metrics_http_close() closes this process's copy of @lfd and unlinks
+ * no socket file.
+ * Return: the server, or NULL.
+ */
+struct ld_metrics_http *ld_metrics_http_adopt(const char *addr, int lfd,
+					      ld_metrics_render_fn render, void *ctx,
+					      char *err, size_t errlen);
+
+/**
+ * ld_metrics_listen() - the listening socket of --metrics ADDR
+ * @addr: 127.0.0.1:9464, [::1]:9464 or unix:PATH
+ * @upath: receives the unix socket's path ("" for TCP): the caller unlinks it
+ * @ulen: size of @upath
+ * @err: receives the reason on failure
+ * @errlen: size of @err
+ *
+ * Return: the socket (non-blocking, close-on-exec), or -1.
+ */
+int ld_metrics_listen(const char *addr, char *upath, size_t ulen, char *err, size_t errlen);
+
+/**
  * ld_metrics_http_fd() - the descriptor to watch for EPOLLIN
  * @h: server
  *

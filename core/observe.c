@@ -28,6 +28,7 @@ struct ld_obs {
 	struct ld_metrics_http *http;
 	struct ld_record *rec;
 	struct ld_report *rep;
+	int skip_report;
 	int64_t real_minus_mono;          /* live: packet clock to wall clock */
 };
 
@@ -72,12 +73,12 @@ struct ld_obs *ld_obs_new(const struct ld_obs_cfg *cfg, uint16_t queue, uint32_t
 	clock_gettime(CLOCK_REALTIME, &real);
 	o->real_minus_mono = ((int64_t)real.tv_sec - (int64_t)mono.tv_sec) * 1000000000 +
 			     (real.tv_nsec - mono.tv_nsec);
-	if (cfg->metrics_addr) {
+	if (cfg->metrics_addr && !cfg->worker) {
 		o->http = ld_metrics_http_open(cfg->metrics_addr, obs_render, o, err, errlen);
 		if (!o->http)
 			goto fail;
 	}
-	if (cfg->record_path) {
+	if (cfg->record_path && !cfg->worker) {
 		o->rec = ld_record_open(cfg->record_path, cfg->record_max, cfg->offline, err, errlen);
 		if (!o->rec)
 			goto fail;
@@ -97,6 +98,31 @@ fail:
 		munmap(o->t, sizeof(*o->t));
 	free(o);
 	return NULL;
+}
+
+int ld_obs_serve(struct ld_obs *o, char *err, size_t errlen)
+{
+	if (!o->cfg.worker)
+		return 0;
+	if (o->cfg.metrics_addr && !o->http) {
+		o->http = ld_metrics_http_adopt(o->cfg.metrics_addr, o->cfg.metrics_fd, obs_render,
+						o, err, errlen);
+		if (!o->http)
+			return -1;
+	}
+	if (o->cfg.record_path && !o->rec) {
+		o->rec = ld_record_open_append(o->cfg.record_path, o->cfg.record_max, 0, 1, err,
+					       errlen);
+		if (!o->rec)
+			return -1;
+	}
+	return 0;
+}
+
+void ld_obs_skip_report(struct ld_obs *o)
+{
+	if (o)
+		o->skip_report = 1;
 }
 
 struct ld_metric_tables *ld_obs_tables(struct ld_obs *o)
@@ -175,7 +201,8 @@ int ld_obs_free(struct ld_obs *o, uint64_t now_ns, const char *title)
 		       (unsigned long long)w, (unsigned long long)d);
 	}
 	if (o->rep) {
-		if (ld_report_write(o->rep, now_ns, o->c, o->default_verdict, o->t, title) < 0)
+		if (!o->skip_report &&
+		    ld_report_write(o->rep, now_ns, o->c, o->default_verdict, o->t, title) < 0)
 			bad = 1;
 		ld_report_free(o->rep);
 	}

@@ -22,6 +22,14 @@ struct ld_obs_cfg {
 	uint64_t record_max;        /* --record-max bytes, 0 = no rotation */
 	const char *report_path;    /* --report FILE.html, or NULL */
 	int offline;                /* replay: the clock is the capture's; record blocks */
+	/*
+	 * In a worker process (docs/process.md): the supervisor made the
+	 * listening socket (metrics_fd) and created the record file; the
+	 * endpoint and the record start only when the worker serves
+	 * (ld_obs_serve), so that one worker at a time accepts and writes.
+	 */
+	int worker;                 /* 1: defer metrics and record to ld_obs_serve() */
+	int metrics_fd;             /* with worker: the inherited listening socket */
 };
 
 struct ld_obs;
@@ -40,6 +48,24 @@ struct ld_obs;
  */
 struct ld_obs *ld_obs_new(const struct ld_obs_cfg *cfg, uint16_t queue, uint32_t default_verdict,
 			  const struct ld_counters *c, char *err, size_t errlen);
+
+/**
+ * ld_obs_serve() - a worker takes the queue: accept on the inherited
+ * metrics socket, append to the record (cfg->worker only; else a no-op)
+ * @o: observer
+ * @err: receives the reason on failure
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1.
+ */
+int ld_obs_serve(struct ld_obs *o, char *err, size_t errlen);
+
+/**
+ * ld_obs_skip_report() - ld_obs_free() writes no --report: this worker
+ * hands over to a successor, which writes it at the stop
+ * @o: observer, may be NULL
+ */
+void ld_obs_skip_report(struct ld_obs *o);
 
 /**
  * ld_obs_tables() - the metrics table to hand to Lua (struct ld_batch.metrics)

@@ -51,6 +51,7 @@ struct ld_record {
 	char *path;
 	uint64_t max_bytes;
 	int blocking;
+	int append;              /* the first file continues what another process wrote */
 	FILE *f;
 	unsigned nfile;          /* files opened so far */
 	uint64_t file_bytes;
@@ -130,7 +131,8 @@ static int pn_open_file(struct ld_record *r)
 		snprintf(name, sizeof(name), "%s", r->path);
 	else
 		snprintf(name, sizeof(name), "%s.%u", r->path, r->nfile);
-	r->f = fopen(name, "we");
+	/* appended: a new section (SHB + IDB) follows the last one, as pcapng allows */
+	r->f = fopen(name, r->append && r->nfile == 0 ? "ae" : "we");
 	if (!r->f) {
 		ld_log("--record %s: %s", name, strerror(errno));
 		return -1;
@@ -268,6 +270,12 @@ static void *pn_writer(void *arg)
 struct ld_record *ld_record_open(const char *path, uint64_t max_bytes, int blocking,
 				 char *err, size_t errlen)
 {
+	return ld_record_open_append(path, max_bytes, blocking, 0, err, errlen);
+}
+
+struct ld_record *ld_record_open_append(const char *path, uint64_t max_bytes, int blocking,
+					int append, char *err, size_t errlen)
+{
 	struct ld_record *r = calloc(1, sizeof(*r));
 	int rc;
 
@@ -279,6 +287,7 @@ struct ld_record *ld_record_open(const char *path, uint64_t max_bytes, int block
 	r->size = LD_RECORD_BUFFER_DEFAULT;
 	r->max_bytes = max_bytes;
 	r->blocking = blocking;
+	r->append = append;
 	if (pn_open_file(r) < 0) {
 		snprintf(err, errlen, "--record %s: %s", path, strerror(errno));
 		goto fail;

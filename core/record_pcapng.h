@@ -51,6 +51,22 @@ struct ld_record *ld_record_open(const char *path, uint64_t max_bytes, int block
 				 char *err, size_t errlen);
 
 /**
+ * ld_record_open_append() - ld_record_open(), continuing @path when @append
+ * (a worker that replaces another: docs/process.md)
+ * @path: the file
+ * @max_bytes: rotate before a file grows beyond this, 0 = never (counted
+ *             from this process's start)
+ * @blocking: 1: wait for room instead of dropping (offline use)
+ * @append: 1: append a new pcapng section to @path instead of truncating it
+ * @err: receives the reason on failure
+ * @errlen: size of @err
+ *
+ * Return: the recorder, or NULL.
+ */
+struct ld_record *ld_record_open_append(const char *path, uint64_t max_bytes, int blocking,
+					int append, char *err, size_t errlen);
+
+/**
  * ld_record_packet() - queue one packet for the file; never blocks unless @blocking
  * @r: recorder
  * @p: the packet and its decision (the bytes are copied)

@@ -8,6 +8,7 @@
 local ffi = require "divert.abi"
 local divert = require "divert"
 local packet = require "divert.packet"
+local serial = require "divert.serial"
 
 local M = {}
 
@@ -252,6 +253,28 @@ function M.reload_commit()
   pending, pending_saved = nil, nil
   current = pol
   return build_dispatch(batch, pol)
+end
+
+--- The running policy's save(), encoded for the next worker process
+-- (divert.serial); nil when it has no save(). Raises on any error.
+function M.save_state()
+  if not (current and current.save) then return nil end
+  local ok, s = pcall(current.save)
+  if not ok then error("save() of the running policy: " .. tostring(s), 0) end
+  local eok, bytes = pcall(serial.encode, s)
+  if not eok then error("save() of the running policy: " .. tostring(bytes), 0) end
+  return bytes
+end
+
+--- Hand what the previous worker's save() returned (bytes from
+-- save_state, or nil) to this policy's on_reload. Raises on any error.
+function M.restore_state(bytes)
+  local state
+  if bytes then state = serial.decode(bytes) end
+  if current.on_reload then
+    local ok, err = pcall(current.on_reload, state)
+    if not ok then error(tostring(err), 0) end
+  end
 end
 
 --- Load a new version of the running policy. On any error the running

@@ -92,7 +92,9 @@ S0=$LDT_LAST_PID
 bg_ns "$NS" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port 9001 --count $N --rate 3000 --time-limit 10 >/dev/null
 S1=$LDT_LAST_PID
 sleep 0.4
-# v2's code passes all but 9001: a 9000 datagram it judged would arrive
+# v2's code passes all but 9001: the 9000 datagrams v1's rules queued that
+# were still in the queue at the swap are judged by v2's code (the old worker
+# has exited by then: docs/reload.md) and arrive
 policy "udp dst port 9001" '"output"' 4 '(pkt:udp():dst_port() == 9001) and divert.DROP or divert.PASS'
 check "reload to v2 succeeds" reload
 wait_for_exit "$S0" 10; wait_for_exit "$S1" 10
@@ -106,9 +108,9 @@ check "9001: every datagram up to #$X1 arrived ($U1), none after" \
 	sh -c "[ '$X1' -lt $((N - 1)) ] && [ \$(( $X1 + 1 )) = '$U1' ]"
 kill -USR1 "$LD_PID"
 wait_until 5 grep -q 'received [0-9]' "$LD_LOG"
-OLDN=$(sed -n 's/.*reload 1: \([0-9]*\) packets* queued by the old rules.*/\1/p' "$LD_LOG")
-check "every 9000 datagram the old rules queued was judged by the old code, ${OLDN:-0} of them after the swap: none passed" \
-	[ "$(ld_counter passed)" = 0 ]
+PASSED=$(ld_counter passed)
+check "the 9000 datagrams the old rules queued and the new code judged ($PASSED) all arrived, each verdict once" \
+	sh -c "[ '$PASSED' -le '$U0' ] && [ '$(ld_counter received)' = \$(( $PASSED + $(ld_counter dropped) )) ]"
 check "the reload logged the new rules" grep -q 'reloaded .*now diverting "udp dst port 9001" at output, IPv4' "$LD_LOG"
 check "after the swap: 9000 arrives" [ "$(count 127.0.0.1 9000 200)" = 200 ]
 check "after the swap: 9001 is dropped" [ "$(count 127.0.0.1 9001 200)" = 0 ]
