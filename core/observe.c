@@ -63,7 +63,8 @@ struct ld_obs *ld_obs_new(const struct ld_obs_cfg *cfg, uint16_t queue, uint32_t
 	o->default_verdict = default_verdict;
 	o->c = c;
 	/* shared, so that a supervisor forked later reads the same pages */
-	o->t = mmap(NULL, sizeof(*o->t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	o->t = cfg->tables ? cfg->tables :
+	       mmap(NULL, sizeof(*o->t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (o->t == MAP_FAILED) {
 		o->t = NULL;
 		snprintf(err, errlen, "metrics table: %s", strerror(errno));
@@ -94,7 +95,7 @@ struct ld_obs *ld_obs_new(const struct ld_obs_cfg *cfg, uint16_t queue, uint32_t
 fail:
 	ld_metrics_http_close(o->http);
 	ld_record_close(o->rec, NULL, NULL);
-	if (o->t)
+	if (o->t && !cfg->tables)
 		munmap(o->t, sizeof(*o->t));
 	free(o);
 	return NULL;
@@ -206,7 +207,7 @@ int ld_obs_free(struct ld_obs *o, uint64_t now_ns, const char *title)
 			bad = 1;
 		ld_report_free(o->rep);
 	}
-	if (o->t)
+	if (o->t && !o->cfg.tables)
 		munmap(o->t, sizeof(*o->t));
 	free(o);
 	return bad ? -1 : 0;

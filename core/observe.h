@@ -30,6 +30,10 @@ struct ld_obs_cfg {
 	 */
 	int worker;                 /* 1: defer metrics and record to ld_obs_serve() */
 	int metrics_fd;             /* with worker: the inherited listening socket */
+	/* with worker: the metrics table, mapped shared by the supervisor so
+	 * that pipe and policy metrics keep their slots and values across
+	 * restarts and reloads (same name, same slot: lua/divert/metrics.lua) */
+	struct ld_metric_tables *tables;
 };
 
 struct ld_obs;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -156,6 +157,13 @@ static int setup(struct super *s, char *err, size_t errlen)
 	s->wcfg = cfg->w;
 	s->wcfg.obs.worker = 1;
 	s->wcfg.obs.metrics_fd = -1;
+	s->wcfg.obs.tables = mmap(NULL, sizeof(*s->wcfg.obs.tables), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (s->wcfg.obs.tables == MAP_FAILED) {
+		s->wcfg.obs.tables = NULL;
+		snprintf(err, errlen, "metrics table: %s", strerror(errno));
+		return -1;
+	}
 	if (cfg->w.obs.metrics_addr) {
 		s->metrics_fd = ld_metrics_listen(cfg->w.obs.metrics_addr, s->metrics_upath,
 						  sizeof(s->metrics_upath), err, errlen);
@@ -228,6 +236,8 @@ static void finish(struct super *s)
 		unlink(s->metrics_upath);
 	free(s->next_set);
 	ld_divert_free(&s->divert);
+	if (s->wcfg.obs.tables)
+		munmap(s->wcfg.obs.tables, sizeof(*s->wcfg.obs.tables));
 	ld_reload_free(&s->reload);
 	if (s->epfd >= 0)
 		close(s->epfd);

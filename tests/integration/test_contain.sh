@@ -132,7 +132,7 @@ stopped_clean table 0
 cp "$POLICY" "$LDT_TMP/live.lua"
 HS_POLICY="$LDT_TMP/live.lua" hs_start pass --watch --reload-timeout 500
 ( sleep 0.2; printf 'while true do end\n' >"$LDT_TMP/live.new"; mv "$LDT_TMP/live.new" "$LDT_TMP/live.lua"
-  sleep 0.7; "$LUADIVERT" reload --pidfile "$LD_PIDFILE" --timeout 5 >"$LDT_TMP/reload.out" 2>&1
+  sleep 0.7; ns_exec "$NS" "$LUADIVERT" reload --pidfile "$LD_PIDFILE" --timeout 5 >"$LDT_TMP/reload.out" 2>&1
   echo $? >"$LDT_TMP/reload.rc" ) &
 RELOADER=$!
 stream reload 1800 1000

@@ -111,7 +111,7 @@ wait_for_file "$LDT_TMP/h.json.ready" 5 || fail "udprecv did not start"
 ns_exec "$NS" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port 9000 --count 20 --rate 200 \
 	--time-limit 5 >/dev/null || fail "udpsend"
 printf 'local d = require "divert"\nreturn function () return d.PASS end\n' >"$P"
-"$LUADIVERT" reload --pidfile "$LD_PIDFILE" >/dev/null 2>&1 || fail "reload failed"
+ns_exec "$NS" "$LUADIVERT" reload --pidfile "$LD_PIDFILE" >/dev/null 2>&1 || fail "reload failed"
 ns_exec "$NS" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port 9000 --count 30 --rate 200 \
 	--start-seq 20 --time-limit 5 >/dev/null || fail "udpsend"
 wait_for_exit "$RP" 5
