@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -127,12 +128,24 @@ static int pn_open_file(struct ld_record *r)
 	uint8_t tsresol = 9;
 	static const char appl[] = "luadivert";
 
+	struct stat st;
+	int append = r->append;
+
+	r->append = 0;   /* only the first open continues a file */
+	if (append) {
+		/* the newest file of a rotation another worker wrote: FILE, FILE.1, ... */
+		for (;;) {
+			snprintf(name, sizeof(name), "%s.%u", r->path, r->nfile + 1);
+			if (stat(name, &st) < 0)
+				break;
+			r->nfile++;
+		}
+	}
 	if (r->nfile == 0)
 		snprintf(name, sizeof(name), "%s", r->path);
 	else
 		snprintf(name, sizeof(name), "%s.%u", r->path, r->nfile);
-	/* appended: a new section (SHB + IDB) follows the last one, as pcapng allows */
-	r->f = fopen(name, r->append && r->nfile == 0 ? "ae" : "we");
+	r->f = fopen(name, append ? "ae" : "we");
 	if (!r->f) {
 		ld_log("--record %s: %s", name, strerror(errno));
 		return -1;
@@ -140,6 +153,15 @@ static int pn_open_file(struct ld_record *r)
 	setvbuf(r->f, NULL, _IOFBF, PN_FILE_BUF);
 	r->nfile++;
 	r->file_bytes = 0;
+	/*
+	 * Appended to a file that has its section header: the packets follow
+	 * in the same section (libpcap refuses a second section with a raw-IP
+	 * interface), so no SHB or IDB.
+	 */
+	if (append && fstat(fileno(r->f), &st) == 0 && st.st_size > 0) {
+		r->file_bytes = (uint64_t)st.st_size;
+		return 0;
+	}
 	memcpy(shb, &bom, 4);
 	memcpy(shb + 4, &major, 2);
 	memcpy(shb + 6, &minor, 2);
