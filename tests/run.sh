@@ -86,7 +86,7 @@ done
 # found a bug (fuzz/regress/) and what earlier runs kept (build/fuzz/corpus-*).
 echo "== fuzzing (bounded)"
 for f in build/fuzz/*_fuzz; do
-	[ -x "$f" ] || continue
+	[ -f "$f" ] && [ -x "$f" ] || continue   # not the corpus-*_fuzz directories
 	n=$(basename "$f")
 	seeds=build/fuzz/seeds/$(echo "$n" | sed 's/_fuzz$//; s/_parse$//')
 	mkdir -p "build/fuzz/corpus-$n" "$seeds"
