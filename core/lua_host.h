@@ -18,10 +18,14 @@
 struct ld_lua;
 struct ld_log_limit;
 
+enum { LD_LUA_MEMORY_MAX_DEFAULT = 256 << 20 };  /* --memory-max: 256 MiB of Lua heap */
+
 struct ld_lua_cfg {
 	const char *policy;      /* path of the policy file */
 	const char *lua_dir;     /* directory holding divert/ (NULL: the default search) */
 	struct ld_log_limit *log_limit; /* rate limit for handler errors, may be NULL */
+	size_t memory_max;       /* cap on the Lua heap in bytes, 0: none (--memory-max) */
+	int allow_insecure;      /* load files others can write (--allow-insecure-policy) */
 };
 
 /**

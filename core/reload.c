@@ -39,6 +39,7 @@ int ld_reload_init(struct ld_reload *r, const char *policy, int watch, char *err
 
 	memset(r, 0, sizeof(*r));
 	r->watch_fd = -1;
+	r->status_fd = -1;
 	snprintf(r->policy, sizeof(r->policy), "%s", policy);
 	if (!watch)
 		return 0;
@@ -62,6 +63,12 @@ int ld_reload_init(struct ld_reload *r, const char *policy, int watch, char *err
 void ld_reload_set_status_file(struct ld_reload *r, const char *path)
 {
 	snprintf(r->status_path, sizeof(r->status_path), "%s", path ? path : "");
+	if (r->status_fd >= 0)
+		close(r->status_fd);
+	/* Kept open: once sandboxed (core/sandbox.c) the daemon may no longer
+	 * create files in the pid file's directory, only write this one. */
+	r->status_fd = path ? open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644)
+			    : -1;
 }
 
 void ld_reload_watch_event(struct ld_reload *r)
@@ -94,6 +101,19 @@ static void write_status(struct ld_reload *r, int ok, const char *msg)
 
 	if (!r->status_path[0])
 		return;
+	if (r->status_fd >= 0) {
+		/* in place: the reader takes the first line, which one pwrite replaces */
+		char line[PATH_MAX + 1300];
+		int n = snprintf(line, sizeof(line), "%" PRIu64 " %s %s\n", r->generation,
+				 ok ? "ok" : "error", msg);
+
+		if (n >= (int)sizeof(line))
+			n = (int)sizeof(line) - 1;
+		if (pwrite(r->status_fd, line, (size_t)n, 0) != n ||
+		    ftruncate(r->status_fd, n) < 0)
+			ld_log("reload status %s: %s", r->status_path, strerror(errno));
+		return;
+	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", r->status_path);
 	f = fopen(tmp, "we");
 	if (!f) {
@@ -140,4 +160,7 @@ void ld_reload_free(struct ld_reload *r)
 	if (r->watch_fd >= 0)
 		close(r->watch_fd);
 	r->watch_fd = -1;
+	if (r->status_fd >= 0)
+		close(r->status_fd);
+	r->status_fd = -1;
 }

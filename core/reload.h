@@ -23,6 +23,7 @@ struct ld_reload {
 	uint64_t generation;          /* reload attempts so far */
 	char policy[PATH_MAX];
 	char status_path[PATH_MAX];   /* "" when no status file is kept */
+	int status_fd;                /* the status file, opened while still root; -1 */
 };
 
 /**

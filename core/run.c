@@ -14,9 +14,11 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "keeper.h"
 #include "log.h"
 #include "lua_host.h"
 #include "rules.h"
+#include "sandbox.h"
 #include "worker.h"
 
 static const char run_usage[] =
@@ -46,13 +48,21 @@ static const char run_usage[] =
 	"      --pidfile FILE         pid file (default /run/luadivert/queue-N.pid)\n"
 	"      --watch                reload when the policy file changes\n"
 	"      --lua-dir DIR          where the divert Lua modules are\n"
+	"      --user NAME            run the policy as NAME (default luadivert if it\n"
+	"                             exists, else nobody), with only CAP_NET_ADMIN and\n"
+	"                             CAP_NET_RAW, NoNewPrivs and a seccomp allow-list\n"
+	"      --memory-max SIZE      cap on the policy's Lua memory, e.g. 64M (default 256M,\n"
+	"                             0 = none); past it, handlers fail: default verdict\n"
+	"      --allow-insecure-policy  load a policy or modules that others can write\n"
+	"      --no-sandbox           run the policy as root with every capability (debugging)\n"
 	"  -h, --help                 this text\n"
 	"\n"
 	"Signals: SIGHUP reloads the policy, SIGUSR1 prints the counters,\n"
 	"SIGINT/SIGTERM stop after giving every packet a verdict.\n";
 
 static const char check_usage[] =
-	"usage: luadivert check POLICY [--lua-dir DIR]\n"
+	"usage: luadivert check POLICY [--lua-dir DIR] [--memory-max SIZE]\n"
+	"                              [--allow-insecure-policy]\n"
 	"\n"
 	"Load POLICY, run its init, and report errors with file:line. Needs no root\n"
 	"and touches no queue. Exit status 0 when the policy is usable, 1 otherwise.\n";
@@ -61,6 +71,7 @@ enum {
 	OPT_MAXLEN = 256, OPT_FAIL_OPEN, OPT_DEFAULT, OPT_HOLD_MAX, OPT_HOLD_COPIES,
 	OPT_HELD_EXIT, OPT_PIDFILE, OPT_WATCH, OPT_LUA_DIR,
 	OPT_HOOK, OPT_FAMILY, OPT_FAIL_CLOSED, OPT_BACKEND, OPT_NO_RULES,
+	OPT_USER, OPT_MEMORY_MAX, OPT_INSECURE, OPT_NO_SANDBOX,
 };
 
 static const struct option run_opts[] = {
@@ -80,9 +91,31 @@ static const struct option run_opts[] = {
 	{ "fail-closed", no_argument, NULL, OPT_FAIL_CLOSED },
 	{ "backend", required_argument, NULL, OPT_BACKEND },
 	{ "no-rules", no_argument, NULL, OPT_NO_RULES },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "memory-max", required_argument, NULL, OPT_MEMORY_MAX },
+	{ "allow-insecure-policy", no_argument, NULL, OPT_INSECURE },
+	{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* --memory-max and --allow-insecure-policy, shared by run and check: 1 handled,
+ * 0 not ours, -1 bad value. */
+static int parse_limit_opt(int opt, const char *arg, size_t *memory_max, int *insecure)
+{
+	unsigned long long v;
+
+	if (opt == OPT_INSECURE) {
+		*insecure = 1;
+		return 1;
+	}
+	if (opt != OPT_MEMORY_MAX)
+		return 0;
+	if (ld_parse_size(arg, &v) < 0 || (v && v < (1ull << 20)) || v > SIZE_MAX)
+		return -1;
+	*memory_max = (size_t)v;
+	return 1;
+}
 
 static int parse_verdict(const char *s, uint32_t *v)
 {
@@ -134,7 +167,10 @@ int ld_cmd_run(int argc, char **argv)
 		.hold_copies = LD_HOLD_COPIES_DEFAULT,
 		.held_on_exit = LD_HELD_RELEASE,
 		.signal_fd = -1,
+		.memory_max = LD_LUA_MEMORY_MAX_DEFAULT,
 	};
+	struct ld_sandbox_cfg sandbox = { .user = NULL };
+	struct ld_keeper keeper = { .pid = 0 };
 	char pidfile[PATH_MAX] = "", status[PATH_MAX + 8], err[1024];
 	struct ld_worker *w;
 	struct ld_rules_cfg rules;
@@ -214,11 +250,25 @@ int ld_cmd_run(int argc, char **argv)
 		case OPT_NO_RULES:
 			no_rules = 1;
 			break;
+		case OPT_USER:
+			sandbox.user = optarg;
+			break;
+		case OPT_NO_SANDBOX:
+			sandbox.disabled = 1;
+			break;
 		case 'h':
 			fputs(run_usage, stdout);
 			return LD_EXIT_OK;
 		default:
-			return ld_usage_error("run", "unknown or incomplete option");
+			switch (parse_limit_opt(opt, optarg, &cfg.memory_max, &cfg.allow_insecure)) {
+			case 1:
+				break;
+			case -1:
+				return ld_usage_error("run", "--memory-max: '%s' is not 0 or a size of "
+						      "at least 1M (e.g. 64M, 1G)", optarg);
+			default:
+				return ld_usage_error("run", "unknown or incomplete option");
+			}
 		}
 	}
 	if (optind != argc - 1)
@@ -232,6 +282,14 @@ int ld_cmd_run(int argc, char **argv)
 	if (no_rules && (rules.filter || hooks || rules.family || rules.fail_closed))
 		return ld_usage_error("run", "--no-rules installs nothing: --filter, --hook, "
 				      "--family and --fail-closed do not apply");
+	if (!sandbox.disabled) {
+		uid_t uid;
+		gid_t gid;
+		char name[64];
+
+		if (ld_sandbox_user(&sandbox, &uid, &gid, name, sizeof(name), err, sizeof(err)) < 0)
+			return ld_usage_error("run", "%s", err);
+	}
 	/* a bad filter exits 2 before anything is loaded, bound or installed */
 	if (!no_rules && ld_rules_compile(&rules, NULL, err, sizeof(err)) < 0) {
 		ld_log("%s", err);
@@ -279,17 +337,34 @@ int ld_cmd_run(int argc, char **argv)
 	snprintf(status, sizeof(status), "%s.status", pidfile);
 	ld_worker_set_status_file(w, status);
 	ld_log("queue %u: running %s (pid %ld)", cfg.nfq.queue, cfg.policy, (long)getpid());
-	rc = ld_worker_run(w);
+	/* Interim, until the supervisor runs the policy in a worker process: this
+	 * process sandboxes itself here, and a root child (the keeper) removes
+	 * the rules and files at exit (docs/sandbox.md). */
+	rc = 0;
+	if (!sandbox.disabled &&
+	    (ld_keeper_start(&keeper, no_rules ? NULL : &rules, pidfile, status, lock_fd,
+			     cfg.nfq.queue, err, sizeof(err)) < 0 ||
+	     ld_sandbox_apply(&sandbox, err, sizeof(err)) < 0)) {
+		ld_log("sandbox: %s", err);
+		rc = -1;
+	}
+	if (rc == 0)
+		rc = ld_worker_run(w);
 	/* rules out while still bound: ld_worker_free verdicts what queued meanwhile */
-	if (!no_rules && ld_rules_remove(&rules, err, sizeof(err)) < 0) {
+	if (!no_rules && (keeper.pid ? ld_keeper_remove_rules(&keeper, err, sizeof(err))
+				     : ld_rules_remove(&rules, err, sizeof(err))) < 0) {
 		ld_log("removing the divert rules: %s (`luadivert rules cleanup --queue %u` "
 		       "removes them)", err, cfg.nfq.queue);
 		rc = -1;
 	}
 	ld_worker_free(w);
-	ld_rules_unlock(lock_fd, cfg.nfq.queue);
-	unlink(pidfile);
-	unlink(status);
+	if (keeper.pid) {
+		ld_keeper_finish(&keeper);
+	} else {
+		ld_rules_unlock(lock_fd, cfg.nfq.queue);
+		unlink(pidfile);
+		unlink(status);
+	}
 	close(cfg.signal_fd);
 	return rc == 0 ? LD_EXIT_OK : LD_EXIT_FAIL;
 }
@@ -298,12 +373,14 @@ int ld_cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "lua-dir", required_argument, NULL, OPT_LUA_DIR },
+		{ "memory-max", required_argument, NULL, OPT_MEMORY_MAX },
+		{ "allow-insecure-policy", no_argument, NULL, OPT_INSECURE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ld_packet pkts[LD_BATCH_MAX];
 	struct ld_batch batch = { .pkts = pkts, .default_verdict = LD_PASS };
-	struct ld_lua_cfg cfg = { 0 };
+	struct ld_lua_cfg cfg = { .memory_max = LD_LUA_MEMORY_MAX_DEFAULT };
 	struct ld_lua *L;
 	char err[1024];
 	int opt;
@@ -318,7 +395,15 @@ int ld_cmd_check(int argc, char **argv)
 			fputs(check_usage, stdout);
 			return LD_EXIT_OK;
 		default:
-			return ld_usage_error("check", "unknown or incomplete option");
+			switch (parse_limit_opt(opt, optarg, &cfg.memory_max, &cfg.allow_insecure)) {
+			case 1:
+				break;
+			case -1:
+				return ld_usage_error("check", "--memory-max: '%s' is not 0 or a size of "
+						      "at least 1M (e.g. 64M, 1G)", optarg);
+			default:
+				return ld_usage_error("check", "unknown or incomplete option");
+			}
 		}
 	}
 	if (optind != argc - 1)

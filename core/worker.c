@@ -103,13 +103,15 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size
 	w->cfg = *cfg;
 	w->epfd = w->tfd = -1;
 	w->nfq.fd = -1;
+	w->reload.watch_fd = w->reload.status_fd = -1;
 	w->inject.fd4 = w->inject.fd6 = -1;
 	w->batch.pkts = w->pkts;
 	w->batch.queue = cfg->nfq.queue;
 	w->batch.default_verdict = cfg->nfq.default_verdict;
 
 	lcfg = (struct ld_lua_cfg){ .policy = cfg->policy, .lua_dir = cfg->lua_dir,
-				    .log_limit = &w->lim };
+				    .log_limit = &w->lim, .memory_max = cfg->memory_max,
+				    .allow_insecure = cfg->allow_insecure };
 	w->lua = ld_lua_new(&lcfg, &w->batch, err, errlen);
 	if (!w->lua) {
 		*policy_failed = 1;

@@ -37,6 +37,8 @@ struct ld_worker_cfg {
 	int held_on_exit;       /* enum ld_held_on_exit */
 	int signal_fd;          /* signalfd for INT/TERM/HUP/USR1, or -1 */
 	int watch;              /* reload when the policy file changes */
+	size_t memory_max;      /* cap on the policy's Lua heap, bytes (0: none) */
+	int allow_insecure;     /* --allow-insecure-policy */
 };
 
 struct ld_worker;
