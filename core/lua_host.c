@@ -43,6 +43,7 @@ struct ld_lua {
 	lua_State *L;
 	struct ld_lua_mem mem;
 	int allow_insecure;        /* --allow-insecure-policy */
+	uid_t owner;               /* the daemon's user before any sandbox: may own policy files */
 	char lua_dir[PATH_MAX];
 	int dispatch_ref;          /* registry ref of the current dispatch function */
 	struct ld_batch *batch;
@@ -149,9 +150,9 @@ static int check_files(const struct ld_lua *h, char *err, size_t errlen)
 	if (h->allow_insecure)
 		return 0;
 	snprintf(dir, sizeof(dir), "%s", h->policy);
-	if (ld_policy_file_check(dirname(dir), 1, err, errlen) < 0 ||
-	    ld_policy_file_check(h->lua_dir, 1, err, errlen) < 0 ||
-	    ld_policy_file_check(h->policy, 0, err, errlen) < 0)
+	if (ld_policy_file_check(dirname(dir), 1, h->owner, err, errlen) < 0 ||
+	    ld_policy_file_check(h->lua_dir, 1, h->owner, err, errlen) < 0 ||
+	    ld_policy_file_check(h->policy, 0, h->owner, err, errlen) < 0)
 		return -1;
 	return 0;
 }
@@ -259,6 +260,7 @@ struct ld_lua *ld_lua_new(const struct ld_lua_cfg *cfg, struct ld_batch *batch,
 	h->lim = cfg->log_limit ? cfg->log_limit : &h->own_lim;
 	snprintf(h->policy, sizeof(h->policy), "%s", cfg->policy);
 	h->allow_insecure = cfg->allow_insecure;
+	h->owner = geteuid();
 	find_lua_dir(cfg->lua_dir, h->lua_dir, sizeof(h->lua_dir));
 	if (check_files(h, err, errlen) < 0) {
 		free(h);

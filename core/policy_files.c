@@ -24,11 +24,12 @@ static const char *owner_name(uid_t uid, char *buf, size_t len)
 
 /* Why @st may be changed by someone else, or NULL. @parent: a directory
  * above the checked one, where the sticky bit is enough. */
-static const char *why_unsafe(const struct stat *st, int parent, char *buf, size_t len)
+static const char *why_unsafe(const struct stat *st, int parent, uid_t owner, char *buf,
+			      size_t len)
 {
 	char who[64];
 
-	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+	if (st->st_uid != 0 && st->st_uid != owner) {
 		snprintf(buf, len, "it is owned by %s, not by root or the daemon's user",
 			 owner_name(st->st_uid, who, sizeof(who)));
 		return buf;
@@ -42,7 +43,7 @@ static const char *why_unsafe(const struct stat *st, int parent, char *buf, size
 	return NULL;
 }
 
-int ld_policy_file_check(const char *path, int is_dir, char *err, size_t errlen)
+int ld_policy_file_check(const char *path, int is_dir, uid_t owner, char *err, size_t errlen)
 {
 	char real[PATH_MAX], why[128];
 	const char *bad;
@@ -58,7 +59,7 @@ int ld_policy_file_check(const char *path, int is_dir, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	bad = why_unsafe(&st, 0, why, sizeof(why));
+	bad = why_unsafe(&st, 0, owner, why, sizeof(why));
 	if (bad) {
 		snprintf(err, errlen, "%s: refusing to load policy code from %s%s: %s "
 			 "(fix its owner or mode, or pass --allow-insecure-policy)",
@@ -75,7 +76,7 @@ int ld_policy_file_check(const char *path, int is_dir, char *err, size_t errlen)
 			snprintf(err, errlen, "%s: %s", real, strerror(errno));
 			return -1;
 		}
-		bad = why_unsafe(&st, 1, why, sizeof(why));
+		bad = why_unsafe(&st, 1, owner, why, sizeof(why));
 		if (bad) {
 			snprintf(err, errlen, "%s: refusing to load policy code: the directory %s "
 				 "above it may be changed by others: %s (fix it, or pass "

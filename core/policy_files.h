@@ -13,11 +13,13 @@
 #define LD_POLICY_FILES_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /**
  * ld_policy_file_check() - may @path be loaded as policy code?
  * @path: a file (the policy) or a directory (a module directory)
  * @is_dir: 1 when @path names a module directory
+ * @owner: the daemon's user (its euid before the sandbox): it and root may own it
  * @err: receives "PATH: why" when it may not
  * @errlen: size of @err
  *
@@ -25,6 +27,6 @@
  * until someone who may create it does).
  * Return: 0 when it may, -1 when not (or when it cannot be inspected).
  */
-int ld_policy_file_check(const char *path, int is_dir, char *err, size_t errlen);
+int ld_policy_file_check(const char *path, int is_dir, uid_t owner, char *err, size_t errlen);
 
 #endif /* LD_POLICY_FILES_H */

@@ -143,6 +143,8 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size
 		w->cfg.nfq.maxlen = cfg->hold_max + LD_QUEUE_HEADROOM;
 	if (ld_nfq_open(&w->nfq, &w->cfg.nfq, LD_BATCH_MAX * 2, &w->c, &w->lim, err, errlen) < 0)
 		goto fail;
+	if (ld_kernel_counters_open() < 0)   /* root-only file: open it before any sandbox */
+		ld_log("kernel queue counters: %s (not shown)", strerror(errno));
 	if (epoll_add(w->epfd, w->nfq.fd) < 0 || epoll_add(w->epfd, w->tfd) < 0 ||
 	    (cfg->signal_fd >= 0 && epoll_add(w->epfd, cfg->signal_fd) < 0) ||
 	    (w->reload.watch_fd >= 0 && epoll_add(w->epfd, w->reload.watch_fd) < 0)) {
