@@ -171,7 +171,7 @@ int ld_cmd_run(int argc, char **argv)
 	};
 	struct ld_sandbox_cfg sandbox = { .user = NULL };
 	struct ld_keeper keeper = { .pid = 0 };
-	char pidfile[PATH_MAX] = "", status[PATH_MAX + 8], err[1024];
+	char pidfile[PATH_MAX] = "", status[PATH_MAX + 8], err[1024], wuser[64] = "";
 	struct ld_worker *w;
 	struct ld_rules_cfg rules;
 	unsigned hooks = 0;
@@ -285,9 +285,8 @@ int ld_cmd_run(int argc, char **argv)
 	if (!sandbox.disabled) {
 		uid_t uid;
 		gid_t gid;
-		char name[64];
 
-		if (ld_sandbox_user(&sandbox, &uid, &gid, name, sizeof(name), err, sizeof(err)) < 0)
+		if (ld_sandbox_user(&sandbox, &uid, &gid, wuser, sizeof(wuser), err, sizeof(err)) < 0)
 			return ld_usage_error("run", "%s", err);
 	}
 	/* a bad filter exits 2 before anything is loaded, bound or installed */
@@ -347,6 +346,9 @@ int ld_cmd_run(int argc, char **argv)
 	     ld_sandbox_apply(&sandbox, err, sizeof(err)) < 0)) {
 		ld_log("sandbox: %s", err);
 		rc = -1;
+	} else if (!sandbox.disabled) {
+		ld_log("queue %u: sandboxed: user %s, CAP_NET_ADMIN and CAP_NET_RAW only, "
+		       "seccomp (docs/sandbox.md)", cfg.nfq.queue, wuser);
 	}
 	if (rc == 0)
 		rc = ld_worker_run(w);

@@ -104,6 +104,10 @@ check "rewrite: $N arrive ($UNIQ_9103)" [ "$UNIQ_9103" = $N ]
 WANT=$(printf '42%.0s' $(seq 16 99))
 check "rewrite: the receiver sees the new bytes" [ "$(cut -c33- "$LDT_TMP/rewrite.hex")" = "$WANT" ]
 check "delay pipe: $N arrive ($UNIQ_9104)" [ "$UNIQ_9104" = $N ]
+# a functional check with a margin (timing is for bench/): the 20 ms hold happened
+P50_9104=$(json_get "$LDT_TMP/r9104.json" lat_us_p50)
+check "delay pipe: held (median one-way delay $P50_9104 us >= 15 ms)" \
+	[ "$(echo "$P50_9104" | cut -d. -f1)" -ge 15000 ]
 check "duplicate: $((2 * N)) arrive, $N through the raw socket ($GOT_9105)" [ "$GOT_9105" = $((2 * N)) ]
 for p in 9106 9107 9108 9109 9110; do
 	eval "V=\$GOT_$p"
