@@ -170,9 +170,12 @@ static const char *error_text(lua_State *L, int idx, char *buf, size_t len)
 
 	if (s)
 		return s;
-	if (luaL_callmeta(L, idx, "__tostring")) {
-		s = lua_tostring(L, -1);
-		snprintf(buf, len, "%s", s ? s : "(__tostring returned no string)");
+	idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+	if (luaL_getmetafield(L, idx, "__tostring")) {
+		/* protected: we are outside any pcall, and __tostring may raise */
+		lua_pushvalue(L, idx);
+		s = lua_pcall(L, 1, 1, 0) == 0 ? lua_tostring(L, -1) : NULL;
+		snprintf(buf, len, "%s", s ? s : "(error object whose __tostring failed)");
 		lua_pop(L, 1);
 		return buf;
 	}
@@ -180,14 +183,14 @@ static const char *error_text(lua_State *L, int idx, char *buf, size_t len)
 		snprintf(buf, len, "(error object is a %s)", luaL_typename(L, idx));
 		return buf;
 	}
-	idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
 	used = (size_t)snprintf(buf, len, "(error object is a table) {");
 	lua_pushnil(L);
-	while (lua_next(L, idx) && used < len) {
+	while (lua_next(L, idx)) {   /* key at -2, value at -1 */
 		int kt = lua_type(L, -2), vt = lua_type(L, -1);
 
-		if (n++ == 8) {
-			used += (size_t)snprintf(buf + used, len - used, ", ...");
+		if (n++ == 8 || used >= len) {
+			if (used < len)
+				used += (size_t)snprintf(buf + used, len - used, ", ...");
 			lua_pop(L, 2);
 			break;
 		}
@@ -201,7 +204,7 @@ static const char *error_text(lua_State *L, int idx, char *buf, size_t len)
 			used += (size_t)snprintf(buf + used, len - used, "%s",
 						 vt == LUA_TSTRING || vt == LUA_TNUMBER ?
 						 lua_tostring(L, -1) : luaL_typename(L, -1));
-		lua_pop(L, 1);
+		lua_pop(L, 1);   /* the value; the key stays for lua_next */
 	}
 	if (used < len)
 		snprintf(buf + used, len - used, "}");

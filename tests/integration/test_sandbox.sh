@@ -48,10 +48,15 @@ send() {   # PORT COUNT
 	ns_exec "$NS" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port "$1" --count "$2" --rate 2000 \
 		--size 100 --payload-byte 0x61 --time-limit 10 >/dev/null || fail "udpsend $1"
 }
-recv_end() {   # PORT: stop it if still waiting, print "received"
+# recv_end PORT [WAIT_S [KEY]]: give it WAIT_S to reach its count, then stop it;
+# print KEY (default received). Runs in $(...): a subshell cannot `wait` for the
+# receiver, so it waits for the process to be gone (zombie counts as gone).
+recv_end() {
 	eval "_rp=\$RPID_$1"
-	wait_for_exit "$_rp" "${2:-0}" || kill -TERM "$_rp" 2>/dev/null
-	wait "$_rp" 2>/dev/null
+	if ! wait_for_exit "$_rp" "${2:-0}"; then
+		kill -TERM "$_rp" 2>/dev/null
+		wait_for_exit "$_rp" 5
+	fi
 	json_get "$LDT_TMP/r$1.json" "${3:-received}"
 }
 # every datagram sent so far has reached the daemon (SIGUSR1 prints its counters)
@@ -119,6 +124,8 @@ check "open for writing: refused by seccomp" grep -q 'probe/written: Operation n
 check "open for writing: no file" [ ! -e "$SANDBOX_WRITE_PROBE" ]
 check "os.exit: an error" grep -q 'os.exit is not allowed in a policy' "$LD_LOG"
 check "a table error object is shown with its fields" grep -qE '\{(code=42, why=|why=.*code=42)' "$LD_LOG"
+check "an error object whose __tostring raises: logged, no crash" \
+	grep -q 'error object whose __tostring failed' "$LD_LOG"
 check "no (null) in the log" sh -c "! grep -q '(null)' '$LD_LOG'"
 
 kill -TERM "$PID"

@@ -4,7 +4,8 @@
 --   9101 pass             9102 drop             9103 rewrite filler 'a' -> 'B'
 --   9104 delay 20 ms      9105 pass + one duplicate (raw socket)
 --   9106 read /etc/shadow 9107 os.execute       9108 open a file for writing
---   9109 os.exit(3)       9110 error with a table as the error object
+--   9109 os.exit(3)       9110 error with a table as the error object (even
+--                              sequence numbers), one whose __tostring raises (odd)
 -- 9106..9110 must raise: those packets get the default verdict (the test
 -- runs with --default-verdict drop, so none of them arrives).
 local divert = require "divert"
@@ -48,7 +49,12 @@ return function (pkt)
   elseif port == 9109 then
     os.exit(3)
   elseif port == 9110 then
-    error({ code = 42, why = "a table as the error" })
+    local p = pkt:payload()   -- udpsend's sequence number, little-endian
+    if p[0] % 2 == 0 then
+      error({ code = 42, why = "a table as the error" })
+    end
+    -- an error object whose __tostring raises in turn: still a clean log line
+    error(setmetatable({}, { __tostring = function () error("no text for you") end }))
   end
   return divert.PASS
 end
