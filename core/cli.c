@@ -26,6 +26,33 @@ int ld_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 	return 0;
 }
 
+int ld_parse_size(const char *s, unsigned long long *out)
+{
+	unsigned long long v, mult = 1;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	if (*end == 'K' || *end == 'k')
+		mult = 1ull << 10;
+	else if (*end == 'M' || *end == 'm')
+		mult = 1ull << 20;
+	else if (*end == 'G' || *end == 'g')
+		mult = 1ull << 30;
+	else if (*end)
+		return -1;
+	if (*end && end[1])
+		return -1;
+	if (v > ~0ull / mult)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
 int ld_usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;

@@ -25,6 +25,16 @@ enum {
 int ld_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 
 /**
+ * ld_parse_size() - parse a size in bytes: a whole number with an optional
+ * K, M or G suffix (powers of 1024), e.g. "256M"
+ * @s: text
+ * @out: receives the size in bytes
+ *
+ * Return: 0, or -1 when @s is not such a size or does not fit.
+ */
+int ld_parse_size(const char *s, unsigned long long *out);
+
+/**
  * ld_usage_error() - print "luadivert CMD: message" and a hint on stderr
  * @cmd: subcommand name
  * @fmt: printf format

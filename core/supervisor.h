@@ -44,6 +44,7 @@ struct ld_super_cfg {
 	uint32_t stop_timeout_ms;
 	uint32_t max_restarts;
 	uint32_t restart_window_s;
+	int allow_insecure;              /* --allow-insecure-policy: skip the file checks */
 };
 
 /**

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "lua_host.h"
 #include "nfq.h"
+#include "sandbox.h"
 #include "shared_state.h"
 #include "timer_heap.h"
 
@@ -40,6 +41,8 @@ struct ld_worker_cfg {
 	uint32_t hold_copies;
 	int held_on_exit;       /* enum ld_held_on_exit */
 	int watch;              /* reload when the policy file changes (supervisor) */
+	size_t memory_max;      /* cap on the policy's Lua heap, bytes (0: none) */
+	struct ld_sandbox_cfg sandbox;  /* applied in the worker before the policy loads */
 };
 
 /*
