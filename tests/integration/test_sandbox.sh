@@ -209,7 +209,10 @@ check "fixed: check accepts it" "$LUADIVERT" check "$LDT_TMP/ww/p.lua"
 # --- 4: unbounded allocation under --memory-max 32M
 M=80   # MiB the policy tries to keep: more than the cap
 iptables_ns "$NS" -A OUTPUT -p udp --dport 9201:9202 -j NFQUEUE --queue-num 1
-ld_start "$NS" "$POL/sandbox_memory.lua" --queue 1 --memory-max 32M --default-verdict drop
+# --handler-timeout: under ASan a batch of 64 zero-filled MiB takes longer than
+# the default 500 ms, and the supervisor would (rightly) kill the worker as hung
+ld_start "$NS" "$POL/sandbox_memory.lua" --queue 1 --memory-max 32M --default-verdict drop \
+	--handler-timeout 10000
 PID=$(worker_of "$LD_PID")   # the worker holds the Lua heap
 [ -n "$PID" ] || fail "no worker process under $LD_PID"
 RSS0=$(status_field VmRSS)
