@@ -141,6 +141,7 @@ static int switch_user(uid_t uid, gid_t gid, const char *name, char *err, size_t
 int ld_sandbox_apply(const struct ld_sandbox_cfg *cfg, char *err, size_t errlen)
 {
 	char name[64];
+	int pdeathsig = 0;
 	uid_t uid;
 	gid_t gid;
 
@@ -153,10 +154,21 @@ int ld_sandbox_apply(const struct ld_sandbox_cfg *cfg, char *err, size_t errlen)
 			 (long)geteuid());
 		return -1;
 	}
+	/* the kernel clears the parent-death signal when the euid changes:
+	 * read it now, set it again after the switch (before seccomp, which
+	 * refuses prctl) */
+	if (prctl(PR_GET_PDEATHSIG, &pdeathsig, 0UL, 0UL, 0UL) < 0) {
+		snprintf(err, errlen, "PR_GET_PDEATHSIG: %s", strerror(errno));
+		return -1;
+	}
 	if (drop_bounding_set(err, errlen) < 0)
 		return -1;
 	if (geteuid() != uid && switch_user(uid, gid, name, err, errlen) < 0)
 		return -1;
+	if (pdeathsig && prctl(PR_SET_PDEATHSIG, (unsigned long)pdeathsig, 0UL, 0UL, 0UL) < 0) {
+		snprintf(err, errlen, "PR_SET_PDEATHSIG: %s", strerror(errno));
+		return -1;
+	}
 	if (capset_keep() < 0) {
 		snprintf(err, errlen, "keeping CAP_NET_ADMIN and CAP_NET_RAW: %s", strerror(errno));
 		return -1;

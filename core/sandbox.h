@@ -54,7 +54,10 @@ int ld_sandbox_user(const struct ld_sandbox_cfg *cfg, uid_t *uid, gid_t *gid, ch
  * @errlen: size of @err
  *
  * Irreversible. On failure the process may be half-way (e.g. already not
- * root): the caller must stop, not run the policy.
+ * root): the caller must stop, not run the policy. A parent-death signal
+ * (PR_SET_PDEATHSIG) survives it (the kernel would clear it on the user
+ * switch); the caller checks getppid() afterwards for a parent that died
+ * in between.
  * Return: 0, or -1.
  */
 int ld_sandbox_apply(const struct ld_sandbox_cfg *cfg, char *err, size_t errlen);

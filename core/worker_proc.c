@@ -59,6 +59,11 @@ int ld_worker_process(const struct ld_worker_cfg *cfg, struct ld_shared *sh,
 		ld_worker_free(w);
 		return LD_WEXIT_SETUP;
 	}
+	/* the supervisor died while the parent-death signal was briefly unset */
+	if (getppid() != supervisor) {
+		ld_worker_free(w);
+		return LD_WEXIT_SETUP;
+	}
 	if (with_policy && ld_worker_load_policy(w, sh->err, sizeof(sh->err)) < 0) {
 		ld_worker_free(w);
 		return LD_WEXIT_POLICY;
