@@ -14,7 +14,7 @@
 #     the pid file and the lock are gone (removed by the root supervisor);
 #  3. a world-writable policy, a world- or group-writable module directory and
 #     a policy owned by another user are refused with a message that says
-#     why; --allow-insecure-policy lets it run;
+#     why, at start and at a reload; --allow-insecure-policy lets it run;
 #  4. a policy that allocates without bound stays under --memory-max (VmRSS
 #     read from /proc), its allocations become counted handler errors, and
 #     other traffic flows.
@@ -45,6 +45,7 @@ chains() {
 }
 recv_start() {   # PORT COUNT [udprecv args]
 	_p=$1; _c=$2; shift 2
+	rm -f "$LDT_TMP/r$_p.ready"   # a port may be used twice: wait for this receiver
 	bg_ns "$NS" "$LDT_TOOLS/udprecv" --port "$_p" --count "$_c" --idle-ms 1000 --time-limit 10 \
 		--ready "$LDT_TMP/r$_p.ready" "$@" >"$LDT_TMP/r$_p.json"
 	eval "RPID_$_p=\$LDT_LAST_PID"
@@ -205,6 +206,22 @@ check "policy owned by $WUSER: refused ($RC), says why" \
 	sh -c "[ $RC = 1 ] && grep -q 'it is owned by $WUSER' '$LDT_TMP/c4.out'"
 chown root "$LDT_TMP/ww/p.lua"
 check "fixed: check accepts it" "$LUADIVERT" check "$LDT_TMP/ww/p.lua"
+# the supervisor checks again at a reload: a file made world-writable since the
+# start is refused, and the running worker keeps serving
+ld_start "$NS" "$LDT_TMP/ww/p.lua" --queue 2
+W0=$(worker_of "$LD_PID")
+chmod 666 "$LDT_TMP/ww/p.lua"
+kill -HUP "$LD_PID"
+refused() { grep -q 'has errors, not reloading: .*ww/p.lua: .*it is world-writable' "$LD_LOG"; }
+check "reload of a world-writable policy: refused, says why" wait_until 5 refused
+recv_start 9301 $N
+send 9301 $N
+GOT=$(recv_end 9301 5 unique) W1=$(worker_of "$LD_PID")
+check "... $N of $N arrive ($GOT)" [ "$GOT" = $N ]
+check "... served by the old worker ($W1 = $W0)" [ "$W1" = "$W0" ]
+ld_stop
+check "... reload_errors 1, exit 0" sh -c "[ '$(ld_counter reload_errors)' = 1 ] && [ '$LD_RC' = 0 ]"
+chmod 644 "$LDT_TMP/ww/p.lua"
 
 # --- 4: unbounded allocation under --memory-max 32M
 M=80   # MiB the policy tries to keep: more than the cap
