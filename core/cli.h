@@ -24,6 +24,7 @@ enum {
  */
 int ld_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 
+
 /**
  * ld_usage_error() - print "luadivert CMD: message" and a hint on stderr
  * @cmd: subcommand name

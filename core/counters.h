@@ -68,6 +68,15 @@ struct ld_kernel_counters {
 };
 
 /**
+ * ld_kernel_counters_open() - open the kernel's queue counters file now
+ *
+ * It is readable by root only (the supervisor reads it, never the
+ * sandboxed worker); ld_kernel_counters_read() keeps using the descriptor.
+ * Return: 0, or -1 when it cannot be opened.
+ */
+int ld_kernel_counters_open(void);
+
+/**
  * ld_kernel_counters_read() - read the kernel's counters for @queue
  * @queue: queue number
  * @k: filled in; k->valid says whether the queue was found

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ld_abi.h"
 
@@ -19,11 +20,15 @@ struct ld_lua;
 struct ld_log_limit;
 struct ld_inject_sink;
 
+enum { LD_LUA_MEMORY_MAX_DEFAULT = 256 << 20 };  /* --memory-max: 256 MiB of Lua heap */
+
 struct ld_lua_cfg {
 	const char *policy;      /* path of the policy file */
 	const char *lua_dir;     /* directory holding divert/ (NULL: the default search) */
 	struct ld_log_limit *log_limit; /* rate limit for handler errors, may be NULL */
 	struct ld_inject_sink *sink;    /* where divert.inject() sends, NULL: nowhere */
+	size_t memory_max;       /* cap on the Lua heap in bytes, 0: none (--memory-max) */
+	int allow_insecure;      /* load files others can write (--allow-insecure-policy) */
 };
 
 /**
@@ -37,6 +42,21 @@ struct ld_lua_cfg {
  */
 struct ld_lua *ld_lua_new(const struct ld_lua_cfg *cfg, struct ld_batch *batch,
 			  char *err, size_t errlen);
+
+/**
+ * ld_lua_check_files() - refuse a policy file or module directory that
+ * someone other than @owner or root can write (core/policy_files.h)
+ * @cfg: the policy and library directory; nothing is checked when
+ *       cfg->allow_insecure is set
+ * @owner: the daemon's user (the supervisor's euid, before any sandbox)
+ * @err: receives "PATH: refusing ... (why)" on failure
+ * @errlen: size of @err
+ *
+ * The supervisor calls it before it forks a worker for the policy; the
+ * sandboxed worker then loads with allow_insecure set.
+ * Return: 0, or -1.
+ */
+int ld_lua_check_files(const struct ld_lua_cfg *cfg, uid_t owner, char *err, size_t errlen);
 
 /**
  * ld_lua_dispatch() - run the policy over batch->pkts[0..batch->n)

@@ -22,6 +22,7 @@
 #include "pidfile.h"
 #include "rules.h"
 #include "supervisor.h"
+#include "sandbox.h"
 #include "worker.h"
 
 static const char run_usage[] =
@@ -68,9 +69,16 @@ static const char run_usage[] =
 	"      --max-restarts N       restarts after hangs/crashes within --restart-window\n"
 	"                             before the policy is given up on (default 5)\n"
 	"      --restart-window S     seconds (default 60)\n"
+	"      --user NAME            run the policy as NAME (default luadivert if it\n"
+	"                             exists, else nobody), with only CAP_NET_ADMIN and\n"
+	"                             CAP_NET_RAW, NoNewPrivs and a seccomp allow-list\n"
+	"      --memory-max SIZE      cap on the policy's Lua memory, e.g. 64M (default 256M,\n"
+	"                             0 = none); past it, handlers fail: default verdict\n"
+	"      --allow-insecure-policy  load a policy or modules that others can write\n"
+	"      --no-sandbox           run the policy as root with every capability (debugging)\n"
 	"  -h, --help                 this text\n"
 	"\n"
-	"The policy runs in a worker process; a hang, a crash or os.exit costs the\n"
+	"The policy runs in a sandboxed worker process; a hang or a crash costs the\n"
 	"packets in hand their policy verdict (they get the default one), never the\n"
 	"queue. Signals: SIGHUP reloads the policy (and the rules it declares), SIGUSR1\n"
 	"prints the counters, SIGINT/SIGTERM stop after giving every packet a verdict.\n"
@@ -78,7 +86,8 @@ static const char run_usage[] =
 	"was given up on (and still was at the stop), 4 the policy missed --stop-timeout.\n";
 
 static const char check_usage[] =
-	"usage: luadivert check POLICY [--lua-dir DIR]\n"
+	"usage: luadivert check POLICY [--lua-dir DIR] [--memory-max SIZE]\n"
+	"                              [--allow-insecure-policy]\n"
 	"\n"
 	"Load POLICY, run its init, compile the filter it declares, and report errors\n"
 	"with file:line. Needs no root and touches no queue. Exit status 0 when the\n"
@@ -91,6 +100,7 @@ enum {
 	OPT_METRICS, OPT_RECORD, OPT_RECORD_MAX, OPT_REPORT,
 	OPT_HANDLER_TIMEOUT, OPT_INIT_TIMEOUT, OPT_RELOAD_TIMEOUT, OPT_STOP_TIMEOUT,
 	OPT_MAX_RESTARTS, OPT_RESTART_WINDOW,
+	OPT_USER, OPT_MEMORY_MAX, OPT_INSECURE, OPT_NO_SANDBOX,
 };
 
 static const struct option run_opts[] = {
@@ -120,9 +130,31 @@ static const struct option run_opts[] = {
 	{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
 	{ "max-restarts", required_argument, NULL, OPT_MAX_RESTARTS },
 	{ "restart-window", required_argument, NULL, OPT_RESTART_WINDOW },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "memory-max", required_argument, NULL, OPT_MEMORY_MAX },
+	{ "allow-insecure-policy", no_argument, NULL, OPT_INSECURE },
+	{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* --memory-max and --allow-insecure-policy, shared by run and check: 1 handled,
+ * 0 not ours, -1 bad value. */
+static int parse_limit_opt(int opt, const char *arg, size_t *memory_max, int *insecure)
+{
+	uint64_t v;
+
+	if (opt == OPT_INSECURE) {
+		*insecure = 1;
+		return 1;
+	}
+	if (opt != OPT_MEMORY_MAX)
+		return 0;
+	if (ld_parse_size(arg, 0, &v) < 0 || (v && v < (1ull << 20)) || v > SIZE_MAX)
+		return -1;
+	*memory_max = (size_t)v;
+	return 1;
+}
 
 static int parse_verdict(const char *s, uint32_t *v)
 {
@@ -154,6 +186,7 @@ int ld_cmd_run(int argc, char **argv)
 			.hold_max = LD_HOLD_MAX_DEFAULT,
 			.hold_copies = LD_HOLD_COPIES_DEFAULT,
 			.held_on_exit = LD_HELD_RELEASE,
+			.memory_max = LD_LUA_MEMORY_MAX_DEFAULT,
 		},
 		.handler_timeout_ms = LD_HANDLER_TIMEOUT_MS_DEFAULT,
 		.init_timeout_ms = LD_INIT_TIMEOUT_MS_DEFAULT,
@@ -163,7 +196,7 @@ int ld_cmd_run(int argc, char **argv)
 		.restart_window_s = LD_RESTART_WINDOW_S_DEFAULT,
 	};
 	struct ld_worker_cfg cfg = sup.w;
-	char pidfile[PATH_MAX] = "", err[1024];
+	char pidfile[PATH_MAX] = "", err[1024], wuser[64] = "";
 	struct ld_rules_cfg rules;
 	unsigned hooks = 0, given = 0;
 	uint32_t v;
@@ -284,12 +317,26 @@ int ld_cmd_run(int argc, char **argv)
 				return ld_usage_error("run", "--restart-window: '%s' is not 1..86400 "
 						      "(seconds)", optarg);
 			break;
+		case OPT_USER:
+			cfg.sandbox.user = optarg;
+			break;
+		case OPT_NO_SANDBOX:
+			cfg.sandbox.disabled = 1;
+			break;
 		case 'h':
 			fputs(run_usage, stdout);
 			return LD_EXIT_OK;
 		default:
-			return ld_usage_error("run", "unknown option or missing value: '%s'",
-					      ld_bad_option(argv));
+			switch (parse_limit_opt(opt, optarg, &cfg.memory_max, &sup.allow_insecure)) {
+			case 1:
+				break;
+			case -1:
+				return ld_usage_error("run", "--memory-max: '%s' is not 0 or a size of "
+						      "at least 1M (e.g. 64M, 1G)", optarg);
+			default:
+				return ld_usage_error("run", "unknown option or missing value: '%s'",
+						      ld_bad_option(argv));
+			}
 		}
 	}
 	if (optind != argc - 1)
@@ -307,6 +354,16 @@ int ld_cmd_run(int argc, char **argv)
 	if (no_rules && (rules.filter || hooks || rules.family || rules.fail_closed))
 		return ld_usage_error("run", "--no-rules installs nothing: --filter, --hook, "
 				      "--family and --fail-closed do not apply");
+	/* the worker's user, resolved once: every worker switches to this one */
+	if (!cfg.sandbox.disabled) {
+		uid_t uid;
+		gid_t gid;
+
+		if (ld_sandbox_user(&cfg.sandbox, &uid, &gid, wuser, sizeof(wuser), err,
+				    sizeof(err)) < 0)
+			return ld_usage_error("run", "%s", err);
+		cfg.sandbox.user = wuser;
+	}
 	/* a bad filter exits 2 before anything is loaded, bound or installed */
 	if (!no_rules && ld_rules_compile(&rules, NULL, err, sizeof(err)) < 0) {
 		ld_log("%s", err);
@@ -349,12 +406,14 @@ int ld_cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "lua-dir", required_argument, NULL, OPT_LUA_DIR },
+		{ "memory-max", required_argument, NULL, OPT_MEMORY_MAX },
+		{ "allow-insecure-policy", no_argument, NULL, OPT_INSECURE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ld_packet pkts[LD_BATCH_MAX];
 	struct ld_batch batch = { .pkts = pkts, .default_verdict = LD_PASS };
-	struct ld_lua_cfg cfg = { 0 };
+	struct ld_lua_cfg cfg = { .memory_max = LD_LUA_MEMORY_MAX_DEFAULT };
 	struct ld_lua *L;
 	char err[1024], what[LD_RULES_FILTER_MAX + 160];
 	int opt, rc;
@@ -370,8 +429,16 @@ int ld_cmd_check(int argc, char **argv)
 			fputs(check_usage, stdout);
 			return LD_EXIT_OK;
 		default:
-			return ld_usage_error("check", "unknown option or missing value: '%s'",
-					      ld_bad_option(argv));
+			switch (parse_limit_opt(opt, optarg, &cfg.memory_max, &cfg.allow_insecure)) {
+			case 1:
+				break;
+			case -1:
+				return ld_usage_error("check", "--memory-max: '%s' is not 0 or a size of "
+						      "at least 1M (e.g. 64M, 1G)", optarg);
+			default:
+				return ld_usage_error("check", "unknown option or missing value: '%s'",
+						      ld_bad_option(argv));
+			}
 		}
 	}
 	if (optind != argc - 1)

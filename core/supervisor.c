@@ -118,6 +118,15 @@ int ld_sup_spawn(struct super *s, struct wproc *w, int with_policy, uint32_t dea
 	return 0;
 }
 
+int ld_sup_check_policy(const struct super *s, char *err, size_t errlen)
+{
+	struct ld_lua_cfg lcfg = { .policy = s->cfg->w.policy, .lua_dir = s->cfg->w.lua_dir,
+				   .allow_insecure = s->cfg->allow_insecure };
+
+	/* as the supervisor's user (root), before the worker drops to its own */
+	return ld_lua_check_files(&lcfg, geteuid(), err, errlen);
+}
+
 static void reload_done(struct super *s, int ok, const char *why)
 {
 	char msg[PATH_MAX + LD_SHARED_ERR_MAX + LD_RULES_FILTER_MAX + 1400];
@@ -136,10 +145,16 @@ static void reload_done(struct super *s, int ok, const char *why)
 
 static void start_reload(struct super *s)
 {
+	char err[LD_SHARED_ERR_MAX];
+
 	ld_reload_begin(&s->reload);
 	s->reload_t0_ns = ld_now_ns();
 	if (ld_file_hash(s->cfg->w.policy, &s->reload_hash) < 0) {
 		reload_done(s, 0, strerror(errno));
+		return;
+	}
+	if (ld_sup_check_policy(s, err, sizeof(err)) < 0) {
+		reload_done(s, 0, err);
 		return;
 	}
 	if (ld_sup_spawn(s, &s->nxt, 1, s->cfg->reload_timeout_ms) < 0)
@@ -151,10 +166,19 @@ static void restart(struct super *s)
 {
 	uint64_t now = ld_now_ns(), window = (uint64_t)s->cfg->restart_window_s * 1000 * MS;
 	uint32_t recent = 0, max = s->cfg->max_restarts;
+	char err[LD_SHARED_ERR_MAX];
 
 	for (uint32_t i = 0; i < s->nrestarts && i < max; i++)
 		if (now - s->restarts[i] < window)
 			recent++;
+	/* the new worker reads the policy file again: it must still be safe */
+	if (!s->fallback && ld_sup_check_policy(s, err, sizeof(err)) < 0) {
+		s->fallback = 1;
+		s->sh->c.gave_up = 1;
+		ld_log("queue %u: not restarting the policy: %s; every packet gets the default "
+		       "verdict (%s) until a reload succeeds or luadivert stops",
+		       s->cfg->w.nfq.queue, err, verdict_name(s->cfg->w.nfq.default_verdict));
+	}
 	if (!s->fallback && recent >= max) {
 		s->fallback = 1;
 		s->sh->c.gave_up = 1;

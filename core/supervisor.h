@@ -15,6 +15,11 @@
  * (core/shared_state.h). After --max-restarts within --restart-window the
  * policy is given up on: a worker without Lua gives every packet the
  * default verdict until the next successful reload or the stop.
+ *
+ * The supervisor stays root and is never sandboxed (it removes the rules
+ * and files at exit, and checks the policy files before every fork); each
+ * worker sandboxes itself before it loads the policy (core/worker_proc.c,
+ * docs/sandbox.md).
  */
 #ifndef LD_SUPERVISOR_H
 #define LD_SUPERVISOR_H
@@ -45,6 +50,7 @@ struct ld_super_cfg {
 	uint32_t stop_timeout_ms;
 	uint32_t max_restarts;
 	uint32_t restart_window_s;
+	int allow_insecure;              /* --allow-insecure-policy: skip the file checks */
 };
 
 /**

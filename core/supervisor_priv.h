@@ -82,6 +82,7 @@ struct super {
 };
 
 /* supervisor.c */
+int ld_sup_check_policy(const struct super *s, char *err, size_t errlen);
 int ld_sup_spawn(struct super *s, struct wproc *w, int with_policy, uint32_t deadline_ms);
 void ld_sup_kill(struct wproc *w, enum why_killed why);
 void ld_sup_begin_stop(struct super *s);

@@ -101,6 +101,13 @@ int ld_sup_go_live(struct super *s)
 	s->started = 1;
 	ld_log("queue %u: running %s (pid %ld, worker %ld)", cfg->w.nfq.queue, cfg->w.policy,
 	       (long)getpid(), (long)s->cur.pid);
+	if (!cfg->w.sandbox.disabled)
+		ld_log("queue %u: the worker runs the policy as user %s with CAP_NET_ADMIN and "
+		       "CAP_NET_RAW only, NoNewPrivs, seccomp (docs/sandbox.md)", cfg->w.nfq.queue,
+		       cfg->w.sandbox.user);
+	else
+		ld_log("queue %u: --no-sandbox: the policy runs as root with every capability",
+		       cfg->w.nfq.queue);
 	return 0;
 fail:
 	s->failed = 1;
@@ -274,7 +281,7 @@ int ld_supervise(const struct ld_super_cfg *cfg)
 		close(s.sigfd);
 		return LD_EXIT_FAIL;
 	}
-	if (setup(&s, err, sizeof(err)) < 0) {
+	if (ld_sup_check_policy(&s, err, sizeof(err)) < 0 || setup(&s, err, sizeof(err)) < 0) {
 		ld_log("%s", err);
 		s.failed = 1;
 	} else if (ld_sup_spawn(&s, &s.cur, 1, cfg->init_timeout_ms) < 0) {

@@ -160,8 +160,11 @@ fail:
 
 int ld_worker_load_policy(struct ld_worker *w, char *err, size_t errlen)
 {
+	/* allow_insecure: the supervisor checked the files as root before the
+	 * fork (ld_lua_check_files); here we are the sandbox's user already */
 	struct ld_lua_cfg lcfg = { .policy = w->cfg.policy, .lua_dir = w->cfg.lua_dir,
-				   .log_limit = &w->lim, .sink = &w->sink };
+				   .log_limit = &w->lim, .sink = &w->sink, .memory_max = w->cfg.memory_max,
+				   .allow_insecure = 1 };
 
 	w->lua = ld_lua_new(&lcfg, &w->batch, err, errlen);
 	if (!w->lua)

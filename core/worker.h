@@ -19,6 +19,7 @@
 #include "lua_host.h"
 #include "nfq.h"
 #include "observe.h"
+#include "sandbox.h"
 #include "shared_state.h"
 #include "timer_heap.h"
 
@@ -43,6 +44,8 @@ struct ld_worker_cfg {
 	int held_on_exit;       /* enum ld_held_on_exit */
 	int watch;              /* reload when the policy file changes (supervisor) */
 	struct ld_obs_cfg obs;  /* --metrics, --record, --report (issue 13; docs/process.md) */
+	size_t memory_max;      /* cap on the policy's Lua heap, bytes (0: none) */
+	struct ld_sandbox_cfg sandbox;  /* applied in the worker before the policy loads */
 };
 
 /*

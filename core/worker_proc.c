@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sandbox.h"
 
 /* Close every descriptor above stderr except those in @keep (-1 entries ignored). */
 static void close_others(int *keep, int n)
@@ -41,6 +42,7 @@ static void close_others(int *keep, int n)
 int ld_worker_process(const struct ld_worker_cfg *cfg, struct ld_shared *sh,
 		      const struct ld_nfq *nfq, int ctl_fd, int with_policy, pid_t supervisor)
 {
+	char why[LD_SHARED_ERR_MAX / 2];
 	struct ld_worker *w;
 	int rc;
 
@@ -61,13 +63,23 @@ int ld_worker_process(const struct ld_worker_cfg *cfg, struct ld_shared *sh,
 		return LD_WEXIT_SETUP;
 	sh->err[0] = '\0';   /* a warning from the setup is not an error */
 	/*
-	 * === CONTAINMENT GOES HERE ===
-	 * ld_sandbox_apply() (core/sandbox.h: user, capabilities, NoNewPrivs,
-	 * seccomp, memory cap) runs at this point: after fork, with only the
-	 * queue socket, the control socket, the raw sockets, an epoll and a
-	 * timerfd open, before any policy code is loaded. On failure write the
-	 * reason into sh->err, ld_worker_free(w) and return LD_WEXIT_SETUP.
+	 * Containment: from here on no root, only CAP_NET_ADMIN (verdicts on
+	 * the inherited queue socket) and CAP_NET_RAW (the raw sockets opened
+	 * above), NoNewPrivs and the seccomp allow-list (docs/sandbox.md), then
+	 * the policy's top level and init. The fallback worker runs no policy
+	 * but is sandboxed all the same: one kind of worker to reason about.
+	 * The memory cap is the Lua state's allocator (ld_worker_load_policy).
 	 */
+	if (ld_sandbox_apply(&cfg->sandbox, why, sizeof(why)) < 0) {
+		snprintf(sh->err, sizeof(sh->err), "sandbox: %s", why);
+		ld_worker_free(w);
+		return LD_WEXIT_SETUP;
+	}
+	/* the supervisor died while the parent-death signal was briefly unset */
+	if (getppid() != supervisor) {
+		ld_worker_free(w);
+		return LD_WEXIT_SETUP;
+	}
 	if (with_policy && ld_worker_load_policy(w, sh->err, sizeof(sh->err)) < 0) {
 		ld_worker_free(w);
 		return LD_WEXIT_POLICY;

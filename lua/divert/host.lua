@@ -164,14 +164,30 @@ local function run_init(pol, ...)
   return true
 end
 
+-- What a policy may not do from inside the daemon, as errors it can see
+-- (docs/sandbox.md): ending the process would take the packet in hand, the
+-- rules and the pid file with it; commands and pipes need a fork and an
+-- exec, which the sandbox refuses anyway.
+local function forbid(name)
+  return function() error(name .. " is not allowed in a policy", 2) end
+end
+
+local function restrict_environment()
+  os.exit = forbid("os.exit")
+  os.execute = forbid("os.execute")
+  io.popen = forbid("io.popen")
+end
+
 --- Load the policy at path and return the dispatch function for the batch
 -- at batch_addr (a light userdata from C); sink_addr, when given, is where
 -- divert.inject() sends. Raises "file:line: message".
-function M.start(path, batch_addr, sink_addr)
+-- restrict (the daemon passes true): os.exit, os.execute and io.popen raise.
+function M.start(path, batch_addr, sink_addr, restrict)
   -- Room for a whole handler in one trace: with LuaJIT's default limits a
   -- policy that reads several headers falls back to the interpreter (and
   -- allocates per packet). The shaping and library tests measured this.
   divert.tune_jit()
+  if restrict then restrict_environment() end
   batch = ffi.cast(batch_ptr_t, batch_addr)
   if sink_addr then require("divert.inject").attach(sink_addr, batch) end
   -- the core's metrics table, for named pipes and divert.metrics (before the

@@ -124,7 +124,7 @@ ld_stop
 stream_ok table 600
 check "table: 5 handler errors, no restart" sh -c '[ "$1" = 5 ] && [ "$2" = 0 ]' - \
 	"$(ld_counter errors)" "$(ld_counter worker_restarts)"
-check "table: logged" grep -q 'gets the default verdict: table: ' "$LD_LOG"   # issue 14: tostring() of the error object
+check "table: logged with its fields" grep -q 'error object is a table) {code=1}' "$LD_LOG"
 stopped_clean table 0
 
 # 4. reloads into a top-level loop, by --watch and by `luadivert reload`:
