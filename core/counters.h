@@ -22,6 +22,9 @@ struct ld_counters {
 	uint64_t recv_errors;   /* ENOBUFS and other recoverable receive errors */
 	uint64_t reloads;       /* successful policy reloads */
 	uint64_t reload_errors; /* reloads refused because the new policy had errors */
+	uint64_t taken;         /* held local packets taken over: original dropped, copy kept */
+	uint64_t copy_overflow; /* ... tail-dropped because the copies would exceed --hold-bytes */
+	uint64_t requeued;      /* our own packets (skip mark) queued again by a rule: accepted */
 };
 
 /* The kernel's own view of a queue (/proc/net/netfilter/nfnetlink_queue). */

@@ -22,11 +22,12 @@ enum {
 	INJ_IPV6_HDR_LEN = 40,
 	INJ_IPV4_DST_OFF = 16,    /* destination address in the IPv4 header */
 	INJ_IPV6_DST_OFF = 24,    /* destination address in the IPv6 header */
+	INJ_SNDBUF = 4 << 20,     /* send buffer of the raw sockets */
 };
 
 static int raw_socket(int family, uint32_t mark, char *err, size_t errlen)
 {
-	int one = 1;
+	int one = 1, sndbuf = INJ_SNDBUF;
 	int fd = socket(family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
 	const char *fam = family == AF_INET ? "IPv4" : "IPv6";
 
@@ -41,6 +42,13 @@ static int raw_socket(int family, uint32_t mark, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
+	/*
+	 * Held packets taken over from the kernel leave in bursts at release
+	 * time; the default send buffer (~200 KiB) would drop some of a burst.
+	 * Best effort: without CAP_NET_ADMIN the default stays.
+	 */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	/* Copies of broadcasts must be allowed out like the originals. */
 	if (family == AF_INET && setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) < 0) {
 		snprintf(err, errlen, "SO_BROADCAST on the raw IPv4 socket: %s", strerror(errno));
