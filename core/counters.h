@@ -24,7 +24,9 @@ struct ld_counters {
 	uint64_t reload_errors; /* reloads refused because the new policy had errors */
 	uint64_t taken;         /* held local packets taken over: original dropped, copy kept */
 	uint64_t copy_overflow; /* ... tail-dropped because the copies would exceed --hold-bytes */
-	uint64_t requeued;      /* our own packets (skip mark) queued again by a rule: accepted */
+	uint64_t requeued;      /* our own packets (skip mark) queued again by a rule: accepted
+	                         * without the policy; not in received or passed */
+	uint64_t segments;      /* GSO packets we sent cut in software: segments sent */
 };
 
 /* The kernel's own view of a queue (/proc/net/netfilter/nfnetlink_queue). */

@@ -470,7 +470,6 @@ static uint32_t pass_own_copies(struct ld_worker *w, uint32_t n)
 			continue;
 		}
 		ld_nfq_verdict(&w->nfq, p->id, LD_PASS, 0, 0, 0, NULL, 0);
-		w->c.passed++;
 		if (w->c.requeued++ == 0)
 			ld_log("queue %u: a rule sent one of luadivert's own packets (mark 0x%x) back to the "
 			       "queue; accepted it without running the policy. Add -m mark ! --mark "
@@ -492,8 +491,8 @@ static int handle_queue(struct ld_worker *w)
 		}
 		if (n == 0)
 			return 0;
-		w->c.received += (uint64_t)n;
 		w->batch.n = pass_own_copies(w, (uint32_t)n);
+		w->c.received += w->batch.n;
 		if (w->batch.n == 0) {
 			ld_nfq_flush(&w->nfq);
 			continue;
@@ -516,6 +515,7 @@ static void print_counters(struct ld_worker *w)
 	struct ld_kernel_counters k;
 
 	ld_kernel_counters_read(w->cfg.nfq.queue, &k);
+	w->c.segments = w->take.segments;
 	ld_counters_print(stderr, w->cfg.nfq.queue, &w->c, &k);
 }
 
@@ -600,6 +600,7 @@ void ld_worker_free(struct ld_worker *w)
 		ld_kernel_counters_read(w->cfg.nfq.queue, &k);
 		ld_nfq_close(&w->nfq, w->cfg.nfq.default_verdict);
 		ld_log_limit_flush(&w->lim);
+		w->c.segments = w->take.segments;
 		ld_counters_print(stderr, w->cfg.nfq.queue, &w->c, &k);
 	}
 	ld_lua_free(w->lua);
