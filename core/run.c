@@ -17,6 +17,7 @@
 #include "log.h"
 #include "lua_host.h"
 #include "rules.h"
+#include "rules_foreign.h"
 #include "hold_takeover.h"
 #include "worker.h"
 
@@ -296,6 +297,7 @@ int ld_cmd_run(int argc, char **argv)
 	if (!no_rules) {
 		char names[64];
 
+		ld_rules_warn_foreign(cfg.nfq.queue, rules.backend);
 		if (ld_rules_install(&rules, err, sizeof(err)) < 0) {
 			ld_log("installing the divert rules: %s", err);
 			ld_worker_free(w);

@@ -13,6 +13,7 @@
 #  3. SNAT in postrouting applies to delayed packets, each seen once.
 #  4. duplicate and reorder at output; 5. SIGTERM with copies held: each
 #     sent exactly once (release), or none (drop), counted.
+# Also: a rule of someone else's feeding the same queue is named at start.
 LDT_AREA=shp-out
 . "$(dirname "$0")/../lib/netns.sh"
 . "$(dirname "$0")/../lib/engine.sh"
@@ -68,9 +69,15 @@ check "output: held packets were taken over ($(ld_counter taken))" positive "$(l
 check "output: GSO packets were segmented ($(ld_counter segments) segments)" positive "$(ld_counter segments)"
 check "output: no send or handler errors" [ "$(ld_counter inject_errors)$(ld_counter errors)$(ld_counter copy_overflow)" = 000 ]
 check "output: our copies were not queued again" [ "$(ld_counter requeued)" = 0 ]
+# A rule of someone else's already feeding queue 0 (it matches nothing here):
+# luadivert names it at start.
+iptables_ns "$B" -A FORWARD -p udp --dport 9 -j NFQUEUE --queue-num 0
 ld_run "$B" "$LDT_TMP/d50.lua" --hook input --filter "tcp dst port 5201"
 xfer "$ADDR_B" $BYTES "$LDT_TMP/in4"
 ld_stop
+check "start: the other rule feeding queue 0 is named" \
+	grep -q "another rule already sends packets here.*-A FORWARD -p udp .*--dport 9 -j NFQUEUE" "$LD_LOG"
+check "start: luadivert's own rules are not reported" [ "$(grep -c 'another rule' "$LD_LOG")" = 1 ]
 check "input, IPv4: all bytes arrive, hash equal" same_hash "$LDT_TMP/in4"
 OUT=$(json_get "$LDT_TMP/out4.recv" mbps); IN=$(json_get "$LDT_TMP/in4.recv" mbps)
 RATIO=$(awk -v o="$OUT" -v i="$IN" 'BEGIN { printf "%.2f", (i > 0 ? o / i : 0) }')
