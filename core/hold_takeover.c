@@ -31,7 +31,7 @@ int ld_takeover_init(struct ld_takeover *t, uint64_t hold_bytes, char *err, size
 	/* NORESERVE: pages are touched only as copies are made. */
 	t->region = mmap(NULL, hold_bytes, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	t->buf = malloc(2 * (size_t)LD_PACKET_MAX);
+	t->buf = malloc((size_t)LD_PACKET_MAX + LD_TAKEOVER_SEG_AREA);
 	if (t->region == MAP_FAILED || !t->buf) {
 		snprintf(err, errlen, "hold store of %llu bytes: %s",
 			 (unsigned long long)hold_bytes, strerror(errno));
@@ -130,6 +130,33 @@ int ld_takeover_take(struct ld_takeover *t, const struct ld_packet *p, uint64_t 
 	return *copy == LD_STORE_NONE ? LD_TAKE_FULL : LD_TAKE_COPY;
 }
 
+/*
+ * Build the segments of a planned packet into the segment area and send
+ * them a batch at a time (one sendmmsg per LD_INJECT_BATCH segments or per
+ * full area). Return the segments the kernel took.
+ */
+static uint32_t send_segments(struct ld_takeover *t, struct ld_inject *inj,
+			      const struct ld_gso_plan *plan, const uint8_t *data, uint32_t outdev)
+{
+	const uint8_t *pkts[LD_INJECT_BATCH];
+	uint32_t lens[LD_INJECT_BATCH];
+	uint32_t n = 0, used = 0, sent = 0;
+
+	for (uint32_t i = 0; i < plan->nseg; i++) {
+		if (n == LD_INJECT_BATCH || used + plan->hdr_len + plan->mss > LD_TAKEOVER_SEG_AREA) {
+			sent += ld_inject_send_many(inj, pkts, lens, n, outdev);
+			n = used = 0;
+		}
+		pkts[n] = t->seg + used;
+		lens[n] = ld_gso_build(plan, data, i, t->seg + used);
+		used += (lens[n] + 7) & ~7u;
+		n++;
+	}
+	if (n)
+		sent += ld_inject_send_many(inj, pkts, lens, n, outdev);
+	return sent;
+}
+
 uint32_t ld_takeover_send(struct ld_takeover *t, struct ld_inject *inj, uint8_t *data,
 			  uint32_t len, uint32_t outdev, uint32_t flags, uint32_t times,
 			  uint64_t now_ns, uint32_t *failed)
@@ -147,17 +174,10 @@ uint32_t ld_takeover_send(struct ld_takeover *t, struct ld_inject *inj, uint8_t 
 	if (mtu && len > mtu && t->seg && ld_gso_plan(data, len, mtu, &plan) == 0 &&
 	    plan.nseg > 1) {
 		t->segmented++;
-		for (uint32_t i = 0; i < plan.nseg; i++) {
-			uint32_t n = ld_gso_build(&plan, data, i, t->seg);
-
-			for (uint32_t k = 0; k < times; k++) {
-				if (ld_inject_send_dev(inj, t->seg, n, outdev) == 0)
-					sent++;
-				else
-					(*failed)++;
-			}
-		}
+		for (uint32_t k = 0; k < times; k++)
+			sent += send_segments(t, inj, &plan, data, outdev);
 		t->segments += (uint64_t)sent;
+		*failed = plan.nseg * times - sent;
 		return sent;
 	}
 	if (flags & LD_PKT_CSUM_NOTREADY)

@@ -42,6 +42,7 @@ enum {
 	LD_HOLD_BYTES_DEFAULT = 64 << 20,   /* --hold-bytes: memory for copies */
 	LD_TAKEOVER_MTU_SLOTS = 8,          /* output devices whose MTU is cached */
 	LD_TAKEOVER_MTU_TTL_NS = 1000000000, /* re-read a cached MTU after 1 s */
+	LD_TAKEOVER_SEG_AREA = 2 * 65536,   /* segments built before one batched send */
 };
 
 enum ld_take {
@@ -65,7 +66,7 @@ struct ld_takeover {
 	struct ld_mtu_slot mtu[LD_TAKEOVER_MTU_SLOTS];
 	uint32_t  mtu_next;       /* slot replaced next */
 	uint8_t  *buf;            /* LD_PACKET_MAX: a copy taken out of the store */
-	uint8_t  *seg;            /* LD_PACKET_MAX: one segment being built */
+	uint8_t  *seg;            /* LD_TAKEOVER_SEG_AREA: segments being built */
 	uint64_t  segmented;      /* packets cut into segments */
 	uint64_t  segments;       /* segments sent */
 };

@@ -479,6 +479,26 @@ static uint32_t pass_own_copies(struct ld_worker *w, uint32_t n)
 	return kept;
 }
 
+/*
+ * At exit, after the held copies went out: a hand-written rule without the
+ * skip-mark exclusion has queued them again. Accept those as in
+ * pass_own_copies() (counted in requeued), and give anything else read
+ * here the default verdict, as ld_nfq_close() would.
+ */
+static void drain_own_copies(struct ld_worker *w)
+{
+	int n;
+
+	while ((n = ld_nfq_recv_batch(&w->nfq, w->pkts, ld_now_ns())) > 0) {
+		uint32_t kept = pass_own_copies(w, (uint32_t)n);
+
+		w->c.received += kept;
+		for (uint32_t i = 0; i < kept; i++)
+			send_one(w, w->pkts[i].id, w->cfg.nfq.default_verdict, 0, 0, 0, NULL, 0);
+		ld_nfq_flush(&w->nfq);
+	}
+}
+
 static int handle_queue(struct ld_worker *w)
 {
 	for (int b = 0; b < LD_BATCHES_PER_WAKEUP; b++) {
@@ -596,6 +616,7 @@ void ld_worker_free(struct ld_worker *w)
 		struct ld_kernel_counters k;
 
 		release_held(w, 0, 1, w->cfg.held_on_exit == LD_HELD_DROP);
+		drain_own_copies(w);
 		/* The queue's kernel counters vanish with it: read them first. */
 		ld_kernel_counters_read(w->cfg.nfq.queue, &k);
 		ld_nfq_close(&w->nfq, w->cfg.nfq.default_verdict);

@@ -116,7 +116,7 @@ from() {  # packets counted by B's INPUT rule for source $1
 log "SNAT: $(cat "$LDT_TMP/snat.json"); from .9: $(from 198.18.0.9), from $ADDR_A: $(from "$ADDR_A")"
 check "SNAT: all 300 arrive once" [ "$(json_get "$LDT_TMP/snat.json" unique)/$(json_get "$LDT_TMP/snat.json" received)" = 300/300 ]
 check "SNAT: every one with the translated source" [ "$(from 198.18.0.9)/$(from "$ADDR_A")" = 300/0 ]
-check "SNAT: every one was taken over and delayed" [ "$(ld_counter taken)" = 300 ]
+check "SNAT: every one was taken over and delayed ($(ld_counter taken))" [ "$(ld_counter taken)" = 300 ]
 
 # 4. Duplicate and reorder at output.
 ld_run "$A" "$LDT_TMP/dup.lua" --hook output --filter "udp dst port 9703"
