@@ -173,11 +173,19 @@ uint32_t ld_takeover_send(struct ld_takeover *t, struct ld_inject *inj, uint8_t 
 	}
 	if (mtu && len > mtu && t->seg && ld_gso_plan(data, len, mtu, &plan) == 0 &&
 	    plan.nseg > 1) {
+		/* released copies waiting in the segment area go first */
+		uint32_t f = 0;
+
+		sent = ld_takeover_flush(t, inj, &f);
+		*failed += f;
 		t->segmented++;
-		for (uint32_t k = 0; k < times; k++)
-			sent += send_segments(t, inj, &plan, data, outdev);
-		t->segments += (uint64_t)sent;
-		*failed = plan.nseg * times - sent;
+		for (uint32_t k = 0; k < times; k++) {
+			uint32_t n = send_segments(t, inj, &plan, data, outdev);
+
+			t->segments += n;
+			*failed += plan.nseg - n;
+			sent += n;
+		}
 		return sent;
 	}
 	if (flags & LD_PKT_CSUM_NOTREADY)
@@ -191,20 +199,49 @@ uint32_t ld_takeover_send(struct ld_takeover *t, struct ld_inject *inj, uint8_t 
 	return sent;
 }
 
+uint32_t ld_takeover_flush(struct ld_takeover *t, struct ld_inject *inj, uint32_t *failed)
+{
+	uint32_t sent = t->bn ? ld_inject_send_many(inj, t->bp, t->bl, t->bn, t->bdev) : 0;
+
+	*failed = t->bn - sent;
+	t->bn = 0;
+	t->bused = 0;
+	return sent;
+}
+
 uint32_t ld_takeover_release(struct ld_takeover *t, struct ld_inject *inj, uint32_t copy,
 			     uint32_t len, uint32_t outdev, uint32_t flags, uint32_t times,
 			     uint64_t now_ns, uint32_t *failed)
 {
-	uint32_t sent = 0;
+	uint32_t sent = 0, mtu, f = 0;
 
 	*failed = 0;
 	if (!t->store || copy == LD_STORE_NONE)
 		return 0;
-	if (times) {
+	mtu = times ? dev_mtu(t, outdev, now_ns) : 0;
+	if (times && mtu && len > mtu) {
+		/* A GSO packet: its segments are a batch of their own. */
+		sent = ld_takeover_flush(t, inj, failed);
 		ld_store_get(t->store, copy, len, t->buf);
 		/* Checksums of taken copies were completed at take time. */
-		sent = ld_takeover_send(t, inj, t->buf, len, outdev, flags & ~(uint32_t)LD_PKT_CSUM_NOTREADY,
-					times, now_ns, failed);
+		sent += ld_takeover_send(t, inj, t->buf, len, outdev,
+					 flags & ~(uint32_t)LD_PKT_CSUM_NOTREADY, times, now_ns, &f);
+		*failed += f;
+	} else {
+		for (uint32_t k = 0; k < times; k++) {
+			if (t->bn == LD_INJECT_BATCH || t->bused + len > LD_TAKEOVER_SEG_AREA ||
+			    (t->bn && t->bdev != outdev)) {
+				sent += ld_takeover_flush(t, inj, &f);
+				*failed += f;
+			}
+			/* Queued for the next flush, in release order. */
+			t->bp[t->bn] = t->seg + t->bused;
+			t->bl[t->bn] = len;
+			t->bdev = outdev;
+			ld_store_get(t->store, copy, len, t->seg + t->bused);
+			t->bused += (len + 7) & ~7u;
+			t->bn++;
+		}
 	}
 	ld_store_free(t->store, copy);
 	return sent;

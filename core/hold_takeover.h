@@ -67,6 +67,11 @@ struct ld_takeover {
 	uint32_t  mtu_next;       /* slot replaced next */
 	uint8_t  *buf;            /* LD_PACKET_MAX: a copy taken out of the store */
 	uint8_t  *seg;            /* LD_TAKEOVER_SEG_AREA: segments being built */
+	const uint8_t *bp[LD_INJECT_BATCH]; /* released copies queued in the segment area */
+	uint32_t  bl[LD_INJECT_BATCH];
+	uint32_t  bn;             /* how many */
+	uint32_t  bused;          /* bytes of the segment area they take */
+	uint32_t  bdev;           /* their output device */
 	uint64_t  segmented;      /* packets cut into segments */
 	uint64_t  segments;       /* segments sent */
 };
@@ -130,12 +135,26 @@ uint32_t ld_takeover_send(struct ld_takeover *t, struct ld_inject *inj, uint8_t 
  * @flags: enum ld_packet_flag
  * @times: 0 only frees it (a drop)
  * @now_ns: clock
- * @failed: as ld_takeover_send()
+ * @failed: as ld_takeover_send(), for what was sent by this call
  *
- * Return: as ld_takeover_send().
+ * Copies that need no segmenting are queued (up to LD_INJECT_BATCH, in
+ * release order) and sent together by the next ld_takeover_flush(), or by
+ * a later call when the batch is full: one sendmmsg for all the packets
+ * due at one timer wake-up. A GSO copy flushes the queue and goes out at once.
+ * Return: packets (segments) sent by this call.
  */
 uint32_t ld_takeover_release(struct ld_takeover *t, struct ld_inject *inj, uint32_t copy,
 			     uint32_t len, uint32_t outdev, uint32_t flags, uint32_t times,
 			     uint64_t now_ns, uint32_t *failed);
+
+/**
+ * ld_takeover_flush() - send the copies ld_takeover_release() queued
+ * @t: state
+ * @inj: open injector
+ * @failed: receives the number the kernel refused
+ *
+ * Return: packets sent.
+ */
+uint32_t ld_takeover_flush(struct ld_takeover *t, struct ld_inject *inj, uint32_t *failed);
 
 #endif /* LD_HOLD_TAKEOVER_H */

@@ -23,6 +23,7 @@ enum {
 	INJ_IPV4_DST_OFF = 16,    /* destination address in the IPv4 header */
 	INJ_IPV6_DST_OFF = 24,    /* destination address in the IPv6 header */
 	INJ_SNDBUF = 4 << 20,     /* send buffer of the raw sockets */
+	INJ_CTL_SPACE = 64,       /* control buffer: one IP(V6)_PKTINFO message */
 };
 
 static int raw_socket(int family, uint32_t mark, char *err, size_t errlen)
@@ -130,8 +131,8 @@ struct inj_msg {
 		struct sockaddr_in6 v6;
 	} dst;
 	union {
-		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-		struct cmsghdr align;
+		char buf[INJ_CTL_SPACE];   /* >= CMSG_SPACE(sizeof(struct in6_pktinfo)) */
+		size_t align;              /* as struct cmsghdr (which ends in a flexible array) */
 	} ctl;
 	struct iovec iov;
 	int fd;

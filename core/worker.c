@@ -304,8 +304,21 @@ static void release_copy(struct ld_worker *w, const struct ld_held *e, int drop,
 	w->c.injected += e->dup;
 	if (failed) {
 		w->c.inject_errors += failed;
-		ld_log_limited(&w->lim, "held packet id %u: %u of its packets not sent: %s", e->id,
-			       failed, strerror(w->inject.last_errno));
+		ld_log_limited(&w->lim, "held packets: %u not sent: %s", failed,
+			       strerror(w->inject.last_errno));
+	}
+}
+
+/* Send the released copies queued by release_copy(). */
+static void flush_copies(struct ld_worker *w)
+{
+	uint32_t failed;
+
+	ld_takeover_flush(&w->take, &w->inject, &failed);
+	if (failed) {
+		w->c.inject_errors += failed;
+		ld_log_limited(&w->lim, "held packets: %u not sent: %s", failed,
+			       strerror(w->inject.last_errno));
 	}
 }
 
@@ -441,6 +454,7 @@ static void release_held(struct ld_worker *w, uint64_t now, int all, int drop)
 			finish_releases(w);
 		}
 	}
+	flush_copies(w);
 	if (any)
 		ld_nfq_flush(&w->nfq);
 	finish_releases(w);
