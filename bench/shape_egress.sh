@@ -38,7 +38,9 @@ measure() {
 	bg_ns "$_ns" "$LUADIVERT" run "$_pol" --queue 0 --hook "$_hook" --filter "tcp dst port 5201" \
 		--pidfile "$LDT_TMP/$_key.pid" >"$LDT_TMP/$_key.log" 2>&1
 	_ld=$LDT_LAST_PID
-	wait_for_queue "$_ns" 0 10 || { cat "$LDT_TMP/$_key.log" >&2; fail "luadivert did not start"; }
+	# bound first, then the rules: wait for both
+	wait_for_output "$LDT_TMP/$_key.log" 'diverting' 10 ||
+		{ cat "$LDT_TMP/$_key.log" >&2; fail "luadivert did not start"; }
 	: >"$LDT_TMP/$_key.runs"
 	_i=0
 	while [ $_i -lt "$RUNS" ]; do

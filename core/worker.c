@@ -196,6 +196,13 @@ static int len_ok(const struct ld_packet *p)
 
 static const uint8_t *payload_of(struct ld_worker *w, const struct ld_packet *p);
 
+static int can_inject(const struct ld_worker *w, const struct ld_packet *p)
+{
+	uint8_t v = p->len ? p->data[0] >> 4 : 0;
+
+	return (v == 4 && w->inject.fd4 >= 0) || (v == 6 && w->inject.fd6 >= 0);
+}
+
 /*
  * Keep @p for later. Return LD_TAKE_KEEP when it stays in the kernel queue,
  * LD_TAKE_COPY / LD_TAKE_DROP when the original must be dropped now
@@ -225,7 +232,11 @@ static int hold_packet(struct ld_worker *w, struct ld_packet *p)
 		e.set &= ~(uint32_t)LD_SET_MODIFIED;
 	if (e.dup && !len_ok(p))
 		e.dup = 0;
-	take = ld_takeover_take(&w->take, p, p->tstamp_ns, &e.copy);
+	/* Without a raw socket for its family a copy could not be sent: keep it queued. */
+	if (can_inject(w, p))
+		take = ld_takeover_take(&w->take, p, p->tstamp_ns, &e.copy);
+	else
+		take = LD_TAKE_KEEP;
 	if (take == LD_TAKE_DROP || take == LD_TAKE_FULL)
 		return take;
 	if (take == LD_TAKE_COPY) {
