@@ -313,6 +313,8 @@ static void release_copy(struct ld_worker *w, const struct ld_held *e, int drop,
 	}
 	w->c.passed++;
 	w->c.injected += e->dup;
+	if (e->set & LD_SET_MODIFIED)
+		w->c.modified++;   /* the copy carries the changed bytes */
 	if (failed) {
 		w->c.inject_errors += failed;
 		ld_log_limited(&w->lim, "held packets: %u not sent: %s", failed,
