@@ -18,6 +18,7 @@
 #include "lua_host.h"
 #include "rules.h"
 #include "supervisor.h"
+#include "hold_takeover.h"
 #include "worker.h"
 
 static const char run_usage[] =
@@ -43,6 +44,8 @@ static const char run_usage[] =
 	"      --default-verdict V    pass|drop: verdict when the handler fails (default pass)\n"
 	"      --hold-max N           packets held at once for shaping (default 4096)\n"
 	"      --hold-copies N        held packets with changed bytes (default 256)\n"
+	"      --hold-bytes N[K|M|G]  memory for copies of held packets this host sent\n"
+	"                             (output/postrouting; default 64M, 0: keep them queued)\n"
 	"      --held-on-exit V       release|drop held packets at exit (default release)\n"
 	"      --pidfile FILE         pid file (default /run/luadivert/queue-N.pid)\n"
 	"      --watch                reload when the policy file changes\n"
@@ -72,7 +75,7 @@ static const char check_usage[] =
 	"and touches no queue. Exit status 0 when the policy is usable, 1 otherwise.\n";
 
 enum {
-	OPT_MAXLEN = 256, OPT_FAIL_OPEN, OPT_DEFAULT, OPT_HOLD_MAX, OPT_HOLD_COPIES,
+	OPT_MAXLEN = 256, OPT_FAIL_OPEN, OPT_DEFAULT, OPT_HOLD_MAX, OPT_HOLD_COPIES, OPT_HOLD_BYTES,
 	OPT_HELD_EXIT, OPT_PIDFILE, OPT_WATCH, OPT_LUA_DIR,
 	OPT_HOOK, OPT_FAMILY, OPT_FAIL_CLOSED, OPT_BACKEND, OPT_NO_RULES,
 	OPT_HANDLER_TIMEOUT, OPT_INIT_TIMEOUT, OPT_RELOAD_TIMEOUT, OPT_STOP_TIMEOUT,
@@ -86,6 +89,7 @@ static const struct option run_opts[] = {
 	{ "default-verdict", required_argument, NULL, OPT_DEFAULT },
 	{ "hold-max", required_argument, NULL, OPT_HOLD_MAX },
 	{ "hold-copies", required_argument, NULL, OPT_HOLD_COPIES },
+	{ "hold-bytes", required_argument, NULL, OPT_HOLD_BYTES },
 	{ "held-on-exit", required_argument, NULL, OPT_HELD_EXIT },
 	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 	{ "watch", no_argument, NULL, OPT_WATCH },
@@ -117,6 +121,31 @@ static int parse_verdict(const char *s, uint32_t *v)
 	return 0;
 }
 
+/* A size: a whole number of bytes, or of KiB/MiB/GiB with a K/M/G suffix. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char num[32];
+	size_t n = strlen(s);
+	unsigned shift = 0;
+	uint32_t v;
+
+	if (n == 0 || n >= sizeof(num))
+		return -1;
+	memcpy(num, s, n + 1);
+	switch (num[n - 1]) {
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	default: break;
+	}
+	if (shift)
+		num[n - 1] = '\0';
+	if (ld_parse_u32(num, 0, shift ? 1u << (42 - shift) : UINT32_MAX, &v) < 0)
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
 /* A duration option in milliseconds: 1 ms .. 1 hour. */
 static int parse_ms(const char *opt, const char *arg, uint32_t *out)
 {
@@ -135,6 +164,7 @@ int ld_cmd_run(int argc, char **argv)
 				 .default_verdict = LD_PASS },
 			.hold_max = LD_HOLD_MAX_DEFAULT,
 			.hold_copies = LD_HOLD_COPIES_DEFAULT,
+			.hold_bytes = LD_HOLD_BYTES_DEFAULT,
 			.held_on_exit = LD_HELD_RELEASE,
 		},
 		.handler_timeout_ms = LD_HANDLER_TIMEOUT_MS_DEFAULT,
@@ -180,6 +210,11 @@ int ld_cmd_run(int argc, char **argv)
 		case OPT_HOLD_COPIES:
 			if (ld_parse_u32(optarg, 0, 65536, &cfg.hold_copies) < 0)
 				return ld_usage_error("run", "--hold-copies: '%s' is not 0..65536", optarg);
+			break;
+		case OPT_HOLD_BYTES:
+			if (parse_size(optarg, &cfg.hold_bytes) < 0)
+				return ld_usage_error("run", "--hold-bytes: '%s' is not a size up to 4096G",
+						      optarg);
 			break;
 		case OPT_HELD_EXIT:
 			if (strcmp(optarg, "release") == 0)

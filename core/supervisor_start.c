@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "rules_foreign.h"
 #include "supervisor_priv.h"
 
 static int epoll_in(int epfd, int fd)
@@ -59,6 +60,7 @@ int ld_sup_go_live(struct super *s)
 	if (cfg->rules) {
 		char names[64];
 
+		ld_rules_warn_foreign(cfg->w.nfq.queue, cfg->rules->backend);
 		if (ld_rules_install(cfg->rules, err, sizeof(err)) < 0) {
 			ld_log("installing the divert rules: %s", err);
 			goto fail;
@@ -108,7 +110,8 @@ static int setup(struct super *s, char *err, size_t errlen)
 	struct ld_nfq_cfg qcfg = cfg->w.nfq;
 	struct itimerspec tick = { { 0, TICK_MS * MS }, { 0, TICK_MS * MS } };
 
-	s->sh = ld_shared_create(cfg->w.hold_max, cfg->w.hold_copies, LD_STATE_MAX_DEFAULT);
+	s->sh = ld_shared_create(cfg->w.hold_max, cfg->w.hold_copies, cfg->w.hold_bytes,
+				 LD_STATE_MAX_DEFAULT);
 	if (!s->sh) {
 		snprintf(err, errlen, "shared memory: %s", strerror(errno));
 		return -1;
@@ -150,6 +153,8 @@ static void finish(struct super *s)
 	}
 	if (s->sh) {
 		/* a worker that was killed could not release its held packets */
+		if (s->sh->heap.n)
+			ld_shared_send_copies(s->sh, cfg->w.held_on_exit == LD_HELD_DROP);
 		if (s->nfq.nl && s->sh->heap.n)
 			ld_shared_release_all(s->sh, &s->nfq, cfg->w.held_on_exit == LD_HELD_DROP);
 		if (s->sh->seen_any && !s->nfq.seen_any) {
