@@ -38,6 +38,11 @@ struct ld_counters {
 	uint64_t worker_crashes;  /* workers that died on their own (crash, os.exit, kill) */
 	uint64_t recovered;       /* packets a dead worker had in hand: default verdict */
 	uint64_t gave_up;         /* 1 once the policy was given up on (default verdicts) */
+	uint64_t taken;         /* held local packets taken over: original dropped, copy kept */
+	uint64_t copy_overflow; /* ... tail-dropped because the copies would exceed --hold-bytes */
+	uint64_t requeued;      /* our own packets (skip mark) queued again by a rule: accepted
+	                         * without the policy; not in received or passed */
+	uint64_t segments;      /* GSO packets we sent cut in software: segments sent */
 };
 
 /* Upper bounds (ns) of the batch-time histogram buckets; the last is +Inf. */

@@ -17,7 +17,8 @@ static uint64_t align_up(uint64_t x)
 	return (x + 4095u) & ~(uint64_t)4095u;
 }
 
-struct ld_shared *ld_shared_create(uint32_t hold_max, uint32_t hold_copies, uint64_t state_cap)
+struct ld_shared *ld_shared_create(uint32_t hold_max, uint32_t hold_copies, uint64_t hold_bytes,
+				   uint64_t state_cap)
 {
 	uint64_t heap_off = align_up(sizeof(struct ld_shared));
 	uint64_t free_off = align_up(heap_off + (uint64_t)(hold_max ? hold_max : 1) *
@@ -25,7 +26,11 @@ struct ld_shared *ld_shared_create(uint32_t hold_max, uint32_t hold_copies, uint
 	uint64_t store_off = align_up(free_off + (uint64_t)(hold_copies ? hold_copies : 1) *
 				      sizeof(uint32_t));
 	uint64_t store_size = (uint64_t)hold_copies * LD_PACKET_MAX;
-	uint64_t state_off = align_up(store_off + store_size);
+	uint64_t hold_off = align_up(store_off + store_size);
+	uint64_t hold_size = hold_bytes ? (hold_bytes < LD_STORE_MIN_BYTES ? LD_STORE_MIN_BYTES
+									    : align_up(hold_bytes))
+					: 0;
+	uint64_t state_off = align_up(hold_off + hold_size);
 	uint64_t size = align_up(state_off + state_cap);
 	struct ld_shared *sh;
 	uint32_t *fs;
@@ -39,6 +44,8 @@ struct ld_shared *ld_shared_create(uint32_t hold_max, uint32_t hold_copies, uint
 	sh->free_off = free_off;
 	sh->store_off = store_off;
 	sh->store_size = store_size;
+	sh->hold_off = hold_off;
+	sh->hold_size = hold_size;
 	sh->state_off = state_off;
 	sh->state_cap = state_cap;
 	sh->store_slots = hold_copies;
@@ -48,6 +55,12 @@ struct ld_shared *ld_shared_create(uint32_t hold_max, uint32_t hold_copies, uint
 	for (uint32_t i = 0; i < hold_copies; i++)
 		fs[i] = hold_copies - 1 - i;
 	sh->store_nfree = hold_copies;
+	/* writes only the store's header and its next[] table: the chunks stay untouched */
+	if (hold_size && !ld_store_init((uint8_t *)sh + hold_off, hold_size)) {
+		munmap(sh, size);
+		errno = EINVAL;
+		return NULL;
+	}
 	return sh;
 }
 
@@ -68,6 +81,9 @@ static const uint8_t *payload_of(struct ld_shared *sh, const struct ld_held *e)
 static void send_held(struct ld_shared *sh, struct ld_nfq *q, const struct ld_held *e, int drop)
 {
 	const uint8_t *payload = drop ? NULL : payload_of(sh, e);
+
+	if (e->taken)
+		return;   /* the original was dropped; its copy goes by raw socket */
 
 	if (drop)
 		ld_nfq_verdict(q, e->id, LD_DROP, 0, 0, 0, NULL, 0);
@@ -93,6 +109,64 @@ static int held_by_seq(const void *a, const void *b)
 }
 
 /*
+ * The hold store's free list and counts may be half-written (a put or a
+ * free cut short). Rebuild them from the copies the repaired heap still
+ * references; a copy whose chain is broken (never seen so far) is lost:
+ * its entry leaves the heap and is counted as dropped.
+ */
+static void repair_hold_store(struct ld_shared *sh)
+{
+	struct ld_store *st = ld_shared_hold_store(sh);
+	struct ld_heap *h = &sh->heap;
+	uint32_t *handles, *lens, n = 0, m, kept = 0;
+	uint8_t *valid;
+
+	if (!st)
+		return;
+	handles = malloc(((size_t)h->n + 1) * sizeof(*handles));
+	lens = malloc(((size_t)h->n + 1) * sizeof(*lens));
+	valid = malloc((size_t)h->n + 1);
+	if (!handles || !lens || !valid) {
+		ld_log("recovering held copies: out of memory; keeping the hold store as it is");
+		goto out;
+	}
+	for (uint32_t i = 0; i < h->n; i++) {
+		if (!h->v[i].taken)
+			continue;
+		handles[n] = h->v[i].copy;
+		lens[n++] = h->v[i].len;
+	}
+	if (ld_store_rebuild(st, handles, lens, n, valid) < 0) {
+		ld_log("recovering held copies: out of memory; keeping the hold store as it is");
+		goto out;
+	}
+	m = h->n;
+	for (uint32_t i = 0, k = 0; i < m; i++) {
+		if (h->v[i].taken && !valid[k++]) {
+			ld_log("recovering held copies: packet id %u: its copy is damaged; lost",
+			       h->v[i].id);
+			sh->c.dropped++;
+			continue;
+		}
+		h->v[kept++] = h->v[i];
+	}
+	if (kept != m) {
+		/* something was dropped: restore heap order, in insertion order */
+		qsort(h->v, kept, sizeof(*h->v), held_by_seq);
+		h->n = 0;
+		for (uint32_t j = 0; j < kept; j++) {
+			struct ld_held e = h->v[j];
+
+			ld_heap_push(h, &e);
+		}
+	}
+out:
+	free(handles);
+	free(lens);
+	free(valid);
+}
+
+/*
  * A worker killed in the middle of a heap operation may leave an entry
  * twice, or a stale entry (already verdicted) sharing a copy slot with a
  * live one. Keep one entry per id; of entries sharing a slot keep the
@@ -106,9 +180,11 @@ static void repair_heap(struct ld_shared *sh)
 	struct ld_held *tmp;
 	uint64_t *slot_seq = NULL;
 
+	uint32_t nrel = sh->rel_n < LD_SHARED_REL_MAX ? sh->rel_n : LD_SHARED_REL_MAX;
+
 	if (n > h->cap)
 		n = h->cap;
-	tmp = malloc(((size_t)n + 1) * sizeof(*tmp));
+	tmp = malloc(((size_t)n + nrel + 1) * sizeof(*tmp));
 	if (sh->store_slots)
 		slot_seq = calloc(sh->store_slots, sizeof(*slot_seq));
 	if (!tmp || (sh->store_slots && !slot_seq)) {
@@ -118,10 +194,34 @@ static void repair_heap(struct ld_shared *sh)
 		return;
 	}
 	memcpy(tmp, h->v, (size_t)n * sizeof(*tmp));
+	/*
+	 * Taken copies in the release log were popped: a heap entry of the
+	 * same id is stale (killed mid-pop). Those not sent yet go back in
+	 * (once); those sent leave for good. Kernel-held ones were re-sent
+	 * by ld_shared_recover() already.
+	 */
+	for (uint32_t i = 0; i < nrel; i++)
+		if (sh->rel[i].taken)
+			tmp[n++] = sh->rel[i];
 	qsort(tmp, n, sizeof(*tmp), held_by_id);
-	for (uint32_t i = 0; i < n; i++)
-		if (!kept || tmp[kept - 1].id != tmp[i].id)
-			tmp[kept++] = tmp[i];
+	for (uint32_t i = 0; i < n;) {
+		uint32_t j = i, sent = 0, from_rel = i;
+
+		while (j < n && tmp[j].id == tmp[i].id) {
+			if (tmp[j].taken == 2)
+				sent = 1;
+			if (tmp[j].taken)
+				from_rel = j;   /* the log's copy is the newest state */
+			j++;
+		}
+		if (!sent) {
+			tmp[kept] = tmp[from_rel];
+			if (tmp[kept].taken)
+				tmp[kept].taken = 1;
+			kept++;
+		}
+		i = j;
+	}
 	qsort(tmp, kept, sizeof(*tmp), held_by_seq);
 	/* newest holder of each slot */
 	for (uint32_t i = 0; i < kept; i++)
@@ -146,13 +246,15 @@ static void repair_heap(struct ld_shared *sh)
 			fs[sh->store_nfree++] = s;
 	free(tmp);
 	free(slot_seq);
+	repair_hold_store(sh);
 }
 
+/* 0: not held; 1: held in the kernel queue; 2: taken over (a copy is held). */
 static int is_held(const struct ld_shared *sh, uint32_t id)
 {
 	for (uint32_t i = 0; i < sh->heap.n && i < sh->heap.cap; i++)
 		if (sh->heap.v[i].id == id)
-			return 1;
+			return sh->heap.v[i].taken ? 2 : 1;
 	return 0;
 }
 
@@ -172,12 +274,17 @@ uint32_t ld_shared_recover(struct ld_shared *sh, struct ld_nfq *q, uint32_t defa
 	for (uint32_t i = 0; i < sh->rel_n && i < LD_SHARED_REL_MAX; i++)
 		send_held(sh, q, &sh->rel[i], 0);
 	ld_nfq_flush(q);
+	repair_heap(sh);   /* reads the release log's taken copies */
 	sh->rel_n = 0;
-	repair_heap(sh);
 
 	if (phase == LD_PHASE_BATCH || phase == LD_PHASE_SEND) {
 		for (uint32_t i = 0; i < sh->inhand_n && i < LD_BATCH_MAX; i++) {
-			if (is_held(sh, sh->inhand[i]))
+			int held = is_held(sh, sh->inhand[i]);
+
+			/* taken over: the copy is held; its original's DROP may be unsent */
+			if (held == 2)
+				ld_nfq_verdict(q, sh->inhand[i], LD_DROP, 0, 0, 0, NULL, 0);
+			if (held)
 				continue;   /* the next worker releases it */
 			ld_nfq_verdict(q, sh->inhand[i], default_verdict, 0, 0, 0, NULL, 0);
 			/* in SEND the dead worker had counted them already */
@@ -216,6 +323,12 @@ uint32_t ld_shared_release_all(struct ld_shared *sh, struct ld_nfq *q, int drop)
 
 	while (sh->heap.n) {
 		ld_heap_pop(&sh->heap, &e);
+		if (e.taken) {
+			/* ld_shared_send_copies() ran first; what it could not send is lost */
+			sh->c.dropped++;
+			n++;
+			continue;
+		}
 		send_held(sh, q, &e, drop);
 		count(&sh->c, drop ? LD_DROP : e.verdict);
 		n++;

@@ -15,13 +15,27 @@
  *   | uint32_t[]         |  stack of free copy-store slots
  *   +--------------------+  store_off
  *   | copy store         |  store_size bytes (held packets' changed bytes)
+ *   +--------------------+  hold_off
+ *   | hold store         |  hold_size bytes (--hold-bytes): copies of held
+ *   |                    |  packets of local origin (hold_store.h), chunk
+ *   |                    |  chains linked by number; 0 bytes when disabled
  *   +--------------------+  state_off
  *   | reload state       |  state_cap bytes: save() of the old worker,
  *   +--------------------+  serialized, read by the new one's on_reload
  *
  * Regions are found by offset from the start, so a region can be resized
  * or added (e.g. a byte-bounded store) without touching the others. The
- * store and state regions are MAP_NORESERVE: pages exist once touched.
+ * store, hold-store and state regions are MAP_NORESERVE: pages exist once
+ * touched, so a 64 MiB --hold-bytes costs nothing until copies are made.
+ *
+ * The hold store's allocator metadata (free list, counts) lives in the
+ * region too, but is not crash-consistent: a worker killed inside a put or
+ * a free leaves it half-written. ld_shared_recover() does not trust it; it
+ * rebuilds it from what is: the chains of the copies that the repaired heap
+ * (and the unsent part of the release log) still reference are in use,
+ * every other chunk is free. A chain is never written while its copy is
+ * referenced (put links free chunks before the heap push; free relinks a
+ * chain only after its copy was sent), so those chains are intact.
  *
  * One writer at a time: the serving worker writes the packet fields; the
  * supervisor reads them, and writes them only while no worker serves
@@ -34,6 +48,7 @@
 #include <stdint.h>
 
 #include "counters.h"
+#include "hold_store.h"
 #include "ld_abi.h"
 #include "nfq.h"
 #include "policy_rules.h"
@@ -61,6 +76,8 @@ struct ld_shared {
 	uint64_t free_off;
 	uint64_t store_off;
 	uint64_t store_size;
+	uint64_t hold_off;
+	uint64_t hold_size;          /* 0: no hold store (copies disabled) */
 	uint64_t state_off;
 	uint64_t state_cap;
 	uint32_t store_slots;        /* store_size / LD_PACKET_MAX */
@@ -75,7 +92,8 @@ struct ld_shared {
 	volatile uint32_t last_id;          /* newest id read from the queue */
 	volatile uint32_t seen_any;
 	uint32_t store_nfree;               /* entries on the free-slot stack */
-	volatile uint32_t rel_n;            /* release log: popped, verdict maybe unsent */
+	volatile uint32_t rel_n;            /* release log: popped, verdict maybe unsent;
+					     * .taken 1 = copy not sent yet, 2 = sent */
 	struct ld_held rel[LD_SHARED_REL_MAX];
 	struct ld_heap heap;                /* .v = base + heap_off, same address in all */
 	struct ld_counters c;
@@ -97,11 +115,14 @@ struct ld_shared {
  * ld_shared_create() - map the shared region
  * @hold_max: most held packets (heap entries)
  * @hold_copies: copy-store slots of LD_PACKET_MAX bytes
+ * @hold_bytes: bytes of the hold store for taken-over copies (0: none)
  * @state_cap: room for serialized reload state
  *
- * Return: the region (heap initialised, every slot free), or NULL (errno).
+ * Return: the region (heap initialised, every slot free, the hold store
+ * laid out), or NULL (errno).
  */
-struct ld_shared *ld_shared_create(uint32_t hold_max, uint32_t hold_copies, uint64_t state_cap);
+struct ld_shared *ld_shared_create(uint32_t hold_max, uint32_t hold_copies, uint64_t hold_bytes,
+				   uint64_t state_cap);
 
 /**
  * ld_shared_destroy() - unmap the region
@@ -120,6 +141,12 @@ static inline uint32_t *ld_shared_free_stack(struct ld_shared *sh)
 	return (uint32_t *)((uint8_t *)sh + sh->free_off);
 }
 
+/* The hold store (hold_store.h), or NULL when --hold-bytes is 0. */
+static inline struct ld_store *ld_shared_hold_store(struct ld_shared *sh)
+{
+	return sh->hold_size ? (struct ld_store *)((uint8_t *)sh + sh->hold_off) : NULL;
+}
+
 static inline uint8_t *ld_shared_state(struct ld_shared *sh)
 {
 	return (uint8_t *)sh + sh->state_off;
@@ -135,13 +162,20 @@ static inline uint8_t *ld_shared_state(struct ld_shared *sh)
  *
  * Verdicts sent twice are harmless: the kernel refuses a verdict for an id
  * it no longer holds (ENOENT). Held packets keep their release time.
+ * Taken-over copies (sent through a raw socket, so a second send would be
+ * a second packet) are never sent here: those in the release log not
+ * marked sent go back into the heap for the next worker, those marked sent
+ * leave it; a taken packet in hand gets DROP (its original, again); the
+ * hold store's free state is rebuilt from the copies still referenced.
  * Return: packets in hand that got @default_verdict.
  */
 uint32_t ld_shared_recover(struct ld_shared *sh, struct ld_nfq *q, uint32_t default_verdict);
 
 /**
  * ld_shared_release_all() - verdict every held packet now (the supervisor,
- * when no worker is left to do it at exit); duplicates are not injected
+ * when no worker is left to do it at exit); duplicates are not injected,
+ * taken-over copies are left in the heap (ld_shared_send_copies() sends
+ * them: it needs raw sockets)
  * @sh: region
  * @q: the queue
  * @drop: drop them instead of sending their own verdicts
@@ -149,5 +183,15 @@ uint32_t ld_shared_recover(struct ld_shared *sh, struct ld_nfq *q, uint32_t defa
  * Return: packets released.
  */
 uint32_t ld_shared_release_all(struct ld_shared *sh, struct ld_nfq *q, int drop);
+
+/**
+ * ld_shared_send_copies() - send (or drop) every taken-over copy still held,
+ * from the supervisor at exit when no worker did (core/shared_copies.c)
+ * @sh: region
+ * @drop: drop them instead
+ *
+ * Return: copies sent or dropped.
+ */
+uint32_t ld_shared_send_copies(struct ld_shared *sh, int drop);
 
 #endif /* LD_SHARED_STATE_H */

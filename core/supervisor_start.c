@@ -27,6 +27,7 @@
 #include "observe_cli.h"
 #include "pidfile.h"
 #include "rules_swap.h"
+#include "rules_foreign.h"
 #include "supervisor_priv.h"
 
 static int epoll_in(int epfd, int fd)
@@ -58,6 +59,7 @@ static int start_rules(struct super *s)
 		ld_log("%s", err);
 		return -1;
 	}
+	ld_rules_warn_foreign(s->divert.cmdline.queue, s->divert.cmdline.backend);
 	if (ld_divert_install(&s->divert, set, err, sizeof(err)) < 0) {
 		ld_log("installing the divert rules: %s", err);
 		free(set);
@@ -138,7 +140,8 @@ static int setup(struct super *s, char *err, size_t errlen)
 	struct ld_nfq_cfg qcfg = cfg->w.nfq;
 	struct itimerspec tick = { { 0, TICK_MS * MS }, { 0, TICK_MS * MS } };
 
-	s->sh = ld_shared_create(cfg->w.hold_max, cfg->w.hold_copies, LD_STATE_MAX_DEFAULT);
+	s->sh = ld_shared_create(cfg->w.hold_max, cfg->w.hold_copies, cfg->w.hold_bytes,
+				 LD_STATE_MAX_DEFAULT);
 	if (!s->sh) {
 		snprintf(err, errlen, "shared memory: %s", strerror(errno));
 		return -1;
@@ -214,6 +217,8 @@ static void finish(struct super *s)
 	}
 	if (s->sh) {
 		/* a worker that was killed could not release its held packets */
+		if (s->sh->heap.n)
+			ld_shared_send_copies(s->sh, cfg->w.held_on_exit == LD_HELD_DROP);
 		if (s->nfq.nl && s->sh->heap.n)
 			ld_shared_release_all(s->sh, &s->nfq, cfg->w.held_on_exit == LD_HELD_DROP);
 		if (s->sh->seen_any && !s->nfq.seen_any) {

@@ -41,6 +41,7 @@ struct ld_worker_cfg {
 	const char *lua_dir;
 	uint32_t hold_max;
 	uint32_t hold_copies;
+	uint64_t hold_bytes;    /* memory for copies of held local packets, 0: never take over */
 	int held_on_exit;       /* enum ld_held_on_exit */
 	int watch;              /* reload when the policy file changes (supervisor) */
 	struct ld_obs_cfg obs;  /* --metrics, --record, --report (issue 13; docs/process.md) */

@@ -8,13 +8,19 @@
  *   - the heap keeps one entry per id, drops a stale entry whose copy slot a
  *     newer packet owns, and the free-slot stack is rebuilt without leaks;
  *   - killed inside the receive: one batch's worth of ids from rx_from;
- *   - release_all gives every held packet its verdict (or drop).
+ *   - release_all gives every held packet its verdict (or drop);
+ *   - taken-over copies in the hold store (test_recover_copies): one that was
+ *     released and logged sent is never sent again, one logged unsent goes
+ *     back into the heap, a stale heap entry of a popped copy goes, chunks of
+ *     a put whose entry was never pushed are freed, the free list is rebuilt
+ *     whatever state it was left in, and a taken packet in hand gets DROP.
  * Built with ASan+UBSan (Makefile: build/unit/). Prints "N passed, N failed".
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../core/hold_store.c"
 #include "../../core/log.c"
 #include "../../core/shared_state.c"
 #include "../../core/timer_heap.c"
@@ -64,7 +70,7 @@ static int heap_has(struct ld_shared *sh, uint32_t id)
 
 static void test_recover(void)
 {
-	struct ld_shared *sh = ld_shared_create(16, 4, 4096);
+	struct ld_shared *sh = ld_shared_create(16, 4, 0, 4096);
 	struct ld_nfq q = { .fd = -1 };
 	struct ld_held e = { .due_ns = 100, .verdict = LD_PASS, .slot = LD_HELD_NO_SLOT };
 	uint32_t *fs;
@@ -146,9 +152,82 @@ static void test_recover(void)
 	ld_shared_destroy(sh);
 }
 
+static void test_recover_copies(void)
+{
+	struct ld_shared *sh = ld_shared_create(16, 0, 64 * 1024, 4096);
+	struct ld_nfq q = { .fd = -1 };
+	struct ld_store *st;
+	struct ld_held e = { .due_ns = 100, .verdict = LD_PASS, .slot = LD_HELD_NO_SLOT,
+			     .taken = 1 };
+	static uint8_t in[4000], out[4000];
+	uint32_t ha, hb, hd, he, total;
+
+	CHECK(sh != NULL && ld_shared_hold_store(sh) != NULL);
+	if (!sh)
+		return;
+	st = ld_shared_hold_store(sh);
+	total = st->nfree;
+	for (uint32_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i * 7 + 3);
+	/* held: 1 and 2 */
+	ha = ld_store_put(st, in, 1000);
+	hb = ld_store_put(st, in + 1, 3000);
+	e.id = 1; e.copy = ha; e.len = 1000; ld_heap_push(&sh->heap, &e);
+	e.id = 2; e.copy = hb; e.len = 3000; ld_heap_push(&sh->heap, &e);
+	/* put, never pushed: the worker died in between */
+	CHECK(ld_store_put(st, in, 600) != LD_STORE_NONE);
+	/* 4: released, logged, freed, not sent yet */
+	hd = ld_store_put(st, in + 2, 1500);
+	he = ld_store_put(st, in + 3, 700);
+	e.id = 4; e.copy = hd; e.len = 1500;
+	sh->rel[0] = e;
+	ld_store_free(st, hd);   /* no put comes between a free and the send (worker.c) */
+	/* 5: released and sent, but still in the heap (killed mid-pop) */
+	e.id = 5; e.copy = he; e.len = 700; ld_heap_push(&sh->heap, &e);
+	sh->rel[1] = e;
+	sh->rel[1].taken = 2;
+	ld_store_free(st, he);
+	sh->rel_n = 2;
+	/* a free cut short: the list and counts say nonsense */
+	st->free_head = ha;
+	st->nfree = 3;
+	/* in hand: 1 (a taken copy; its DROP may be unsent) and 9 */
+	sh->phase = LD_PHASE_SEND;
+	sh->inhand[0] = 1;
+	sh->inhand[1] = 9;
+	sh->inhand_n = 2;
+	nsent = 0;
+	CHECK(ld_shared_recover(sh, &q, LD_PASS) == 1);
+	CHECK(find(1) && find(1)->verdict == LD_DROP);
+	CHECK(find(9) && find(9)->verdict == LD_PASS);
+	CHECK(!find(2) && !find(4) && !find(5));   /* copies are never verdicts */
+	CHECK(heap_has(sh, 1) == 1 && heap_has(sh, 2) == 1 && heap_has(sh, 4) == 1);
+	CHECK(heap_has(sh, 5) == 0);
+	CHECK(sh->heap.n == 3);
+	for (uint32_t i = 0; i < sh->heap.n; i++)
+		CHECK(sh->heap.v[i].taken == 1);
+	/* chunks: 1000 -> 2, 3000 -> 6, 1500 -> 3 */
+	CHECK(st->nfree == total - 11);
+	CHECK(st->stored == 3);
+	ld_store_get(st, hd, 1500, out);
+	CHECK(memcmp(out, in + 2, 1500) == 0);
+	/* every free chunk can be taken, and none overwrites a kept copy */
+	while (ld_store_put(st, in + 9, 512) != LD_STORE_NONE)
+		;
+	CHECK(st->nfree == 0);
+	ld_store_get(st, ha, 1000, out);
+	CHECK(memcmp(out, in, 1000) == 0);
+	ld_store_get(st, hb, 3000, out);
+	CHECK(memcmp(out, in + 1, 3000) == 0);
+	ld_store_get(st, hd, 1500, out);
+	CHECK(memcmp(out, in + 2, 1500) == 0);
+	ld_shared_destroy(sh);
+}
+
 int main(void)
 {
 	test_recover();
+	test_recover_copies();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
