@@ -124,6 +124,7 @@ def main():
     if small:
         small_packets(out, r, small, ref_pps, ref_cpu, ref_steady)
     tcp_latency_memory(out, r)
+    egress(out, r)
     goals_and_notes(out, r, notes, ref_pps, ref_cpu)
     text = "\n".join(out)
     print(text)
@@ -231,6 +232,25 @@ def tcp_latency_memory(out, r):
     r["_growth"] = growth
 
 
+def egress(out, r):
+    """Section 5: shaping the host's own traffic (bench/shape_egress.sh)."""
+    if "egress.in_mbps" not in r:
+        return
+    i, o, rt = num(r, "egress.in_mbps"), num(r, "egress.out_mbps"), num(r, "egress.rate_mbps")
+    out.append("## 5. Shaping the host's own traffic: TCP through a pipe at the sender's output "
+               "(iperf3, bench/shape_egress.sh)")
+    out.append("")
+    out.append(f"Median of {r.get('egress.runs', '?')} runs of {r.get('egress.seconds', '?')} s. "
+               "At output, held packets are taken over (copied, the original dropped, the copy "
+               "segmented and sent at release); at input they wait in the kernel queue.")
+    out.append("")
+    rows = [["delay = 50 at the receiver's input", fmt(i), "1.00"],
+            ["delay = 50 at the sender's output", fmt(o), ratio(o, i)],
+            ["rate = 100mbit at the sender's output (payload)", fmt(rt, 1), "-"]]
+    out += table(["pipe", "Mbit/s", "ratio to input"], rows)
+    out.append("")
+
+
 def goals_and_notes(out, r, notes, ref_pps, ref_cpu):
     mem = [c for c in ORDER if c.startswith("ld_") and f"{c}.vmhwm_kb" in r]
     growth = r.get("_growth")
@@ -318,7 +338,20 @@ def goals_and_notes(out, r, notes, ref_pps, ref_cpu):
          None if growth is None else growth < 0.01,
          f"the Lua heap grows {growth:.3f} bytes per packet." if growth is not None else "")
 
-    out.append("## Goals (issue 8)")
+    ei, eo, er = num(r, "egress.in_mbps"), num(r, "egress.out_mbps"), num(r, "egress.rate_mbps")
+    goal("egress TCP through 50 ms: >= 0.9x the same pipe at ingress (issue 17)"
+         + (f" ({eo / ei:.2f}x, {eo:.0f} vs {ei:.0f} Mbit/s)" if ei and eo is not None else ""),
+         None if not ei or eo is None else eo >= 0.9 * ei,
+         f"egress TCP through 50 ms reaches {eo / ei:.2f}x of ingress." if ei and eo is not None else "")
+    # The pipe's rate counts IP bytes; iperf3 counts TCP payload: 1448 of
+    # every 1500 bytes (MTU 1500, 52 bytes of IP + TCP headers with timestamps).
+    eip = er * 1500 / 1448 if er is not None else None
+    goal("egress TCP through a 100 Mbit/s rate pipe: within 5% of the cap (issue 17)"
+         + (f" ({eip:.1f} Mbit/s of IP packets, {er:.1f} of payload)" if er is not None else ""),
+         None if er is None else 95 <= eip <= 105,
+         f"egress TCP through rate = 100mbit gets {eip:.1f} Mbit/s of IP packets." if er is not None else "")
+
+    out.append("## Goals (issues 8 and 17)")
     out.append("")
     out += goals
     out.append("")

@@ -22,7 +22,9 @@
 #  3. UDP round trips (udpping) at 1000/s, idle and with 50% of the bare-C
 #     steady maximum as background load through the same queue;
 #  4. luadivert's peak RSS (VmHWM) and its Lua heap across BENCH_HEAP_N packets;
-#  5. PROFILE=1: perf record of the drain runs of bare C batched and
+#  5. shaping the host's own traffic: TCP through pipes at the sender's
+#     output vs the receiver's input (bench/shape_egress.sh, issue 17);
+#  6. PROFILE=1: perf record of the drain runs of bare C batched and
 #     luadivert pass-all, reports in build/bench/profile/.
 # Prints the table and writes bench/RESULTS.md (bench/report.py).
 #
@@ -454,6 +456,12 @@ if want tcp; then
 			iptables_ns "$NB" -t mangle -D INPUT -p tcp --dport 5201 -j NFQUEUE --queue-num $TQ
 		fi
 	done
+fi
+
+# ------------------------------------- 5. shaping the host's own traffic
+if want egress && [ $LD_OK = 1 ] && [ $HAVE_IPERF = 1 ]; then
+	log "egress shaping ($(elapsed) s)"
+	sh "$LDT_ROOT/bench/shape_egress.sh" >>"$R" || note "bench/shape_egress.sh failed"
 fi
 
 # ------------------------------------------------------------------ report

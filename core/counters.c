@@ -48,10 +48,14 @@ void ld_counters_print(FILE *f, uint16_t queue, const struct ld_counters *c,
 		" modified %" PRIu64 " errors %" PRIu64 " batches %" PRIu64 " mean_batch %.1f"
 		" held %" PRIu64 " hold_overflow %" PRIu64 " injected %" PRIu64
 		" inject_errors %" PRIu64 " send_errors %" PRIu64 " kernel_errors %" PRIu64
-		" recv_errors %" PRIu64 " reloads %" PRIu64 " reload_errors %" PRIu64,
+		" recv_errors %" PRIu64 " reloads %" PRIu64 " reload_errors %" PRIu64
+		" taken %" PRIu64 " copy_overflow %" PRIu64 " requeued %" PRIu64
+		" segments %" PRIu64,
 		queue, c->received, c->passed, c->dropped, c->modified, c->errors, c->batches,
 		mean, c->held, c->hold_overflow, c->injected, c->inject_errors, c->send_errors,
-		c->kernel_errors, c->recv_errors, c->reloads, c->reload_errors);
+		c->kernel_errors, c->recv_errors, c->reloads, c->reload_errors,
+		c->taken, c->copy_overflow, c->requeued,
+		c->segments);
 	if (k && k->valid)
 		fprintf(f, " kernel_queue_total %u kernel_queue_dropped %u kernel_user_dropped %u"
 			" kernel_id_sequence %u", k->queue_total, k->queue_dropped,

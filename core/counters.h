@@ -32,6 +32,11 @@ struct ld_counters {
 	uint64_t held_now;      /* gauge: packets held right now */
 	uint64_t batch_ns_sum;  /* time spent handling batches (receive to verdicts sent) */
 	uint64_t batch_hist[LD_BATCH_BUCKETS]; /* batches per duration bucket, not cumulative */
+	uint64_t taken;         /* held local packets taken over: original dropped, copy kept */
+	uint64_t copy_overflow; /* ... tail-dropped because the copies would exceed --hold-bytes */
+	uint64_t requeued;      /* our own packets (skip mark) queued again by a rule: accepted
+	                         * without the policy; not in received or passed */
+	uint64_t segments;      /* GSO packets we sent cut in software: segments sent */
 };
 
 /* Upper bounds (ns) of the batch-time histogram buckets; the last is +Inf. */

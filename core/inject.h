@@ -31,6 +31,7 @@ enum {
 	 * the rules luadivert installs skip them (checked in inject.c).
 	 */
 	LD_INJECT_MARK_DEFAULT = 0x4c440000,
+	LD_INJECT_BATCH = 64,          /* packets per ld_inject_send_many() */
 };
 
 struct ld_inject {
@@ -84,6 +85,22 @@ int ld_inject_send(struct ld_inject *inj, const uint8_t *pkt, uint32_t len);
  */
 int ld_inject_send_dev(struct ld_inject *inj, const uint8_t *pkt, uint32_t len,
 		       uint32_t ifindex);
+
+/**
+ * ld_inject_send_many() - send up to LD_INJECT_BATCH packets with one sendmmsg
+ * @inj: open injector
+ * @pkts: packet bytes, each starting at its IP header
+ * @lens: bytes at each
+ * @n: packets (at most LD_INJECT_BATCH are looked at)
+ * @ifindex: output interface for all of them, 0 to route normally
+ *
+ * For the segments of one GSO packet: one system call instead of one per
+ * segment. Packets of another family than the first are sent one by one.
+ * Return: packets the kernel took; each refusal is counted as in
+ * ld_inject_send().
+ */
+uint32_t ld_inject_send_many(struct ld_inject *inj, const uint8_t *const *pkts,
+			     const uint32_t *lens, uint32_t n, uint32_t ifindex);
 
 /**
  * ld_inject_close() - close the sockets (counters are kept)

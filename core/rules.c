@@ -865,6 +865,25 @@ int ld_rules_scan(int backend, ld_rules_scan_fn *fn, void *ctx, char *err, size_
 	return total;
 }
 
+int ld_rules_read_saves(int backend, ld_rules_save_fn *fn, void *ctx, char *err,
+			size_t errlen)
+{
+	for (int bi = 0; bi < NBACKENDS; bi++) {
+		if (backend != LD_BACKEND_AUTO && backend_index(backend) != bi)
+			continue;
+		for (int fi = 0; fi < NFAMILIES; fi++) {
+			struct snapshot s;
+
+			if (snapshot_read(bi, fi, &s, err, errlen) < 0)
+				return -1;
+			if (s.text)
+				fn(ctx, index_backend(bi), family_of(fi), s.text);
+			free(s.text);
+		}
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------ install */
 
 static int resolve(int backend, struct snapshot snap[NBACKENDS][NFAMILIES], char *err,

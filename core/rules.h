@@ -315,6 +315,24 @@ typedef void ld_rules_scan_fn(void *ctx, int backend, int family, const char *ta
  */
 int ld_rules_scan(int backend, ld_rules_scan_fn *fn, void *ctx, char *err, size_t errlen);
 
+/* Called by ld_rules_read_saves() with one backend's and family's save text. */
+typedef void ld_rules_save_fn(void *ctx, int backend, int family, const char *text);
+
+/**
+ * ld_rules_read_saves() - the iptables-save text of every backend and family
+ * @backend: LD_BACKEND_NFT, LD_BACKEND_LEGACY, or LD_BACKEND_AUTO for both
+ * @fn: called once per backend and family present
+ * @ctx: passed to @fn
+ * @err: receives a message on failure
+ * @errlen: size of @err
+ *
+ * Same rules as ld_rules_scan(): absent backends are skipped, legacy tables
+ * are never created by reading them.
+ * Return: 0, or -1 with @err set.
+ */
+int ld_rules_read_saves(int backend, ld_rules_save_fn *fn, void *ctx, char *err,
+			size_t errlen);
+
 /* ld_rules_cleanup() decides per queue through this; nonzero = leave it alone. */
 typedef int ld_rules_keep_fn(void *ctx, unsigned queue);
 

@@ -21,6 +21,8 @@
 #include "record_pcapng.h"
 #include "pidfile.h"
 #include "rules.h"
+#include "rules_foreign.h"
+#include "hold_takeover.h"
 #include "worker.h"
 
 static const char run_usage[] =
@@ -47,6 +49,8 @@ static const char run_usage[] =
 	"      --default-verdict V    pass|drop: verdict when the handler fails (default pass)\n"
 	"      --hold-max N           packets held at once for shaping (default 4096)\n"
 	"      --hold-copies N        held packets with changed bytes (default 256)\n"
+	"      --hold-bytes N[K|M|G]  memory for copies of held packets this host sent\n"
+	"                             (output/postrouting; default 64M, 0: keep them queued)\n"
 	"      --held-on-exit V       release|drop held packets at exit (default release)\n"
 	"      --pidfile FILE         pid file (default /run/luadivert/net<netns inode>-queue-N.pid)\n"
 	"      --watch                reload when the policy file changes\n"
@@ -72,7 +76,7 @@ static const char check_usage[] =
 	"policy is usable, 1 otherwise.\n";
 
 enum {
-	OPT_MAXLEN = 256, OPT_FAIL_OPEN, OPT_DEFAULT, OPT_HOLD_MAX, OPT_HOLD_COPIES,
+	OPT_MAXLEN = 256, OPT_FAIL_OPEN, OPT_DEFAULT, OPT_HOLD_MAX, OPT_HOLD_COPIES, OPT_HOLD_BYTES,
 	OPT_HELD_EXIT, OPT_PIDFILE, OPT_WATCH, OPT_LUA_DIR,
 	OPT_HOOK, OPT_FAMILY, OPT_FAIL_CLOSED, OPT_BACKEND, OPT_NO_RULES,
 	OPT_METRICS, OPT_RECORD, OPT_RECORD_MAX, OPT_REPORT,
@@ -85,6 +89,7 @@ static const struct option run_opts[] = {
 	{ "default-verdict", required_argument, NULL, OPT_DEFAULT },
 	{ "hold-max", required_argument, NULL, OPT_HOLD_MAX },
 	{ "hold-copies", required_argument, NULL, OPT_HOLD_COPIES },
+	{ "hold-bytes", required_argument, NULL, OPT_HOLD_BYTES },
 	{ "held-on-exit", required_argument, NULL, OPT_HELD_EXIT },
 	{ "pidfile", required_argument, NULL, OPT_PIDFILE },
 	{ "watch", no_argument, NULL, OPT_WATCH },
@@ -158,6 +163,7 @@ static int start_rules(struct ld_worker *w, struct ld_divert *d, int no_rules,
 		free(decl);
 		return 0;
 	}
+	ld_rules_warn_foreign(d->cmdline.queue, d->cmdline.backend);
 	if (ld_divert_install(d, set, err, sizeof(err)) < 0) {
 		ld_log("installing the divert rules: %s", err);
 		free(set);
@@ -178,6 +184,7 @@ int ld_cmd_run(int argc, char **argv)
 		.nfq = { .queue = 0, .maxlen = LD_QUEUE_MAXLEN_DEFAULT, .default_verdict = LD_PASS },
 		.hold_max = LD_HOLD_MAX_DEFAULT,
 		.hold_copies = LD_HOLD_COPIES_DEFAULT,
+		.hold_bytes = LD_HOLD_BYTES_DEFAULT,
 		.held_on_exit = LD_HELD_RELEASE,
 		.signal_fd = -1,
 	};
@@ -219,6 +226,11 @@ int ld_cmd_run(int argc, char **argv)
 		case OPT_HOLD_COPIES:
 			if (ld_parse_u32(optarg, 0, 65536, &cfg.hold_copies) < 0)
 				return ld_usage_error("run", "--hold-copies: '%s' is not 0..65536", optarg);
+			break;
+		case OPT_HOLD_BYTES:
+			if (ld_parse_size(optarg, 0, &cfg.hold_bytes) < 0)
+				return ld_usage_error("run", "--hold-bytes: '%s' is not a size up to 4096G",
+						      optarg);
 			break;
 		case OPT_HELD_EXIT:
 			if (strcmp(optarg, "release") == 0)

@@ -24,6 +24,9 @@ struct ld_held {
 	uint32_t len;         /* length of that copy */
 	uint32_t dup;         /* extra copies to inject at release */
 	uint32_t flags;       /* enum ld_packet_flag of the packet */
+	uint32_t taken;       /* 1: not in the kernel queue; its bytes are a copy (hold_takeover.h) */
+	uint32_t copy;        /* that copy's handle in the hold store (hold_store.h) */
+	uint32_t outdev;      /* output ifindex, for the MTU and the send */
 };
 
 enum { LD_HELD_NO_SLOT = 0xffffffffu };

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "csum.h"
+#include "hold_takeover.h"
 #include "inject.h"
 #include "lua_inject.h"
 #include "loop_guard.h"
@@ -39,6 +40,7 @@ struct ld_release {
 	uint32_t len;
 	uint32_t dup;
 	uint32_t flags;
+	uint32_t outdev;
 };
 
 struct ld_worker {
@@ -55,6 +57,8 @@ struct ld_worker {
 	uint32_t nreleases;
 	struct ld_inject inject;   /* raw sockets for duplicates; fd4 < 0 when unavailable */
 	struct ld_inject_sink sink; /* divert.inject() from the policy: through inject */
+	struct ld_takeover take;   /* copies of held local packets (hold_takeover.h) */
+	uint32_t kernel_held;      /* held packets still in the kernel queue */
 	int epfd;
 	int tfd;
 	uint64_t armed_ns;       /* when the timerfd fires, 0 = disarmed */
@@ -131,6 +135,7 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size
 	w->epfd = w->tfd = -1;
 	w->nfq.fd = -1;
 	w->inject.fd4 = w->inject.fd6 = -1;
+	w->take.ioctl_fd = -1;
 	w->batch.pkts = w->pkts;
 	w->batch.queue = cfg->nfq.queue;
 	w->batch.default_verdict = cfg->nfq.default_verdict;
@@ -152,6 +157,8 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, char *err, size
 		snprintf(err, errlen, "hold table: %s", strerror(errno));
 		goto fail;
 	}
+	if (ld_takeover_init(&w->take, cfg->hold_bytes, err, errlen) < 0)
+		goto fail;
 	if (ld_reload_init(&w->reload, cfg->policy, cfg->watch, err, errlen) < 0)
 		goto fail;
 	ld_reload_watch_modules(&w->reload, w->lua);
@@ -221,8 +228,29 @@ static void count_verdict(struct ld_counters *c, uint32_t verdict)
 		c->queued++;
 }
 
-/* Keep @p for later; return 0, or -1 when the hold table is full. */
-static int hold_packet(struct ld_worker *w, const struct ld_packet *p)
+/* A length the core may copy or send: whole, and within the buffer it lies in. */
+static int len_ok(const struct ld_packet *p)
+{
+	return !(p->flags & LD_PKT_TRUNCATED) && p->len > 0 && p->len <= p->cap &&
+	       p->len <= LD_PACKET_MAX;
+}
+
+static const uint8_t *payload_of(struct ld_worker *w, const struct ld_packet *p);
+
+static int can_inject(const struct ld_worker *w, const struct ld_packet *p)
+{
+	uint8_t v = p->len ? p->data[0] >> 4 : 0;
+
+	return (v == 4 && w->inject.fd4 >= 0) || (v == 6 && w->inject.fd6 >= 0);
+}
+
+/*
+ * Keep @p for later. Return LD_TAKE_KEEP when it stays in the kernel queue,
+ * LD_TAKE_COPY / LD_TAKE_DROP when the original must be dropped now
+ * (hold_takeover.h), LD_TAKE_FULL when the copy store is full, or -2 when
+ * the hold table is full.
+ */
+static int hold_packet(struct ld_worker *w, struct ld_packet *p)
 {
 	struct ld_held e = {
 		.due_ns = p->tstamp_ns + p->hold_ns,
@@ -234,20 +262,46 @@ static int hold_packet(struct ld_worker *w, const struct ld_packet *p)
 		.slot = LD_HELD_NO_SLOT,
 		.dup = p->dup,
 		.flags = p->flags,
+		.outdev = p->outdev,
 	};
+	int take;
 
 	if (w->heap.n >= w->heap.cap)
-		return -1;
+		return -2;
+	/* The same length checks as the immediate path (payload_of()). */
+	if ((e.set & LD_SET_MODIFIED) && !payload_of(w, p))
+		e.set &= ~(uint32_t)LD_SET_MODIFIED;
+	if (e.dup && !len_ok(p))
+		e.dup = 0;
+	/* Without a raw socket for its family a copy could not be sent: keep it queued. */
+	if (can_inject(w, p))
+		take = ld_takeover_take(&w->take, p, p->tstamp_ns, &e.copy);
+	else
+		take = LD_TAKE_KEEP;
+	if (take == LD_TAKE_DROP || take == LD_TAKE_FULL)
+		return take;
+	if (take == LD_TAKE_COPY) {
+		e.taken = 1;
+		e.len = p->len;
+		if (ld_heap_push(&w->heap, &e) < 0) {
+			ld_store_free(w->take.store, e.copy);
+			return -2;
+		}
+		return take;
+	}
 	if ((e.set & LD_SET_MODIFIED) || e.dup) {
 		/* The receive buffer is reused by the next batch: keep a copy of
 		 * bytes we will send later (changed bytes, or duplicates). */
 		if (!w->store_nfree)
-			return -1;
+			return -2;
 		e.slot = w->store_free[--w->store_nfree];
 		e.len = p->len;
 		memcpy(w->store + (size_t)e.slot * LD_PACKET_MAX, p->data, p->len);
 	}
-	return ld_heap_push(&w->heap, &e);
+	if (ld_heap_push(&w->heap, &e) < 0)
+		return -2;
+	w->kernel_held++;
+	return LD_TAKE_KEEP;
 }
 
 /* A payload we may send back: changed, and whole (not cut by the copy range). */
@@ -268,24 +322,58 @@ static const uint8_t *payload_of(struct ld_worker *w, const struct ld_packet *p)
 
 /*
  * Send @dup extra copies of a packet through the raw sockets. The bytes are
- * ours by now (their verdict is sent), so a checksum the kernel had left for
- * the NIC to finish (CSUMNOTREADY) is completed in place first.
+ * ours by now (their verdict is sent); a checksum the kernel had left for
+ * the NIC to finish (CSUMNOTREADY) is completed in place, and a GSO packet
+ * is cut to the output device's MTU (hold_takeover.h).
  */
 static void inject_copies(struct ld_worker *w, uint8_t *data, uint32_t len, uint32_t dup,
-			  uint32_t flags)
+			  uint32_t flags, uint32_t outdev)
 {
-	if (flags & LD_PKT_CSUM_NOTREADY)
-		ld_csum_fill_l4(data, len);
-	for (uint32_t i = 0; i < dup; i++) {
-		int have = w->inject.fd4 >= 0 || w->inject.fd6 >= 0;
+	uint32_t failed;
+	uint32_t sent = ld_takeover_send(&w->take, &w->inject, data, len, outdev, flags, dup,
+					 ld_now_ns(), &failed);
 
-		if (have && ld_inject_send(&w->inject, data, len) == 0) {
-			w->c.injected++;
-			continue;
-		}
-		w->c.inject_errors++;
+	w->c.injected += sent;
+	if (failed) {
+		w->c.inject_errors += failed;
 		ld_log_limited(&w->lim, "duplicate not sent: %s",
-			       have ? strerror(errno) : "no raw socket");
+			       w->inject.fd4 >= 0 || w->inject.fd6 >= 0 ? strerror(w->inject.last_errno)
+								   : "no raw socket");
+	}
+}
+
+/* Send a taken-over packet's copy (and its duplicates) at its release time. */
+static void release_copy(struct ld_worker *w, const struct ld_held *e, int drop, uint64_t now)
+{
+	uint32_t failed, times = (drop || (e->verdict & 0xff) == LD_DROP) ? 0 : 1 + e->dup;
+
+	ld_takeover_release(&w->take, &w->inject, e->copy, e->len, e->outdev, e->flags, times,
+			    now, &failed);
+	if (!times) {
+		w->c.dropped++;
+		return;
+	}
+	w->c.passed++;
+	w->c.injected += e->dup;
+	if (e->set & LD_SET_MODIFIED)
+		w->c.modified++;   /* the copy carries the changed bytes */
+	if (failed) {
+		w->c.inject_errors += failed;
+		ld_log_limited(&w->lim, "held packets: %u not sent: %s", failed,
+			       strerror(w->inject.last_errno));
+	}
+}
+
+/* Send the released copies queued by release_copy(). */
+static void flush_copies(struct ld_worker *w)
+{
+	uint32_t failed;
+
+	ld_takeover_flush(&w->take, &w->inject, &failed);
+	if (failed) {
+		w->c.inject_errors += failed;
+		ld_log_limited(&w->lim, "held packets: %u not sent: %s", failed,
+			       strerror(w->inject.last_errno));
 	}
 }
 
@@ -313,20 +401,38 @@ static void send_batch_verdicts(struct ld_worker *w)
 	for (uint32_t i = 0; i < w->batch.n; i++) {
 		struct ld_packet *p = &w->pkts[i];
 
+		int r;
+
 		if (!(p->set & LD_SET_HOLD))
 			continue;
-		if (hold_packet(w, p) == 0) {
+		r = hold_packet(w, p);
+		if (r == LD_TAKE_KEEP || r == LD_TAKE_COPY) {
 			w->c.held++;
+			if (r == LD_TAKE_COPY) {
+				/* The copy is ours: free the original (and its socket's memory). */
+				w->c.taken++;
+				ld_nfq_verdict(&w->nfq, p->id, LD_DROP, 0, 0, 0, NULL, 0);
+			}
 			continue;
 		}
-		/* Tail drop: the newest packet does not fit. */
-		w->c.hold_overflow++;
 		p->verdict = LD_DROP;
 		p->set = 0;
-		ld_log_limited(&w->lim, "hold table full (%u packets): dropping packet id %u",
-			       w->heap.cap, p->id);
+		p->dup = 0;
+		if (r == LD_TAKE_DROP)
+			continue;  /* a delayed drop of a local packet: drop it now */
+		/* Tail drop: the newest packet does not fit. */
+		if (r == LD_TAKE_FULL) {
+			w->c.copy_overflow++;
+			ld_log_limited(&w->lim, "hold store full (--hold-bytes %llu): dropping packet id %u",
+				       (unsigned long long)w->cfg.hold_bytes, p->id);
+		} else {
+			w->c.hold_overflow++;
+			ld_log_limited(&w->lim, "hold table full (%u packets): dropping packet id %u",
+				       w->heap.cap, p->id);
+		}
 	}
-	can_batch = w->heap.n == 0;
+	/* Taken-over packets are no longer queued: only kernel holds forbid it. */
+	can_batch = w->kernel_held == 0;
 	for (uint32_t i = 0; i < w->batch.n; i++) {
 		struct ld_packet *p = &w->pkts[i];
 		const uint8_t *payload;
@@ -350,8 +456,8 @@ static void send_batch_verdicts(struct ld_worker *w)
 	for (uint32_t i = 0; i < w->batch.n; i++) {
 		struct ld_packet *p = &w->pkts[i];
 
-		if (p->dup && !(p->set & LD_SET_HOLD) && (p->verdict & 0xff) != LD_DROP)
-			inject_copies(w, p->data, p->len, p->dup, p->flags);
+		if (p->dup && !(p->set & LD_SET_HOLD) && (p->verdict & 0xff) != LD_DROP && len_ok(p))
+			inject_copies(w, p->data, p->len, p->dup, p->flags, p->outdev);
 	}
 }
 
@@ -363,7 +469,7 @@ static void finish_releases(struct ld_worker *w)
 
 		if (r->dup)
 			inject_copies(w, w->store + (size_t)r->slot * LD_PACKET_MAX, r->len, r->dup,
-				      r->flags);
+				      r->flags, r->outdev);
 		w->store_free[w->store_nfree++] = r->slot;
 	}
 }
@@ -379,12 +485,18 @@ static void release_held(struct ld_worker *w, uint64_t now, int all, int drop)
 		const uint8_t *payload = NULL;
 
 		ld_heap_pop(&w->heap, &e);
+		if (e.taken) {
+			release_copy(w, &e, drop, now);
+			continue;
+		}
+		w->kernel_held--;
 		if (drop || (e.verdict & 0xff) == LD_DROP)
 			e.dup = 0;
 		if (e.slot != LD_HELD_NO_SLOT) {
 			if (e.set & LD_SET_MODIFIED)
 				payload = w->store + (size_t)e.slot * LD_PACKET_MAX;
-			w->releases[w->nreleases++] = (struct ld_release){ e.slot, e.len, e.dup, e.flags };
+			w->releases[w->nreleases++] = (struct ld_release){ e.slot, e.len, e.dup, e.flags,
+									    e.outdev };
 		}
 		if (drop)
 			send_one(w, e.id, LD_DROP, 0, 0, 0, NULL, 0);
@@ -397,11 +509,64 @@ static void release_held(struct ld_worker *w, uint64_t now, int all, int drop)
 			finish_releases(w);
 		}
 	}
+	flush_copies(w);
 	if (any)
 		ld_nfq_flush(&w->nfq);
 	finish_releases(w);
 	arm_timer(w);
 	w->c.held_now = w->heap.n;
+}
+
+/*
+ * Packets we sent ourselves (duplicates, copies of taken-over packets) carry
+ * the skip mark. The rules luadivert installs RETURN on it; a hand-written
+ * rule may not, and would queue them again: a held copy would be held again,
+ * and again. Accept them at once, before the policy sees them (a rate pipe
+ * would count their bytes twice), and say so once. Return the packets left.
+ */
+static uint32_t pass_own_copies(struct ld_worker *w, uint32_t n)
+{
+	uint32_t mark = w->inject.mark, kept = 0;
+
+	if (!mark)
+		return n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct ld_packet *p = &w->pkts[i];
+
+		if ((p->mark & mark) != mark) {
+			if (kept != i)
+				w->pkts[kept] = *p;
+			kept++;
+			continue;
+		}
+		ld_nfq_verdict(&w->nfq, p->id, LD_PASS, 0, 0, 0, NULL, 0);
+		if (w->c.requeued++ == 0)
+			ld_log("queue %u: a rule sent one of luadivert's own packets (mark 0x%x) back to the "
+			       "queue; accepted it without running the policy. Add -m mark ! --mark "
+			       "0x%x/0x%x to that rule (the rules luadivert installs have it)",
+			       w->cfg.nfq.queue, (unsigned)p->mark, (unsigned)mark, (unsigned)mark);
+	}
+	return kept;
+}
+
+/*
+ * At exit, after the held copies went out: a hand-written rule without the
+ * skip-mark exclusion has queued them again. Accept those as in
+ * pass_own_copies() (counted in requeued), and give anything else read
+ * here the default verdict, as ld_nfq_close() would.
+ */
+static void drain_own_copies(struct ld_worker *w)
+{
+	int n;
+
+	while ((n = ld_nfq_recv_batch(&w->nfq, w->pkts, ld_now_ns())) > 0) {
+		uint32_t kept = pass_own_copies(w, (uint32_t)n);
+
+		w->c.received += kept;
+		for (uint32_t i = 0; i < kept; i++)
+			send_one(w, w->pkts[i].id, w->cfg.nfq.default_verdict, 0, 0, 0, NULL, 0);
+		ld_nfq_flush(&w->nfq);
+	}
 }
 
 static int handle_queue(struct ld_worker *w)
@@ -418,11 +583,15 @@ static int handle_queue(struct ld_worker *w)
 			return 0;
 		uint32_t errors;
 
-		w->batch.n = (uint32_t)n;
-		w->batch.now_ns = now;
-		w->c.received += (uint64_t)n;
-		for (int i = 0; i < n; i++)
+		w->batch.n = pass_own_copies(w, (uint32_t)n);
+		w->c.received += w->batch.n;
+		if (w->batch.n == 0) {
+			ld_nfq_flush(&w->nfq);
+			continue;
+		}
+		for (uint32_t i = 0; i < w->batch.n; i++)
 			w->c.bytes_received += w->pkts[i].orig_len;
+		w->batch.now_ns = now;
 		w->c.batches++;
 		errors = ld_reload_dispatch(&w->reload, w->lua, &w->batch);
 		w->c.errors += errors;
@@ -430,7 +599,7 @@ static int handle_queue(struct ld_worker *w)
 		w->c.errors += ld_loop_guard_batch(&w->loops, w->pkts, w->batch.n, w->cfg.nfq.queue,
 						   w->cfg.nfq.default_verdict, &w->lim);
 		send_batch_verdicts(w);
-		ld_obs_batch(w->obs, w->pkts, (uint32_t)n, now);   /* issue 13: record, report */
+		ld_obs_batch(w->obs, w->pkts, w->batch.n, now);   /* issue 13: record, report */
 		release_held(w, now, 0, 0);
 		ld_counters_batch_observe(&w->c, ld_now_ns() - now);
 		if (w->reload.pending)
@@ -447,6 +616,7 @@ static void print_counters(struct ld_worker *w)
 	uint64_t now = ld_now_ns();
 
 	ld_kernel_counters_read(w->cfg.nfq.queue, &k);
+	w->c.segments = w->take.segments;
 	/* issue 14 item 22: a readable table with rates, then the line scripts parse */
 	ld_counters_print_rates(stderr, w->cfg.nfq.queue, &w->c, &w->usr1_prev,
 				(double)(now - w->usr1_at) / 1e9, &k, &w->usr1_kprev);
@@ -555,10 +725,12 @@ void ld_worker_free(struct ld_worker *w)
 		struct ld_kernel_counters k;
 
 		release_held(w, 0, 1, w->cfg.held_on_exit == LD_HELD_DROP);
+		drain_own_copies(w);
 		/* The queue's kernel counters vanish with it: read them first. */
 		ld_kernel_counters_read(w->cfg.nfq.queue, &k);
 		ld_nfq_close(&w->nfq, w->cfg.nfq.default_verdict);
 		ld_log_limit_flush(&w->lim);
+		w->c.segments = w->take.segments;
 		ld_counters_print(stderr, w->cfg.nfq.queue, &w->c, &k);
 	}
 	ld_lua_free(w->lua);
@@ -577,6 +749,7 @@ void ld_worker_free(struct ld_worker *w)
 	free(w->store_free);
 	free(w->releases);
 	ld_inject_close(&w->inject);
+	ld_takeover_free(&w->take);
 	if (w->epfd >= 0)
 		close(w->epfd);
 	if (w->tfd >= 0)

@@ -36,6 +36,7 @@ struct ld_worker_cfg {
 	const char *lua_dir;
 	uint32_t hold_max;
 	uint32_t hold_copies;
+	uint64_t hold_bytes;    /* memory for copies of held local packets, 0: never take over */
 	int held_on_exit;       /* enum ld_held_on_exit */
 	int signal_fd;          /* signalfd for INT/TERM/HUP/USR1, or -1 */
 	int watch;              /* reload when the policy file changes */

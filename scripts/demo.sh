@@ -7,7 +7,7 @@ LDT_AREA=demo
 . "$(dirname "$0")/../tests/lib/netns.sh"
 require_root
 require_tools udpsend udprecv
-require_cmd python3 ping
+require_cmd python3 ping iperf3
 ldt_tmpdir
 T=$LDT_TMP
 EX="$LDT_ROOT/scripts/examples"
@@ -82,7 +82,31 @@ for port in 53 9000; do
 done
 stop
 
-# --- 4. hot reload of code and rules together (issue 18). Its own function,
+say "4. shape_3g.lua: a 4 s TCP upload (iperf3) with pings beside it, without and with a 3G
+   uplink (384 kbit/s, 100 +- 30 ms) at the sender's output"
+# upload LABEL: iperf3 client -> server for 4 s, ping every 0.3 s meanwhile
+upload() {
+	bg_ns "$B" iperf3 -s -1 -p 5201 >/dev/null 2>&1
+	SP=$LDT_LAST_PID
+	wait_for_port "$B" tcp 5201 5 || fail "iperf3 server did not start"
+	bg_ns "$A" ping -n -c 12 -i 0.3 -W 2 "$ADDR_B" >"$T/ping.txt"
+	PP=$LDT_LAST_PID
+	ns_exec "$A" iperf3 -c "$ADDR_B" -p 5201 -t 4 >"$T/iperf.txt" 2>&1 || cat "$T/iperf.txt"
+	wait "$PP"
+	bg_stop "$SP"
+	printf '   %-26s upload %-16s ping RTT avg %s ms (%s)\n' "$1" \
+		"$(awk '/receiver/ { print $(NF - 2), $(NF - 1) }' "$T/iperf.txt")" \
+		"$(sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p' "$T/ping.txt")" \
+		"$(grep -o '[0-9]* received' "$T/ping.txt") of 12"
+}
+upload "no shaping:"
+start "$EX/shape_3g.lua" "tcp dst port 5201 or icmp"
+upload "with shape_3g.lua:"
+stop
+echo "   (the sender's own packets are copied and sent at their release time, so the"
+echo "   upload settles at the 3G rate; docs/shaping.md, \"Shaping your own traffic\")"
+
+# --- 5. hot reload of code and rules together (issue 18). Its own function,
 # so that other parts of the demo can go around it.
 
 # counters LABEL: ask the running luadivert for its counters (SIGUSR1), show them
@@ -97,7 +121,7 @@ counters() {
 }
 
 demo_hot_reload() {
-	say "4. hot reload: the policy's code and filter edited while traffic flows, then SIGHUP"
+	say "5. hot reload: the policy's code and filter edited while traffic flows, then SIGHUP"
 	printf '%s\n' 'local divert = require "divert"' 'return {' \
 		'  filter = "udp dst port 9000",         -- the rules travel with the code' \
 		'  hook = "output",' \
@@ -130,7 +154,7 @@ demo_hot_reload() {
 	diff -u "$T/v1.lua" "$T/v2.lua" | tail -n +4 | sed 's/^/     /'
 	cp "$T/v2.lua" "$T/policy.new" && mv "$T/policy.new" "$T/policy.lua"
 	echo "   luadivert reload (SIGHUP, then the outcome):"
-	"$LUADIVERT" reload --pidfile "$T/pid" | sed "s|$T/||; s/ (fnv64 [0-9a-f]*)//; s/^/     /"
+	ns_exec "$A" "$LUADIVERT" reload --pidfile "$T/pid" | sed "s|$T/||; s/ (fnv64 [0-9a-f]*)//; s/^/     /"
 	for port in 9000 9001; do wait_for_exit "$(cat "$T/rp$port")" 10; done
 	counters after:
 	for port in 9000 9001; do

@@ -1,6 +1,5 @@
 -- drop_dns.lua: drop DNS queries over UDP (destination port 53), pass the rest.
---   iptables -A OUTPUT -p udp -j NFQUEUE --queue-num 0 --queue-bypass
---   luadivert run scripts/examples/drop_dns.lua --queue 0
+--   luadivert run scripts/examples/drop_dns.lua --hook output --filter udp
 local divert = require "divert"
 
 return function (pkt)

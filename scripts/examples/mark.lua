@@ -1,8 +1,7 @@
 -- mark.lua: set the packet mark on TCP SYNs (0x1) and on DNS (0x35), so
 -- that later rules or policy routing can act on it:
---   iptables -A OUTPUT -j NFQUEUE --queue-num 0 --queue-bypass
---   iptables -t mangle -A POSTROUTING -m mark --mark 0x35 -j LOG
---   luadivert run scripts/examples/mark.lua
+--   luadivert run scripts/examples/mark.lua --hook output
+--   iptables -t mangle -A POSTROUTING -m mark --mark 0x35 -j LOG   # to see them
 local divert = require "divert"
 
 local MARK_SYN, MARK_DNS = 0x1, 0x35

@@ -1,8 +1,7 @@
 -- rewrite_payload.lua: in UDP datagrams to port 9000, replace every "hello"
 -- in the payload with "HELLO", then fix the checksums. The bytes are edited
 -- in place, in the kernel's receive buffer: nothing is copied.
---   iptables -A OUTPUT -p udp --dport 9000 -j NFQUEUE --queue-num 0 --queue-bypass
---   luadivert run scripts/examples/rewrite_payload.lua
+--   luadivert run scripts/examples/rewrite_payload.lua --hook output --filter "udp dst port 9000"
 local divert = require "divert"
 local ffi = require "ffi"
 

@@ -1,9 +1,7 @@
 -- shape_3g.lua: a 3G (HSPA) phone link. Downlink 2 Mbit/s, uplink 384
 -- kbit/s, 100 ms +- 30 ms each way (correlated: latency drifts rather than
 -- jumps), 1% loss. Separate pipes per direction, as on a real radio link.
---   iptables -A OUTPUT -j NFQUEUE --queue-num 0 --queue-bypass
---   iptables -A INPUT  -j NFQUEUE --queue-num 0 --queue-bypass
---   luadivert run scripts/examples/shape_3g.lua --queue 0 --hold-max 16384
+--   luadivert run scripts/examples/shape_3g.lua --hold-max 16384
 local shape = require "divert.shape"
 
 local up = shape.pipe{ direction = "out", rate = "384kbit", limit = "64kb",

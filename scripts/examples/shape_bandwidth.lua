@@ -2,8 +2,7 @@
 -- A real queue: packets wait for the link (a token bucket with a 16 KB
 -- burst) and only what does not fit in 64 KB of queue is dropped, as on a
 -- router, so TCP slows down instead of collapsing.
---   iptables -A OUTPUT -j NFQUEUE --queue-num 0 --queue-bypass
---   luadivert run scripts/examples/shape_bandwidth.lua --queue 0
+--   luadivert run scripts/examples/shape_bandwidth.lua --hook output
 -- Rates use tc's units: "500kbit" (bits/s), "64kbps" (BYTES/s), or a number
 -- of bits/s; overhead adds per-packet bytes (e.g. 38 for Ethernet framing).
 local shape = require "divert.shape"

@@ -1,6 +1,5 @@
 -- shape_drop.lua (clumsy "Drop"): lose 10% of the packets at random.
---   iptables -A OUTPUT -p udp -j NFQUEUE --queue-num 0 --queue-bypass
---   luadivert run scripts/examples/shape_drop.lua --queue 0
+--   luadivert run scripts/examples/shape_drop.lua --hook output --filter udp
 -- With a seed the same packets are lost on every run (same traffic, same
 -- drops); loss_correlation = 0.5 would make losses come in bursts while the
 -- long-run rate stays 10%.

@@ -1,8 +1,7 @@
 -- shape_lag.lua (clumsy "Lag"): add 100 ms to every packet, in order.
---   iptables -A OUTPUT -p udp -j NFQUEUE --queue-num 0 --queue-bypass
---   luadivert run scripts/examples/shape_lag.lua --queue 0
--- The packets wait in the kernel queue (nothing is copied); pings through
--- the rule show 100 ms more. `delay` takes fractions (0.25 = 250 us).
+--   luadivert run scripts/examples/shape_lag.lua --hook output --filter udp
+-- Packets this host sends are copied and sent at their release time (see
+-- docs/shaping.md, "Shaping your own traffic"); pings show 100 ms more. `delay` takes fractions (0.25 = 250 us).
 local shape = require "divert.shape"
 
 local lag = shape.pipe{ delay = 100 }

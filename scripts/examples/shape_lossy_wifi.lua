@@ -2,9 +2,7 @@
 -- and losses in bursts (Gilbert-Elliott: a good state losing 0.5%, a bad
 -- state, entered 1% of the time and lasting 5 packets on average, losing
 -- 60%), 20 Mbit/s of air time.
---   iptables -A OUTPUT -j NFQUEUE --queue-num 0 --queue-bypass
---   iptables -A INPUT  -j NFQUEUE --queue-num 0 --queue-bypass
---   luadivert run scripts/examples/shape_lossy_wifi.lua --queue 0
+--   luadivert run scripts/examples/shape_lossy_wifi.lua
 local shape = require "divert.shape"
 
 local wifi = shape.pipe{

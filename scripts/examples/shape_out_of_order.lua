@@ -1,8 +1,7 @@
 -- shape_out_of_order.lua (clumsy "Out of order"): packets arrive out of
 -- order. Everything is delayed 20 ms except 10% of the packets, which go at
 -- once and so overtake the ones still waiting (netem's `reorder`).
---   iptables -A OUTPUT -p udp -j NFQUEUE --queue-num 0 --queue-bypass
---   luadivert run scripts/examples/shape_out_of_order.lua --queue 0
+--   luadivert run scripts/examples/shape_out_of_order.lua --hook output --filter udp
 -- `every = 5` instead of a fraction sends exactly each 5th packet ahead.
 local shape = require "divert.shape"
 

@@ -2,9 +2,8 @@
 -- gets its own 1 Mbit/s queue for downloads and another for uploads
 -- (per_flow = "dst" / "src": one state per address, made when a client
 -- first shows up, forgotten after 60 s of silence).
---   iptables -A FORWARD -d 192.168.1.0/24 -j NFQUEUE --queue-num 0 --queue-bypass
---   iptables -A FORWARD -s 192.168.1.0/24 -j NFQUEUE --queue-num 0 --queue-bypass
---   luadivert run scripts/examples/shape_per_client.lua --queue 0 --hold-max 32768
+--   luadivert run scripts/examples/shape_per_client.lua --hook forward \
+--       --filter "net 192.168.1.0/24" --hold-max 32768
 -- On a host instead of a router, one pipe with per_flow = true gives each
 -- connection (5-tuple) its own 1 Mbit/s.
 local divert = require "divert"

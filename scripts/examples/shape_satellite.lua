@@ -1,9 +1,7 @@
 -- shape_satellite.lua: a geostationary satellite link. About 300 ms each
 -- way (600 ms round trip) with little jitter, 10 Mbit/s down, 2 Mbit/s up,
 -- 0.5% loss in short bursts, and a deep queue (bufferbloat included).
---   iptables -A OUTPUT -j NFQUEUE --queue-num 0 --queue-bypass
---   iptables -A INPUT  -j NFQUEUE --queue-num 0 --queue-bypass
---   luadivert run scripts/examples/shape_satellite.lua --queue 0 --hold-max 32768
+--   luadivert run scripts/examples/shape_satellite.lua --hold-max 32768
 local shape = require "divert.shape"
 
 local link = {

@@ -1,7 +1,6 @@
 -- shape_throttle.lua (clumsy "Throttle"): now and then, block the traffic
 -- for 300 ms and then let everything that piled up go at once.
---   iptables -A OUTPUT -j NFQUEUE --queue-num 0 --queue-bypass
---   luadivert run scripts/examples/shape_throttle.lua --queue 0 --hold-max 8192
+--   luadivert run scripts/examples/shape_throttle.lua --hook output --hold-max 8192
 -- Each packet outside a frame starts one with probability `chance`; inside a
 -- frame packets wait for its end (or are dropped, with drop = true).
 local shape = require "divert.shape"

@@ -30,9 +30,11 @@ ping 127.0.0.1 "$LDT_TMP/base4.json"
 ping ::1 "$LDT_TMP/base6.json"
 
 # Only the requests are queued (destination port 9100), so the RTT grows by
-# one delay.
-iptables_ns "$NS" -A OUTPUT -p udp --dport 9100 -j NFQUEUE --queue-num 0
-ip6tables_ns "$NS" -A OUTPUT -p udp --dport 9100 -j NFQUEUE --queue-num 0
+# one delay. Held at output, they are taken over and their copies sent with
+# the skip mark: these rules skip it, as the rules luadivert installs do.
+SKIP="-m mark ! --mark 0x4c440000/0x4c440000"
+iptables_ns "$NS" -A OUTPUT -p udp --dport 9100 $SKIP -j NFQUEUE --queue-num 0
+ip6tables_ns "$NS" -A OUTPUT -p udp --dport 9100 $SKIP -j NFQUEUE --queue-num 0
 ld_start "$NS" "$LDT_TMP/delay.lua" --queue 0
 ping 127.0.0.1 "$LDT_TMP/d4.json"
 ping ::1 "$LDT_TMP/d6.json"
@@ -53,7 +55,7 @@ check "no handler errors" [ "$(ld_counter errors)" = 0 ]
 # grow: none below 10 ms (30 - 20, the bulk), none above 30 + 4 * 20 ms
 # (netem's clip) plus scheduling slack (50 ms: a busy 2-core VM), no reordering.
 iptables_ns "$NS" -F OUTPUT
-iptables_ns "$NS" -A OUTPUT -p udp --dport 9101 -j NFQUEUE --queue-num 0
+iptables_ns "$NS" -A OUTPUT -p udp --dport 9101 $SKIP -j NFQUEUE --queue-num 0
 ld_start "$NS" "$LDT_TMP/jitter.lua" --queue 0
 udp_run "$NS" 127.0.0.1 9101 2000 "$LDT_TMP/j.json" --rate 1000
 ld_stop

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+/* hold_store.c - a chunk allocator over one caller-provided region (see hold_store.h). */
+#include "hold_store.h"
+
+#include <string.h>
+
+enum {
+	LD_STORE_MAGIC = 0x4c445354,   /* "LDST" */
+	LD_STORE_ALIGN = 64,
+};
+
+static uint32_t *next_of(const struct ld_store *s)
+{
+	return (uint32_t *)(uintptr_t)((const uint8_t *)s + sizeof(*s));
+}
+
+static uint8_t *chunk_at(const struct ld_store *s, uint32_t c)
+{
+	return (uint8_t *)(uintptr_t)s + s->data_off + (uint64_t)c * LD_STORE_CHUNK;
+}
+
+struct ld_store *ld_store_init(void *base, size_t size)
+{
+	struct ld_store *s = base;
+	uint64_t per = LD_STORE_CHUNK + sizeof(uint32_t);
+	uint64_t head = sizeof(*s) + LD_STORE_ALIGN;
+	uint64_t n;
+	uint32_t *next;
+
+	if (!base || size < LD_STORE_MIN_BYTES || ((uintptr_t)base & 7))
+		return NULL;
+	n = (size - head) / per;
+	if (n >= LD_STORE_NONE)
+		n = LD_STORE_NONE - 1;
+	memset(s, 0, sizeof(*s));
+	s->nchunks = (uint32_t)n;
+	s->data_off = (sizeof(*s) + n * sizeof(uint32_t) + LD_STORE_ALIGN - 1) &
+		      ~(uint64_t)(LD_STORE_ALIGN - 1);
+	next = next_of(s);
+	for (uint32_t i = 0; i < s->nchunks; i++)
+		next[i] = i + 1 < s->nchunks ? i + 1 : LD_STORE_NONE;
+	s->free_head = s->nchunks ? 0 : LD_STORE_NONE;
+	s->nfree = s->nchunks;
+	s->magic = LD_STORE_MAGIC;
+	return s;
+}
+
+uint32_t ld_store_put(struct ld_store *s, const uint8_t *data, uint32_t len)
+{
+	uint32_t need = (len + LD_STORE_CHUNK - 1) / LD_STORE_CHUNK;
+	uint32_t *next = next_of(s);
+	uint32_t h = s->free_head, c = h, last = h;
+
+	if (len == 0 || len > 65535 || need > s->nfree)
+		return LD_STORE_NONE;
+	for (uint32_t i = 0; i < need; i++) {
+		uint32_t n = len - i * LD_STORE_CHUNK;
+
+		memcpy(chunk_at(s, c), data + (size_t)i * LD_STORE_CHUNK,
+		       n < LD_STORE_CHUNK ? n : LD_STORE_CHUNK);
+		last = c;
+		c = next[c];
+	}
+	s->free_head = c;
+	next[last] = LD_STORE_NONE;
+	s->nfree -= need;
+	s->stored++;
+	return h;
+}
+
+void ld_store_get(const struct ld_store *s, uint32_t h, uint32_t len, uint8_t *out)
+{
+	const uint32_t *next = next_of(s);
+	uint32_t off = 0;
+
+	while (off < len && h != LD_STORE_NONE) {
+		uint32_t n = len - off < LD_STORE_CHUNK ? len - off : LD_STORE_CHUNK;
+
+		memcpy(out + off, chunk_at(s, h), n);
+		off += n;
+		h = next[h];
+	}
+}
+
+void ld_store_free(struct ld_store *s, uint32_t h)
+{
+	uint32_t *next = next_of(s);
+	uint32_t c = h, n = 1;
+
+	if (h == LD_STORE_NONE)
+		return;
+	while (next[c] != LD_STORE_NONE) {
+		c = next[c];
+		n++;
+	}
+	next[c] = s->free_head;
+	s->free_head = h;
+	s->nfree += n;
+	s->stored--;
+}
+
+uint64_t ld_store_used_bytes(const struct ld_store *s)
+{
+	return (uint64_t)(s->nchunks - s->nfree) * LD_STORE_CHUNK;
+}
