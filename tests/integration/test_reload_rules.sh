@@ -54,7 +54,7 @@ start() {
 	wait_for_output "$LD_LOG" ': diverting ' 10 || { cat "$LD_LOG" >&2; fail "luadivert did not start"; }
 }
 
-reload() { "$LUADIVERT" reload --pidfile "$LD_PIDFILE" --timeout 10 >"$LDT_TMP/reload.out" 2>&1; }
+reload() { ns_exec "$NS" "$LUADIVERT" reload --pidfile "$LD_PIDFILE" --timeout 10 >"$LDT_TMP/reload.out" 2>&1; }
 
 # recv_bg PORT N OUT: a receiver counting sequence numbers; pid in RECV_PID
 recv_bg() {
@@ -118,8 +118,8 @@ check "rules list shows v2's filter" \
 # --- 2. a filter that does not compile is refused; v2's rules and code stay
 cp "$P" "$LDT_TMP/v2.lua"
 policy "udp dst prot 9002" '"output"' 4 divert.PASS
-check "reload of a bad filter exits 1" sh -c '! "$0" reload --pidfile "$1" --timeout 10 2>"$2"' \
-	"$LUADIVERT" "$LD_PIDFILE" "$LDT_TMP/bad.err"
+check "reload of a bad filter exits 1" sh -c '! ip netns exec "$3" "$0" reload --pidfile "$1" --timeout 10 2>"$2"' \
+	"$LUADIVERT" "$LD_PIDFILE" "$LDT_TMP/bad.err" "$NS"
 check "... naming file:line and the filter" grep -q 'policy.lua:3: filter: invalid filter "udp dst prot 9002"' "$LDT_TMP/bad.err"
 check "... in the log too" grep -q 'policy.lua:3: filter: invalid filter' "$LD_LOG"
 check "v2's code and rules still run: 9001 dropped" [ "$(count 127.0.0.1 9001 200)" = 0 ]
@@ -220,8 +220,8 @@ policy "udp dst port 9005" '"output"' '"both"' divert.DROP
 PATH="$LDT_TMP/bin:$PATH" start "$P"
 policy "udp dst port 9006" '{ "output", "input" }' '"both"' divert.PASS
 : >"$FLAG"
-check "a reload whose IPv6 swap fails exits 1" sh -c '! "$0" reload --pidfile "$1" --timeout 10 2>"$2"' \
-	"$LUADIVERT" "$LD_PIDFILE" "$LDT_TMP/fail6.err"
+check "a reload whose IPv6 swap fails exits 1" sh -c '! ip netns exec "$3" "$0" reload --pidfile "$1" --timeout 10 2>"$2"' \
+	"$LUADIVERT" "$LD_PIDFILE" "$LDT_TMP/fail6.err" "$NS"
 check "... saying which family and why" grep -q 'swapping the IPv6 rules: .*line 3 failed (stand-in)' "$LDT_TMP/fail6.err"
 check "IPv4 was put back: the old filter, output only" \
 	sh -c "S=\$(ip netns exec '$NS' iptables-nft-save -t mangle); echo \"\$S\" | grep -q 'filter: udp dst port 9005' &&
