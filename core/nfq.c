@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -499,8 +500,10 @@ static void kernel_error(struct ld_nfq *q, const struct nlmsghdr *nlh)
 	if (e->error == 0)
 		return;
 	q->c->kernel_errors++;
+	/* -INT_MIN does not exist: a kernel never sends it, a fuzzer does */
 	ld_log_limited(q->lim, "queue %u: kernel refused a message (type %u): %s",
-		       q->cfg.queue, e->msg.nlmsg_type, strerror(-e->error));
+		       q->cfg.queue, e->msg.nlmsg_type,
+		       strerror(e->error == INT_MIN ? EINVAL : -e->error));
 }
 
 /* The messages of one received datagram into pkts[n..]; returns the new n. */
