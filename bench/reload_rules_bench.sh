@@ -64,7 +64,7 @@ run_kind() {
 		both)   if [ $((i % 2)) = 0 ]; then write "udp portrange 9000-9009" '{ "output", "input" }' '"both"' x
 			else write "udp dst port 9000" '"output"' 4 y; fi ;;
 		esac
-		"$LUADIVERT" reload --pidfile "$T/pid" >/dev/null || echo "reload failed" >>"$T/failed"
+		ns_exec "$NS" "$LUADIVERT" reload --pidfile "$T/pid" >/dev/null || echo "reload failed" >>"$T/failed"
 		sleep 0.1
 		i=$((i + 1))
 	done

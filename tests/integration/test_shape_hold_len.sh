@@ -29,6 +29,6 @@ for hook in INPUT OUTPUT; do
 	check "$hook: with their original length" [ "$(json_get "$LDT_TMP/$hook.json" bytes)" = $((N * 200)) ]
 	check "$hook: every refused edit counted as an error" [ "$(ld_counter errors)" = $N ]
 	check "$hook: no edit counted as made" [ "$(ld_counter modified)" = 0 ]
-	check "$hook: the refusal is logged" grep -q "modified bytes not sent (bad length)" "$LD_LOG"
+	check "$hook: the refusal is logged" grep -q "modified bytes not sent (longer than its buffer)" "$LD_LOG"
 done
 ldt_done
