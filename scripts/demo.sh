@@ -34,7 +34,8 @@ stop() {
 		for (i = 1; i < NF; i++) c[$i] = $(i + 1)
 		printf "   luadivert: received %s, passed %s, dropped %s, modified %s, errors %s, in %s batches\n",
 			c["received"], c["passed"], c["dropped"], c["modified"], c["errors"], c["batches"] }'
-	grep -v 'received [0-9]\|running\|conntrack information\|diverting' "$T/ld.log" | sed 's/^/   /'
+	# (the SIGUSR1 rate tables of step 5 are shown by counters(), not again here)
+	grep -v 'received [0-9]\|running\|conntrack information\|diverting\|the last [0-9.]* s:\|^  ' "$T/ld.log" | sed 's/^/   /'
 }
 
 say "1. drop_odd_pings.lua: ping $ADDR_B 10 times; odd sequence numbers are dropped"
