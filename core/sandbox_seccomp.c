@@ -134,7 +134,8 @@ static int add_wx(scmp_filter_ctx ctx)
 	return rc;
 }
 
-/* Argument-checked calls: ioctl only asks (isatty, bytes pending, non-blocking),
+/* Argument-checked calls: ioctl only asks (isatty, bytes pending, non-blocking,
+ * an interface's name and MTU),
  * signals only to itself (abort, raise), limits only read. */
 static int add_checked(scmp_filter_ctx ctx)
 {
@@ -149,6 +150,14 @@ static int add_checked(scmp_filter_ctx ctx)
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 				      arg_eq(1, FIONBIO));
+	/* issue 17: a taken-over GSO copy is cut to its output device's MTU,
+	 * read (never set) by ifindex on a socket opened before the sandbox */
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				      arg_eq(1, SIOCGIFNAME));
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				      arg_eq(1, SIOCGIFMTU));
 #ifndef LD_SANITIZED   /* the sanitizer list allows them whole */
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
