@@ -20,7 +20,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 
 CC      ?= cc
-PKGS    := luajit libnetfilter_queue libmnl libpcap
+PKGS    := luajit libnetfilter_queue libmnl libpcap libseccomp
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
@@ -31,7 +31,7 @@ LDFLAGS += -Wl,-E
 
 # Debian packages the build, the tests, the demo and the benchmarks need.
 DEPS := build-essential clang pkg-config luajit libluajit-5.1-dev libnetfilter-queue-dev \
-        libmnl-dev libpcap-dev iptables iproute2 iputils-ping luarocks iperf3 python3 procps \
+        libmnl-dev libpcap-dev libseccomp-dev iptables iproute2 iputils-ping luarocks iperf3 python3 procps \
         prometheus tcpdump chromium curl libclang-rt-14-dev
 
 CORE_SRC   := $(sort $(wildcard core/*.c))

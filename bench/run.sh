@@ -199,12 +199,19 @@ send_burst() {  # send_burst COUNT [udpsend args]: to the current config, bounde
 		--count "$_c" --time-limit 10 "$@"
 }
 
+# reader_pid: the process that reads the current config's queue: luadivert's
+# worker (the one child of its supervisor, which runs no policy), else DPID
+reader_pid() {
+	_rp=$(awk '{ print $1 }' "/proc/$DPID/task/$DPID/children" 2>/dev/null)
+	echo "${_rp:-$DPID}"
+}
 # drain_one: stop the current reader, fill its queue, time the drain
 drain_one() {
-	kill -STOP "$DPID"
-	send_burst "$DRAIN_N" >/dev/null || { kill -CONT "$DPID"; fail "udpsend"; }
-	ns_exec "$NQ" "$BB/nfq_drain" --pid "$DPID" --queue "$CK" --timeout 20 >>"$T/$CFG.drain" ||
-		{ kill -CONT "$DPID"; fail "$CFG: drain failed"; }
+	_dp=$(reader_pid)
+	kill -STOP "$_dp"
+	send_burst "$DRAIN_N" >/dev/null || { kill -CONT "$_dp"; fail "udpsend"; }
+	ns_exec "$NQ" "$BB/nfq_drain" --pid "$_dp" --queue "$CK" --timeout 20 >>"$T/$CFG.drain" ||
+		{ kill -CONT "$_dp"; fail "$CFG: drain failed"; }
 }
 drain_results() {  # drain_results NAME
 	put "$1.drain_pps" "$(sed -n 's/.*"pps":\([0-9.]*\).*/\1/p' "$T/$1.drain" | median)"
@@ -324,7 +331,7 @@ if [ -n "$(queued_names)" ]; then
 		for cfg in bare_batched ld_pass_all ld_parse_match ld_rewrite; do
 			has_cfg "$cfg" || continue
 			use_cfg "$cfg"
-			bg_run perf record -q -g -o "$PROFDIR/$cfg.data" -p "$DPID" >"$T/perf.$cfg.log" 2>&1
+			bg_run perf record -q -g -o "$PROFDIR/$cfg.data" -p "$(reader_pid)" >"$T/perf.$cfg.log" 2>&1
 			_perf=$LDT_LAST_PID
 			sleep 0.3
 			mv "$T/$cfg.drain" "$T/$cfg.drain.keep"
@@ -379,7 +386,7 @@ for cfg in $(queued_names); do
 	use_cfg "$cfg"
 	put "$cfg.queue_dropped" "$(nfq_stats "$NQ" "$CK" | awk '{ print $6 }')"
 	put "$cfg.user_dropped" "$(nfq_stats "$NQ" "$CK" | awk '{ print $7 }')"
-	put "$cfg.vmhwm_kb" "$(awk '/^VmHWM/ { print $2 }' "/proc/$DPID/status")"
+	put "$cfg.vmhwm_kb" "$(awk '/^VmHWM/ { print $2 }' "/proc/$(reader_pid)/status")"
 	stop_reader
 	[ "$cfg" = ld_record ] && put ld_record.record_dropped \
 		"$(sed -n 's/.* packets written, \([0-9]*\) not recorded.*/\1/p' "$DOUT" | tail -n 1)"
@@ -395,7 +402,7 @@ if [ $LD_OK = 1 ] && want heap; then
 	start_reader ld_heap "$NQ" "$CK"
 	send_burst "$HEAP_N" --time-limit 30 >/dev/null || fail "udpsend"
 	sleep 0.2
-	put ld_heap.vmhwm_kb "$(awk '/^VmHWM/ { print $2 }' "/proc/$DPID/status")"
+	put ld_heap.vmhwm_kb "$(awk '/^VmHWM/ { print $2 }' "/proc/$(reader_pid)/status")"
 	stop_reader
 	line=$(grep 'bench-heap:' "$DOUT" | tail -n 1)
 	if [ -n "$line" ]; then

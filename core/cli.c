@@ -28,6 +28,7 @@ int ld_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 	return 0;
 }
 
+
 int ld_usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;

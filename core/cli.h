@@ -5,7 +5,13 @@
 
 #include <stdint.h>
 
-enum { LD_EXIT_OK = 0, LD_EXIT_FAIL = 1, LD_EXIT_USAGE = 2 };
+enum {
+	LD_EXIT_OK = 0,
+	LD_EXIT_FAIL = 1,        /* could not start (policy error, queue busy) or fatal error */
+	LD_EXIT_USAGE = 2,
+	LD_EXIT_GAVE_UP = 3,     /* run: the policy kept hanging or crashing and was given up on */
+	LD_EXIT_STOP_KILLED = 4, /* run: the policy did not stop within --stop-timeout */
+};
 
 /**
  * ld_parse_u32() - parse a whole decimal number within [min, max]
@@ -17,6 +23,7 @@ enum { LD_EXIT_OK = 0, LD_EXIT_FAIL = 1, LD_EXIT_USAGE = 2 };
  * Return: 0, or -1 when @s is not such a number.
  */
 int ld_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+
 
 /**
  * ld_usage_error() - print "luadivert CMD: message" and a hint on stderr

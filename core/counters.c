@@ -2,7 +2,10 @@
 /* counters.c - printing our counters and reading the kernel's. */
 #include "counters.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
+#include <string.h>
+#include <unistd.h>
 
 /* 1 us .. 50 ms: a batch of 64 takes ~10-100 us; a slow policy shows up high. */
 const uint64_t ld_batch_bucket_le_ns[LD_BATCH_BUCKETS] = {
@@ -12,18 +15,38 @@ const uint64_t ld_batch_bucket_le_ns[LD_BATCH_BUCKETS] = {
 
 #define NFQ_PROC "/proc/net/netfilter/nfnetlink_queue"
 
+/*
+ * The proc file is 0440 root: only the supervisor (root) reads it; the
+ * sandboxed worker never does. It is opened once and read again from the
+ * start each time (a seq_file regenerates its text at offset 0). One
+ * descriptor per process: it is read-only, and the file is per network
+ * namespace, which every queue of a process shares.
+ */
+static int nfq_proc_fd = -1;
+
+int ld_kernel_counters_open(void)
+{
+	if (nfq_proc_fd < 0)
+		nfq_proc_fd = open(NFQ_PROC, O_RDONLY | O_CLOEXEC);
+	return nfq_proc_fd < 0 ? -1 : 0;
+}
+
 int ld_kernel_counters_read(uint16_t queue, struct ld_kernel_counters *k)
 {
 	unsigned q, portid, total, mode, range, qdrop, udrop, seq;
-	char line[256];
-	FILE *f;
+	char text[16384], *line, *save = NULL;
+	size_t used = 0;
+	ssize_t n;
 
 	k->valid = 0;
-	f = fopen(NFQ_PROC, "re");
-	if (!f)
+	if (ld_kernel_counters_open() < 0 || lseek(nfq_proc_fd, 0, SEEK_SET) < 0)
 		return -1;
+	while (used < sizeof(text) - 1 &&
+	       (n = read(nfq_proc_fd, text + used, sizeof(text) - 1 - used)) > 0)
+		used += (size_t)n;
+	text[used] = '\0';
 	/* queue portid total copy_mode copy_range queue_dropped user_dropped id_sequence 1 */
-	while (fgets(line, sizeof(line), f)) {
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (sscanf(line, "%u %u %u %u %u %u %u %u", &q, &portid, &total, &mode,
 			   &range, &qdrop, &udrop, &seq) != 8 || q != queue)
 			continue;
@@ -34,7 +57,6 @@ int ld_kernel_counters_read(uint16_t queue, struct ld_kernel_counters *k)
 		k->id_sequence = seq;
 		break;
 	}
-	fclose(f);
 	return 0;
 }
 
@@ -49,13 +71,15 @@ void ld_counters_print(FILE *f, uint16_t queue, const struct ld_counters *c,
 		" held %" PRIu64 " hold_overflow %" PRIu64 " injected %" PRIu64
 		" inject_errors %" PRIu64 " send_errors %" PRIu64 " kernel_errors %" PRIu64
 		" recv_errors %" PRIu64 " reloads %" PRIu64 " reload_errors %" PRIu64
+		" worker_restarts %" PRIu64 " worker_hangs %" PRIu64 " worker_crashes %" PRIu64
+		" recovered %" PRIu64 " gave_up %" PRIu64
 		" taken %" PRIu64 " copy_overflow %" PRIu64 " requeued %" PRIu64
 		" segments %" PRIu64,
 		queue, c->received, c->passed, c->dropped, c->modified, c->errors, c->batches,
 		mean, c->held, c->hold_overflow, c->injected, c->inject_errors, c->send_errors,
 		c->kernel_errors, c->recv_errors, c->reloads, c->reload_errors,
-		c->taken, c->copy_overflow, c->requeued,
-		c->segments);
+		c->worker_restarts, c->worker_hangs, c->worker_crashes, c->recovered, c->gave_up,
+		c->taken, c->copy_overflow, c->requeued, c->segments);
 	if (k && k->valid)
 		fprintf(f, " kernel_queue_total %u kernel_queue_dropped %u kernel_user_dropped %u"
 			" kernel_id_sequence %u", k->queue_total, k->queue_dropped,

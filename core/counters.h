@@ -32,6 +32,12 @@ struct ld_counters {
 	uint64_t held_now;      /* gauge: packets held right now */
 	uint64_t batch_ns_sum;  /* time spent handling batches (receive to verdicts sent) */
 	uint64_t batch_hist[LD_BATCH_BUCKETS]; /* batches per duration bucket, not cumulative */
+	/* the supervisor's (core/supervisor.c) */
+	uint64_t worker_restarts; /* workers started again after a hang or a crash */
+	uint64_t worker_hangs;    /* workers killed: a batch (or init) ran past its deadline */
+	uint64_t worker_crashes;  /* workers that died on their own (crash, os.exit, kill) */
+	uint64_t recovered;       /* packets a dead worker had in hand: default verdict */
+	uint64_t gave_up;         /* 1 once the policy was given up on (default verdicts) */
 	uint64_t taken;         /* held local packets taken over: original dropped, copy kept */
 	uint64_t copy_overflow; /* ... tail-dropped because the copies would exceed --hold-bytes */
 	uint64_t requeued;      /* our own packets (skip mark) queued again by a rule: accepted
@@ -65,6 +71,15 @@ struct ld_kernel_counters {
 	uint32_t user_dropped;   /* dropped by the kernel: could not send to us */
 	uint32_t id_sequence;    /* last packet id handed out */
 };
+
+/**
+ * ld_kernel_counters_open() - open the kernel's queue counters file now
+ *
+ * It is readable by root only (the supervisor reads it, never the
+ * sandboxed worker); ld_kernel_counters_read() keeps using the descriptor.
+ * Return: 0, or -1 when it cannot be opened.
+ */
+int ld_kernel_counters_open(void);
 
 /**
  * ld_kernel_counters_read() - read the kernel's counters for @queue

@@ -2,6 +2,7 @@
 /* hold_store.c - a chunk allocator over one caller-provided region (see hold_store.h). */
 #include "hold_store.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -97,6 +98,64 @@ void ld_store_free(struct ld_store *s, uint32_t h)
 	s->free_head = h;
 	s->nfree += n;
 	s->stored--;
+}
+
+/* Is @h..@len a whole chain of chunks not yet marked in @used? */
+static int chain_ok(const struct ld_store *s, const uint8_t *used, uint32_t h, uint32_t len)
+{
+	const uint32_t *next = next_of(s);
+	uint32_t need = (len + LD_STORE_CHUNK - 1) / LD_STORE_CHUNK, c = h;
+
+	if (len == 0 || len > 65535)
+		return 0;
+	for (uint32_t i = 0; i < need; i++) {
+		if (c >= s->nchunks || used[c])
+			return 0;
+		c = next[c];
+	}
+	return 1;
+}
+
+int ld_store_rebuild(struct ld_store *s, const uint32_t *handles, const uint32_t *lens,
+		     uint32_t n, uint8_t *valid)
+{
+	uint8_t *used = calloc(s->nchunks ? s->nchunks : 1, 1);
+	uint32_t *next = next_of(s);
+
+	if (!used)
+		return -1;
+	s->stored = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t need = (lens[k] + LD_STORE_CHUNK - 1) / LD_STORE_CHUNK, c = handles[k];
+
+		valid[k] = (uint8_t)chain_ok(s, used, c, lens[k]);
+		if (!valid[k])
+			continue;
+		/* a chain repeating one of its own chunks is caught on the way */
+		for (uint32_t i = 0; i < need; i++) {
+			if (used[c]) {
+				valid[k] = 0;
+				break;
+			}
+			used[c] = 1;
+			if (i + 1 == need)
+				next[c] = LD_STORE_NONE;   /* a free may have relinked it */
+			else
+				c = next[c];
+		}
+		s->stored += valid[k];
+	}
+	s->free_head = LD_STORE_NONE;
+	s->nfree = 0;
+	for (uint32_t c = s->nchunks; c-- > 0;) {
+		if (used[c])
+			continue;
+		next[c] = s->free_head;
+		s->free_head = c;
+		s->nfree++;
+	}
+	free(used);
+	return 0;
 }
 
 uint64_t ld_store_used_bytes(const struct ld_store *s)

@@ -71,6 +71,23 @@ void ld_store_get(const struct ld_store *s, uint32_t h, uint32_t len, uint8_t *o
 void ld_store_free(struct ld_store *s, uint32_t h);
 
 /**
+ * ld_store_rebuild() - make the free state agree with the packets still in
+ * use, ignoring the stored free list and counts (after a process died in
+ * the middle of a put or a free; see shared_state.h)
+ * @s: store, initialised earlier by ld_store_init()
+ * @handles: first chunk of each packet in use
+ * @lens: their lengths
+ * @n: how many
+ * @valid: receives 1 per packet whose chain is whole and shares no chunk
+ *         with an earlier one, else 0 (that packet is not kept)
+ *
+ * Every chunk outside a valid chain becomes free.
+ * Return: 0, or -1 when out of memory (nothing changed).
+ */
+int ld_store_rebuild(struct ld_store *s, const uint32_t *handles, const uint32_t *lens,
+		     uint32_t n, uint8_t *valid);
+
+/**
  * ld_store_used_bytes() - memory taken by stored packets (whole chunks)
  * @s: store
  *

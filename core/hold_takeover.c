@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,44 +19,32 @@ enum {
 	NF_POST_ROUTING = 4,    /* NF_INET_POST_ROUTING */
 };
 
-int ld_takeover_init(struct ld_takeover *t, uint64_t hold_bytes, char *err, size_t errlen)
+int ld_takeover_init(struct ld_takeover *t, struct ld_store *store, char *err, size_t errlen)
 {
 	memset(t, 0, sizeof(*t));
 	t->ioctl_fd = -1;
-	if (!hold_bytes)
+	if (!store)
 		return 0;
-	if (hold_bytes < LD_STORE_MIN_BYTES)
-		hold_bytes = LD_STORE_MIN_BYTES;
-	/* NORESERVE: pages are touched only as copies are made. */
-	t->region = mmap(NULL, hold_bytes, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	t->buf = malloc((size_t)LD_PACKET_MAX + LD_TAKEOVER_SEG_AREA);
-	if (t->region == MAP_FAILED || !t->buf) {
-		snprintf(err, errlen, "hold store of %llu bytes: %s",
-			 (unsigned long long)hold_bytes, strerror(errno));
-		if (t->region == MAP_FAILED)
-			t->region = NULL;
-		ld_takeover_free(t);
+	if (!t->buf) {
+		snprintf(err, errlen, "hold store buffers: %s", strerror(errno));
 		return -1;
 	}
-	t->region_len = hold_bytes;
 	t->seg = t->buf + LD_PACKET_MAX;
-	t->store = ld_store_init(t->region, hold_bytes);
 	t->ioctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (t->ioctl_fd < 0)
 		t->ioctl_fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (!t->store || t->ioctl_fd < 0) {
-		snprintf(err, errlen, "hold store: %s", t->store ? strerror(errno) : "too small");
+	if (t->ioctl_fd < 0) {
+		snprintf(err, errlen, "hold store: %s", strerror(errno));
 		ld_takeover_free(t);
 		return -1;
 	}
+	t->store = store;
 	return 0;
 }
 
 void ld_takeover_free(struct ld_takeover *t)
 {
-	if (t->region)
-		munmap(t->region, t->region_len);
 	free(t->buf);
 	if (t->ioctl_fd >= 0)
 		close(t->ioctl_fd);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hold_takeover.h - held packets of local origin leave the kernel queue.
+ * (Their copies live in the hold store of the supervisor's shared region,
+ * core/shared_state.h, so that they outlive a worker.)
  *
  * A packet this host sent is charged to its socket (TCP Small Queues,
  * sk_wmem_alloc, SO_SNDBUF) until it is freed. Held in the kernel queue, it
@@ -59,9 +61,7 @@ struct ld_mtu_slot {
 };
 
 struct ld_takeover {
-	void     *region;         /* mmap'd, region_len bytes; NULL when disabled */
-	size_t    region_len;
-	struct ld_store *store;
+	struct ld_store *store;   /* in the supervisor's shared region; NULL when disabled */
 	int       ioctl_fd;       /* for SIOCGIFNAME / SIOCGIFMTU */
 	struct ld_mtu_slot mtu[LD_TAKEOVER_MTU_SLOTS];
 	uint32_t  mtu_next;       /* slot replaced next */
@@ -77,19 +77,21 @@ struct ld_takeover {
 };
 
 /**
- * ld_takeover_init() - map the copy store and open what sending needs
+ * ld_takeover_init() - open what sending copies needs, over a hold store
  * @t: state to initialise
- * @hold_bytes: size of the store; 0 disables taking over (every hold stays
- *              in the kernel, as before)
+ * @store: the hold store, laid out by its owner (ld_store_init(); under
+ *         the supervisor it lives in the shared region, shared_state.h,
+ *         so that the copies outlive a worker); NULL disables taking over
+ *         (every hold stays in the kernel, as before)
  * @err: receives the reason on failure
  * @errlen: size of @err
  *
  * Return: 0, or -1 with @err set.
  */
-int ld_takeover_init(struct ld_takeover *t, uint64_t hold_bytes, char *err, size_t errlen);
+int ld_takeover_init(struct ld_takeover *t, struct ld_store *store, char *err, size_t errlen);
 
 /**
- * ld_takeover_free() - unmap and close
+ * ld_takeover_free() - close (the store is its owner's)
  * @t: state, initialised or zeroed
  */
 void ld_takeover_free(struct ld_takeover *t);

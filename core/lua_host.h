@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ld_abi.h"
 
@@ -19,11 +20,15 @@ struct ld_lua;
 struct ld_log_limit;
 struct ld_inject_sink;
 
+enum { LD_LUA_MEMORY_MAX_DEFAULT = 256 << 20 };  /* --memory-max: 256 MiB of Lua heap */
+
 struct ld_lua_cfg {
 	const char *policy;      /* path of the policy file */
 	const char *lua_dir;     /* directory holding divert/ (NULL: the default search) */
 	struct ld_log_limit *log_limit; /* rate limit for handler errors, may be NULL */
 	struct ld_inject_sink *sink;    /* where divert.inject() sends, NULL: nowhere */
+	size_t memory_max;       /* cap on the Lua heap in bytes, 0: none (--memory-max) */
+	int allow_insecure;      /* load files others can write (--allow-insecure-policy) */
 };
 
 /**
@@ -37,6 +42,21 @@ struct ld_lua_cfg {
  */
 struct ld_lua *ld_lua_new(const struct ld_lua_cfg *cfg, struct ld_batch *batch,
 			  char *err, size_t errlen);
+
+/**
+ * ld_lua_check_files() - refuse a policy file or module directory that
+ * someone other than @owner or root can write (core/policy_files.h)
+ * @cfg: the policy and library directory; nothing is checked when
+ *       cfg->allow_insecure is set
+ * @owner: the daemon's user (the supervisor's euid, before any sandbox)
+ * @err: receives "PATH: refusing ... (why)" on failure
+ * @errlen: size of @err
+ *
+ * The supervisor calls it before it forks a worker for the policy; the
+ * sandboxed worker then loads with allow_insecure set.
+ * Return: 0, or -1.
+ */
+int ld_lua_check_files(const struct ld_lua_cfg *cfg, uid_t owner, char *err, size_t errlen);
 
 /**
  * ld_lua_dispatch() - run the policy over batch->pkts[0..batch->n)
@@ -155,6 +175,35 @@ int ld_lua_watch_files(struct ld_lua *L, char *buf, size_t len);
  * Return: 0, or -1 when on_stop raised (the error is logged).
  */
 int ld_lua_stop(struct ld_lua *L);
+
+/**
+ * ld_lua_save() - run the policy's save() and encode what it returned
+ * (lua/divert/serial.lua) into @buf, for the next worker process
+ * @L: host
+ * @buf: where the bytes go
+ * @cap: size of @buf
+ * @len: receives the length (0: the policy has no save())
+ * @err: receives the reason on failure
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1 (save() raised, the state holds what cannot be carried,
+ * or it does not fit in @cap bytes).
+ */
+int ld_lua_save(struct ld_lua *L, uint8_t *buf, size_t cap, size_t *len, char *err,
+		size_t errlen);
+
+/**
+ * ld_lua_restore() - decode state saved by ld_lua_save() in another
+ * process and hand it to the policy's on_reload
+ * @L: host
+ * @buf: the bytes
+ * @len: their length, 0 for none (on_reload gets nil)
+ * @err: receives the reason on failure
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1.
+ */
+int ld_lua_restore(struct ld_lua *L, const uint8_t *buf, size_t len, char *err, size_t errlen);
 
 /**
  * ld_lua_free() - ld_lua_stop() unless done already, then close the state

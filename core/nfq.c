@@ -257,11 +257,10 @@ static void nfq_release(struct ld_nfq *q)
 	q->tx_iov = NULL;
 }
 
-int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
-		struct ld_counters *c, struct ld_log_limit *lim, char *err, size_t errlen)
+int ld_nfq_socket(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
+		  struct ld_counters *c, struct ld_log_limit *lim, char *err, size_t errlen)
 {
-	uint32_t flags;
-	int rc, e = 0;
+	int e = 0;
 
 	memset(q, 0, sizeof(*q));
 	q->fd = -1;
@@ -290,6 +289,18 @@ int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
 		e = errno;
 		goto fail;
 	}
+	return 0;
+fail:
+	nfq_release(q);
+	errno = e ? e : EIO;
+	return -1;
+}
+
+int ld_nfq_bind(struct ld_nfq *q, char *err, size_t errlen)
+{
+	const struct ld_nfq_cfg *cfg = &q->cfg;
+	uint32_t flags;
+	int rc, e = 0;
 
 	rc = config_cmd(q, NFQNL_CFG_CMD_BIND);
 	if (rc == -EPERM) {
@@ -342,14 +353,26 @@ int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
 		snprintf(err, errlen, "setting flags on queue %u: %s", cfg->queue, strerror(-rc));
 		goto fail_unbind;
 	}
+	q->bound = 1;
 	return 0;
 
 fail_unbind:
 	config_cmd(q, NFQNL_CFG_CMD_UNBIND);
 fail:
-	nfq_release(q);
 	errno = e ? e : EIO;
 	return -1;
+}
+
+int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
+		struct ld_counters *c, struct ld_log_limit *lim, char *err, size_t errlen)
+{
+	if (ld_nfq_socket(q, cfg, tx_cap, c, lim, err, errlen) < 0)
+		return -1;
+	if (ld_nfq_bind(q, err, errlen) < 0) {
+		nfq_release(q);
+		return -1;
+	}
+	return 0;
 }
 
 static uint32_t attr_u32(const struct nlattr *a)
@@ -718,6 +741,10 @@ uint64_t ld_nfq_close(struct ld_nfq *q, uint32_t sweep_verdict)
 
 	if (!q->nl)
 		return 0;
+	if (!q->bound) {
+		nfq_release(q);
+		return 0;
+	}
 	/*
 	 * From now on the kernel decides for new packets itself: a full queue
 	 * accepts them with fail-open (or drops them). Fail-open first, in a

@@ -59,6 +59,7 @@ struct ld_nfq {
 	uint32_t   send_max;                    /* bytes per sendmsg: the real SO_SNDBUF */
 	uint32_t   last_id;                     /* newest packet id seen */
 	int        seen_any;
+	int        bound;                       /* the queue is bound (ld_nfq_bind) */
 	/* verdict messages waiting to be sent, in order */
 	struct ld_verdict_msg *tx;              /* tx_cap entries */
 	uint32_t   tx_n;
@@ -84,6 +85,34 @@ struct ld_nfq {
  */
 int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
 		struct ld_counters *c, struct ld_log_limit *lim, char *err, size_t errlen);
+
+/**
+ * ld_nfq_socket() - ld_nfq_open() without the bind: the netlink socket and
+ * buffers only, so that a supervisor can fork workers that inherit the
+ * socket (same portid) before the queue is bound
+ * @q: queue state to fill in
+ * @cfg: queue number and options
+ * @tx_cap: most verdict messages queued between two sends
+ * @c: counters to update
+ * @lim: rate limit for error messages
+ * @err: receives a readable message on failure
+ * @errlen: size of @err
+ *
+ * Return: 0, or -1 with @err set.
+ */
+int ld_nfq_socket(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
+		  struct ld_counters *c, struct ld_log_limit *lim, char *err, size_t errlen);
+
+/**
+ * ld_nfq_bind() - bind and configure the queue on a socket from ld_nfq_socket()
+ * @q: queue
+ * @err: receives a readable message on failure
+ * @errlen: size of @err
+ *
+ * Nobody else may read the socket meanwhile (it waits for the replies).
+ * Return: 0, or -1 with @err set; the socket stays open either way.
+ */
+int ld_nfq_bind(struct ld_nfq *q, char *err, size_t errlen);
 
 /**
  * ld_nfq_recv_batch() - read up to LD_BATCH_MAX packets without blocking

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* observe.c - a worker's metrics endpoint, record and report (observe.h). */
+/* observe.c - a queue's metrics endpoint, record and report (observe.h). */
 #include "observe.h"
 
 #include <errno.h>
@@ -24,7 +24,7 @@ struct ld_obs {
 	uint16_t queue;
 	uint32_t default_verdict;
 	const struct ld_counters *c;
-	struct ld_metric_tables *t;       /* mmap'd MAP_SHARED */
+	struct ld_metric_tables *t;       /* mmap'd MAP_SHARED (cfg.tables or our own) */
 	struct ld_metrics_http *http;
 	struct ld_record *rec;
 	struct ld_report *rep;
@@ -62,7 +62,8 @@ struct ld_obs *ld_obs_new(const struct ld_obs_cfg *cfg, uint16_t queue, uint32_t
 	o->default_verdict = default_verdict;
 	o->c = c;
 	/* shared, so that a supervisor forked later reads the same pages */
-	o->t = mmap(NULL, sizeof(*o->t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	o->t = cfg->tables ? cfg->tables :
+	       mmap(NULL, sizeof(*o->t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (o->t == MAP_FAILED) {
 		o->t = NULL;
 		snprintf(err, errlen, "metrics table: %s", strerror(errno));
@@ -72,6 +73,10 @@ struct ld_obs *ld_obs_new(const struct ld_obs_cfg *cfg, uint16_t queue, uint32_t
 	clock_gettime(CLOCK_REALTIME, &real);
 	o->real_minus_mono = ((int64_t)real.tv_sec - (int64_t)mono.tv_sec) * 1000000000 +
 			     (real.tv_nsec - mono.tv_nsec);
+	if (cfg->worker) {
+		o->rec = cfg->record;   /* the supervisor writes it; never closed here */
+		return o;
+	}
 	if (cfg->metrics_addr) {
 		o->http = ld_metrics_http_open(cfg->metrics_addr, obs_render, o, err, errlen);
 		if (!o->http)
@@ -93,10 +98,15 @@ struct ld_obs *ld_obs_new(const struct ld_obs_cfg *cfg, uint16_t queue, uint32_t
 fail:
 	ld_metrics_http_close(o->http);
 	ld_record_close(o->rec, NULL, NULL);
-	if (o->t)
+	if (o->t && !cfg->tables)
 		munmap(o->t, sizeof(*o->t));
 	free(o);
 	return NULL;
+}
+
+struct ld_record *ld_obs_record(struct ld_obs *o)
+{
+	return o->rec;
 }
 
 struct ld_metric_tables *ld_obs_tables(struct ld_obs *o)
@@ -166,7 +176,7 @@ int ld_obs_free(struct ld_obs *o, uint64_t now_ns, const char *title)
 	if (!o)
 		return 0;
 	ld_metrics_http_close(o->http);
-	if (o->rec) {
+	if (o->rec && !o->cfg.worker) {
 		uint64_t w = 0, d = 0;
 
 		if (ld_record_close(o->rec, &w, &d) < 0)
@@ -179,7 +189,7 @@ int ld_obs_free(struct ld_obs *o, uint64_t now_ns, const char *title)
 			bad = 1;
 		ld_report_free(o->rep);
 	}
-	if (o->t)
+	if (o->t && !o->cfg.tables)
 		munmap(o->t, sizeof(*o->t));
 	free(o);
 	return bad ? -1 : 0;

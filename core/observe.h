@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * observe.h - what one worker shows of itself (issue 13): the /metrics
+ * observe.h - what a queue shows of itself (issue 13): the /metrics
  * endpoint, the --record file and the --report page, behind one small
  * interface the event loop calls. Each part is its own module
  * (metrics_http, metrics_render, record_pcapng, report_html); this file only
@@ -15,6 +15,7 @@
 
 #include "counters.h"
 #include "ld_abi.h"
+#include "record_pcapng.h"
 
 struct ld_obs_cfg {
 	const char *metrics_addr;   /* --metrics ADDR, or NULL */
@@ -22,6 +23,17 @@ struct ld_obs_cfg {
 	uint64_t record_max;        /* --record-max bytes, 0 = no rotation */
 	const char *report_path;    /* --report FILE.html, or NULL */
 	int offline;                /* replay: the clock is the capture's; record blocks */
+	/*
+	 * With worker processes (docs/process.md) the supervisor's observer
+	 * serves /metrics, owns the record's files and writes the report,
+	 * reading the shared counters and metrics table; a worker's observer
+	 * (worker = 1) only copies its packets into the supervisor's record
+	 * through the ring both map. The sandboxed worker opens no file and
+	 * accepts no connection.
+	 */
+	int worker;                        /* 1: record into @record, nothing else */
+	struct ld_record *record;          /* with worker: the supervisor's, or NULL */
+	struct ld_metric_tables *tables;   /* mapped shared by the caller, or NULL: own */
 };
 
 struct ld_obs;
@@ -40,6 +52,14 @@ struct ld_obs;
  */
 struct ld_obs *ld_obs_new(const struct ld_obs_cfg *cfg, uint16_t queue, uint32_t default_verdict,
 			  const struct ld_counters *c, char *err, size_t errlen);
+
+/**
+ * ld_obs_record() - the --record writer, for a worker's ld_obs_cfg.record
+ * @o: observer
+ *
+ * Return: the recorder, or NULL without --record.
+ */
+struct ld_record *ld_obs_record(struct ld_obs *o);
 
 /**
  * ld_obs_tables() - the metrics table to hand to Lua (struct ld_batch.metrics)

@@ -5,6 +5,14 @@
  *   packet path ──copy──► ring (bytes, single producer/single consumer) ──► writer thread ──► FILE
  *                         full? count it, go on                             rotates at max_bytes
  *
+ * The ring and its indices are one MAP_SHARED mapping, so that with worker
+ * processes (docs/process.md) the writer thread and the file stay in the
+ * supervisor, which may create files, while the serving worker, which may
+ * not (docs/sandbox.md), copies packets in through the mapping it inherited.
+ * A worker killed mid-copy leaves nothing half-written behind: head moves
+ * only after the entry is complete. One worker serves at a time, so there
+ * is still one producer.
+ *
  * pcapng (draft-ietf-opsawg-pcapng): a Section Header Block, an Interface
  * Description Block (LINKTYPE_RAW: packets start at the IP header; if_tsresol
  * 9: ns timestamps), then one Enhanced Packet Block per packet with the
@@ -19,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +56,16 @@ struct pn_entry {
 	uint8_t modified, inbound, pad[2];
 };
 
+/* What the packet path and the writer share: mapped MAP_SHARED, see above. */
+struct pn_shared {
+	_Atomic size_t head;     /* written by the packet path */
+	_Atomic size_t tail;     /* written by the writer */
+	_Atomic int broken;      /* a write failed: record no more */
+	_Atomic uint64_t written;
+	_Atomic uint64_t dropped;
+	uint8_t ring[];          /* size bytes */
+};
+
 struct ld_record {
 	char *path;
 	uint64_t max_bytes;
@@ -54,14 +73,10 @@ struct ld_record {
 	FILE *f;
 	unsigned nfile;          /* files opened so far */
 	uint64_t file_bytes;
-	uint8_t *ring;
+	struct pn_shared *sh;
+	uint8_t *ring;           /* sh->ring */
 	size_t size;
-	_Atomic size_t head;     /* written by the packet path */
-	_Atomic size_t tail;     /* written by the writer */
-	_Atomic int stop;
-	_Atomic int broken;      /* a write failed: record no more */
-	_Atomic uint64_t written;
-	_Atomic uint64_t dropped;
+	_Atomic int stop;        /* the writer's own process only */
 	pthread_t thread;
 	int thread_started;
 	uint8_t *blk;            /* the writer's block being assembled (PN_BLOCK_MAX) */
@@ -70,6 +85,11 @@ struct ld_record {
 static size_t pn_align8(size_t n)
 {
 	return (n + 7) & ~(size_t)7;
+}
+
+static size_t pn_shared_bytes(void)
+{
+	return sizeof(struct pn_shared) + LD_RECORD_BUFFER_DEFAULT;
 }
 
 int ld_record_comment(char *buf, size_t len, uint32_t verdict, uint64_t hold_ns, int modified)
@@ -212,8 +232,8 @@ static int pn_write_packet(struct ld_record *r, const struct pn_entry *e, const 
 /* Write everything between tail and head; return whether there was any. */
 static int pn_drain(struct ld_record *r)
 {
-	size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-	size_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+	size_t tail = atomic_load_explicit(&r->sh->tail, memory_order_relaxed);
+	size_t head = atomic_load_explicit(&r->sh->head, memory_order_acquire);
 	int any = tail != head;
 
 	while (tail != head) {
@@ -229,21 +249,21 @@ static int pn_drain(struct ld_record *r)
 			tail += r->size - off;
 			continue;
 		}
-		if (!atomic_load(&r->broken)) {
+		if (!atomic_load(&r->sh->broken)) {
 			if (pn_write_packet(r, &e, r->ring + off + sizeof(e)) < 0)
-				atomic_store(&r->broken, 1);
+				atomic_store(&r->sh->broken, 1);
 			else
-				atomic_fetch_add_explicit(&r->written, 1, memory_order_relaxed);
+				atomic_fetch_add_explicit(&r->sh->written, 1, memory_order_relaxed);
 		}
-		if (atomic_load(&r->broken))
-			atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+		if (atomic_load(&r->sh->broken))
+			atomic_fetch_add_explicit(&r->sh->dropped, 1, memory_order_relaxed);
 		tail += pn_align8(sizeof(e) + e.len);
-		atomic_store_explicit(&r->tail, tail, memory_order_release);
+		atomic_store_explicit(&r->sh->tail, tail, memory_order_release);
 	}
-	atomic_store_explicit(&r->tail, tail, memory_order_release);
-	if (any && r->f && fflush(r->f) != 0 && !atomic_load(&r->broken)) {
+	atomic_store_explicit(&r->sh->tail, tail, memory_order_release);
+	if (any && r->f && fflush(r->f) != 0 && !atomic_load(&r->sh->broken)) {
 		ld_log("--record %s: write: %s (recording stops)", r->path, strerror(errno));
-		atomic_store(&r->broken, 1);
+		atomic_store(&r->sh->broken, 1);
 	}
 	return any;
 }
@@ -271,11 +291,18 @@ struct ld_record *ld_record_open(const char *path, uint64_t max_bytes, int block
 	struct ld_record *r = calloc(1, sizeof(*r));
 	int rc;
 
-	if (!r || !(r->path = strdup(path)) || !(r->ring = malloc(LD_RECORD_BUFFER_DEFAULT)) ||
-	    !(r->blk = malloc(PN_BLOCK_MAX))) {
+	if (!r || !(r->path = strdup(path)) || !(r->blk = malloc(PN_BLOCK_MAX))) {
 		snprintf(err, errlen, "--record: out of memory");
 		goto fail;
 	}
+	r->sh = mmap(NULL, pn_shared_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		     -1, 0);
+	if (r->sh == MAP_FAILED) {
+		r->sh = NULL;
+		snprintf(err, errlen, "--record: ring: %s", strerror(errno));
+		goto fail;
+	}
+	r->ring = r->sh->ring;
 	r->size = LD_RECORD_BUFFER_DEFAULT;
 	r->max_bytes = max_bytes;
 	r->blocking = blocking;
@@ -298,7 +325,8 @@ fail:
 	if (r && r->f)
 		fclose(r->f);
 	if (r) {
-		free(r->ring);
+		if (r->sh)
+			munmap(r->sh, pn_shared_bytes());
 		free(r->path);
 		free(r->blk);
 	}
@@ -314,14 +342,14 @@ void ld_record_packet(struct ld_record *r, const struct ld_record_pkt *p)
 		.modified = p->modified, .inbound = p->inbound,
 	};
 	size_t need = pn_align8(sizeof(e) + p->len);
-	size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	size_t head = atomic_load_explicit(&r->sh->head, memory_order_relaxed);
 
-	if (atomic_load_explicit(&r->broken, memory_order_relaxed) || need > r->size / 2) {
-		atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+	if (atomic_load_explicit(&r->sh->broken, memory_order_relaxed) || need > r->size / 2) {
+		atomic_fetch_add_explicit(&r->sh->dropped, 1, memory_order_relaxed);
 		return;
 	}
 	for (;;) {
-		size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+		size_t tail = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
 		size_t off = head % r->size, skip = r->size - off < need ? r->size - off : 0;
 
 		if (r->size - (head - tail) >= skip + need) {
@@ -337,12 +365,12 @@ void ld_record_packet(struct ld_record *r, const struct ld_record_pkt *p)
 			memcpy(r->ring + off, &e, sizeof(e));
 			if (p->len)
 				memcpy(r->ring + off + sizeof(e), p->data, p->len);
-			atomic_store_explicit(&r->head, head + need, memory_order_release);
+			atomic_store_explicit(&r->sh->head, head + need, memory_order_release);
 			return;
 		}
 		if (!r->blocking) {
 			/* the disk is behind: count the packet, never wait on the packet path */
-			atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&r->sh->dropped, 1, memory_order_relaxed);
 			return;
 		}
 		{
@@ -355,8 +383,8 @@ void ld_record_packet(struct ld_record *r, const struct ld_record_pkt *p)
 
 void ld_record_stats(const struct ld_record *r, uint64_t *written, uint64_t *dropped)
 {
-	*written = atomic_load_explicit(&((struct ld_record *)r)->written, memory_order_relaxed);
-	*dropped = atomic_load_explicit(&((struct ld_record *)r)->dropped, memory_order_relaxed);
+	*written = atomic_load_explicit(&r->sh->written, memory_order_relaxed);
+	*dropped = atomic_load_explicit(&r->sh->dropped, memory_order_relaxed);
 }
 
 int ld_record_close(struct ld_record *r, uint64_t *written, uint64_t *dropped)
@@ -369,15 +397,15 @@ int ld_record_close(struct ld_record *r, uint64_t *written, uint64_t *dropped)
 	if (r->thread_started)
 		pthread_join(r->thread, NULL);
 	if (written)
-		*written = atomic_load(&r->written);
+		*written = atomic_load(&r->sh->written);
 	if (dropped)
-		*dropped = atomic_load(&r->dropped);
-	bad = atomic_load(&r->broken);
+		*dropped = atomic_load(&r->sh->dropped);
+	bad = atomic_load(&r->sh->broken);
 	if (r->f && fclose(r->f) != 0) {
 		ld_log("--record %s: %s", r->path, strerror(errno));
 		bad = 1;
 	}
-	free(r->ring);
+	munmap(r->sh, pn_shared_bytes());
 	free(r->path);
 	free(r->blk);
 	free(r);

@@ -54,6 +54,9 @@ struct ld_record *ld_record_open(const char *path, uint64_t max_bytes, int block
  * ld_record_packet() - queue one packet for the file; never blocks unless @blocking
  * @r: recorder
  * @p: the packet and its decision (the bytes are copied)
+ *
+ * A process forked after ld_record_open() may call this (the ring is
+ * mapped shared; the writer stays in the opener), one process at a time.
  */
 void ld_record_packet(struct ld_record *r, const struct ld_record_pkt *p);
 

@@ -13,8 +13,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "policy_rules.h"
-#include "reload_grace.h"
 #include "pidfile.h"
 
 
@@ -43,11 +41,6 @@ int ld_reload_init(struct ld_reload *r, const char *policy, int watch, char *err
 
 	memset(r, 0, sizeof(*r));
 	r->watch_fd = -1;
-	r->grace = calloc(1, sizeof(*r->grace));
-	if (!r->grace) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
 	snprintf(r->policy, sizeof(r->policy), "%s", policy);
 	if (!watch)
 		return 0;
@@ -110,139 +103,24 @@ static void write_status(struct ld_reload *r, int ok, const char *msg)
 		ld_log("reload status %s: %s", r->status_path, strerror(errno));
 }
 
-/*
- * Issue 18: the code and the divert rules it declares change together.
- * load -> compile the declared filter -> save/init/on_reload -> swap the
- * rules -> switch the code. The worker reads no packet in between; the
- * packets the old rules queued are then judged by the old code
- * (reload_grace.h, ld_reload_dispatch()).
- * With a supervisor, it would run plan and swap on the worker's report.
- */
-static int reload_code_and_rules(struct ld_reload *r, struct ld_lua *lua, char *err,
-				 size_t errlen, char *note, size_t notelen)
+void ld_reload_begin(struct ld_reload *r)
 {
-	struct ld_policy_rules decl;
-	struct ld_rules_set *next = NULL;
-	struct ld_kernel_counters k0, k1;
-	char e[1200], what[LD_RULES_FILTER_MAX + 128];
-	int changed = 0, before_ok, after_ok;
-
-	note[0] = '\0';
-	/* a reload during the last one's grace: its old version is gone now */
-	if (r->grace->active) {
-		r->grace->active = 0;
-		r->grace_old = 0;
-		ld_lua_drop_old(lua);
-	}
-	if (ld_lua_reload_load(lua, err, errlen) < 0)
-		return -1;
-	if (ld_lua_declared(lua, &decl, e, sizeof(e)) < 0 ||
-	    (r->divert && ld_divert_plan(r->divert, &decl, &next, e, sizeof(e)) < 0)) {
-		ld_lua_reload_abort(lua);
-		if (snprintf(err, errlen, "%s has errors, not reloading: %s", r->policy, e) >=
-		    (int)errlen)
-			err[errlen - 1] = '\0';   /* a long message is cut, no more */
-		return -1;
-	}
-	if (ld_lua_reload_prepare(lua, err, errlen) < 0) {
-		free(next);
-		return -1;
-	}
-	/* packets queued up to here are the old rules' (reload_grace.h) */
-	before_ok = next && ld_kernel_counters_read(next->cfg.queue, &k0) == 0 && k0.valid;
-	if (next && ld_divert_swap(r->divert, next, &changed, e, sizeof(e)) < 0) {
-		ld_lua_reload_abort(lua);
-		free(next);
-		if (snprintf(err, errlen, "%s: not reloading, the divert rules could not be "
-			     "swapped (the old policy and rules stay): %s", r->policy, e) >= (int)errlen)
-			err[errlen - 1] = '\0';
-		return -1;
-	}
-	after_ok = changed && ld_kernel_counters_read(r->divert->cur->cfg.queue, &k1) == 0 &&
-		   k1.valid;
-	/* only out of memory fails here; the new rules then run with the old code */
-	if (ld_lua_reload_commit(lua, changed, err, errlen) < 0)
-		return -1;
-	if (changed && (!before_ok || !after_ok ||
-			ld_grace_begin(r->grace, r->divert->cur, k0.id_sequence, k1.id_sequence) < 0)) {
-		/* cannot tell old from new: the new code judges all (docs/reload.md) */
-		ld_log("queue %u: packet ids unknown around the swap: the new code judges the "
-		       "packets the old rules queued", r->divert->cur->cfg.queue);
-		ld_lua_drop_old(lua);
-	}
-	if (changed)
-		snprintf(note, notelen, "; now diverting %s",
-			 ld_rules_set_describe(r->divert->cur, what, sizeof(what)));
-	return 0;
-}
-
-int ld_reload_run(struct ld_reload *r, struct ld_lua *lua, struct ld_counters *c)
-{
-	char err[2048], msg[PATH_MAX + LD_RULES_FILTER_MAX + 1400], note[LD_RULES_FILTER_MAX + 200];
-	uint64_t t0 = ld_now_ns(), hash = 0;
-	int rc;
-
-	/* Requests made while this one runs start another one afterwards. */
 	r->pending = 0;
 	r->generation++;
-	if (ld_file_hash(r->policy, &hash) < 0) {
-		snprintf(msg, sizeof(msg), "%s has errors, not reloading: %s", r->policy,
-			 strerror(errno));
-		rc = -1;
-	} else {
-		rc = reload_code_and_rules(r, lua, err, sizeof(err), note, sizeof(note));
-		if (rc < 0)
-			snprintf(msg, sizeof(msg), "%s", err);
-		else
-			snprintf(msg, sizeof(msg), "reloaded %s (fnv64 %016" PRIx64 ") in %.2f ms%s",
-				 r->policy, hash, (double)(ld_now_ns() - t0) / 1e6, note);
-	}
-	ld_log("%s", msg);
-	if (rc == 0)
-		ld_reload_watch_modules(r, lua);   /* the new version may require others */
-	if (rc < 0)
-		c->reload_errors++;
-	else
-		c->reloads++;
-	write_status(r, rc == 0, msg);
-	return rc;
 }
 
-uint32_t ld_reload_dispatch(struct ld_reload *r, struct ld_lua *lua, struct ld_batch *b)
+void ld_reload_report(struct ld_reload *r, int ok, const char *msg, struct ld_counters *c)
 {
-	uint32_t errors = 0, i = 0, n = b->n;
-
-	if (!r->grace->active || n == 0)
-		return ld_lua_dispatch(lua);
-	/* runs of packets for the same version, each in one call */
-	while (i < n) {
-		int fresh = ld_grace_new_code(r->grace, &b->pkts[i]);
-		uint32_t j = i + 1;
-
-		while (j < n && ld_grace_new_code(r->grace, &b->pkts[j]) == fresh)
-			j++;
-		if (!fresh)
-			r->grace_old += j - i;
-		errors += ld_lua_dispatch_span(lua, !fresh, i, j);
-		i = j;
-	}
-	b->next = n;
-	if (ld_grace_over(r->grace, b->pkts[n - 1].id)) {
-		if (r->grace_old)
-			ld_log("reload %" PRIu64 ": %" PRIu64 " packet%s queued by the old rules "
-			       "before the swap judged by the old code", r->generation,
-			       r->grace_old, r->grace_old == 1 ? "" : "s");
-		r->grace->active = 0;
-		r->grace_old = 0;
-		ld_lua_drop_old(lua);
-	}
-	return errors;
+	ld_log("%s", msg);
+	if (ok)
+		c->reloads++;
+	else
+		c->reload_errors++;
+	write_status(r, ok, msg);
 }
 
 void ld_reload_free(struct ld_reload *r)
 {
-	free(r->grace);
-	r->grace = NULL;
 	if (r->watch_fd >= 0)
 		close(r->watch_fd);
 	r->watch_fd = -1;

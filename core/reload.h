@@ -17,8 +17,6 @@
 #include "counters.h"
 #include "lua_host.h"
 
-struct ld_divert;
-struct ld_grace;
 
 enum { LD_WATCH_FILES = 64 };   /* policy + modules watched by --watch */
 
@@ -30,9 +28,6 @@ struct ld_watch_file {
 
 struct ld_reload {
 	volatile int pending;
-	struct ld_divert *divert;     /* the divert rules to swap with the code; NULL: none */
-	struct ld_grace *grace;       /* after a rule swap: old or new code, per packet */
-	uint64_t grace_old;           /* packets the old code judged in this grace */
 	int watch_fd;                 /* inotify fd with --watch, else -1 */
 	struct ld_watch_file files[LD_WATCH_FILES];
 	int nfiles;
@@ -87,30 +82,29 @@ void ld_reload_watch_modules(struct ld_reload *r, struct ld_lua *lua);
 int ld_reload_watch_matches(const struct ld_reload *r, int wd, const char *name);
 
 /**
- * ld_reload_run() - load the policy anew and swap it in; on any error keep
- * the running one. Logs the file, a content hash and how long it took.
- * With r->divert set, the divert rules the new policy declares are compiled
- * before anything changes and swapped just before the code: a filter that
- * does not compile, or a swap that fails, refuses the whole reload.
+ * ld_reload_begin() - a reload attempt starts: clear the pending request
+ * (requests made from now on start another one afterwards), count it
  * @r: reload state
- * @lua: the worker's Lua host
- * @c: counters (reloads, reload_errors)
- *
- * Return: 0 when the new policy runs, -1 when the old one stays.
  */
-int ld_reload_run(struct ld_reload *r, struct ld_lua *lua, struct ld_counters *c);
+void ld_reload_begin(struct ld_reload *r);
 
 /**
- * ld_reload_dispatch() - run the policy over the batch (ld_lua_dispatch()),
- * or, right after a reload swapped the rules, each packet through the
- * version that matches the rules that queued it (reload_grace.h)
+ * ld_reload_report() - log a reload's outcome, count it and write the
+ * status file that `luadivert reload` waits for
  * @r: reload state
- * @lua: the worker's Lua host
- * @b: the batch, as received
- *
- * Return: the number of packets whose handler failed.
+ * @ok: the new policy runs
+ * @msg: "reloaded ..." or "POLICY has errors, not reloading: ..."
+ * @c: counters (reloads, reload_errors)
  */
-uint32_t ld_reload_dispatch(struct ld_reload *r, struct ld_lua *lua, struct ld_batch *b);
+void ld_reload_report(struct ld_reload *r, int ok, const char *msg, struct ld_counters *c);
+
+/**
+ * ld_reload_watch_list() - as ld_reload_watch_modules(), from the list a
+ * worker process reported (paths, one per line; the supervisor has no Lua)
+ * @r: reload state (nothing happens without --watch)
+ * @list: the paths
+ */
+void ld_reload_watch_list(struct ld_reload *r, const char *list);
 
 /**
  * ld_reload_free() - close the inotify fd

@@ -46,12 +46,20 @@ void ld_reload_watch_modules(struct ld_reload *r, struct ld_lua *lua)
 {
 	char list[LD_WATCH_FILES * 256];
 
+	if (!lua || ld_lua_watch_files(lua, list, sizeof(list)) < 0)
+		list[0] = '\0';
+	ld_reload_watch_list(r, list);
+}
+
+void ld_reload_watch_list(struct ld_reload *r, const char *text)
+{
+	char list[LD_WATCH_FILES * 256];
+
 	if (r->watch_fd < 0)
 		return;
 	r->nfiles = 0;
 	watch_one(r, r->policy);
-	if (!lua || ld_lua_watch_files(lua, list, sizeof(list)) < 0)
-		return;
+	snprintf(list, sizeof(list), "%s", text ? text : "");
 	for (char *save = NULL, *p = strtok_r(list, "\n", &save); p;
 	     p = strtok_r(NULL, "\n", &save))
 		if (strcmp(p, r->policy) != 0)

@@ -21,7 +21,8 @@
 #include "record_pcapng.h"
 #include "pidfile.h"
 #include "rules.h"
-#include "rules_foreign.h"
+#include "supervisor.h"
+#include "sandbox.h"
 #include "hold_takeover.h"
 #include "worker.h"
 
@@ -62,14 +63,34 @@ static const char run_usage[] =
 	"      --record-max SIZE      rotate the record at SIZE bytes (k, M, G): FILE, FILE.1, ...\n"
 	"      --report FILE.html     at exit, write a page with throughput, verdicts, loss\n"
 	"                             and added delay over the run (docs/metrics.md)\n"
+	"      --handler-timeout MS   a batch in the policy longer than this is a hang: the\n"
+	"                             worker is killed and replaced (default 500)\n"
+	"      --init-timeout MS      deadline for loading the policy and its init (default 5000)\n"
+	"      --reload-timeout MS    deadline for a reload: load, init, save, on_reload (5000)\n"
+	"      --stop-timeout MS      after SIGTERM/SIGINT, the policy's time to finish; then what\n"
+	"                             it holds gets the default verdict (default 3000)\n"
+	"      --max-restarts N       restarts after hangs/crashes within --restart-window\n"
+	"                             before the policy is given up on (default 5)\n"
+	"      --restart-window S     seconds (default 60)\n"
+	"      --user NAME            run the policy as NAME (default luadivert if it\n"
+	"                             exists, else nobody), with only CAP_NET_ADMIN and\n"
+	"                             CAP_NET_RAW, NoNewPrivs and a seccomp allow-list\n"
+	"      --memory-max SIZE      cap on the policy's Lua memory, e.g. 64M (default 256M,\n"
+	"                             0 = none); past it, handlers fail: default verdict\n"
+	"      --allow-insecure-policy  load a policy or modules that others can write\n"
+	"      --no-sandbox           run the policy as root with every capability (debugging)\n"
 	"  -h, --help                 this text\n"
 	"\n"
-	"Signals: SIGHUP reloads the policy (and the rules it declares), SIGUSR1 prints\n"
-	"the counters, "
-	"SIGINT/SIGTERM stop after giving every packet a verdict.\n";
+	"The policy runs in a sandboxed worker process; a hang or a crash costs the\n"
+	"packets in hand their policy verdict (they get the default one), never the\n"
+	"queue. Signals: SIGHUP reloads the policy (and the rules it declares), SIGUSR1\n"
+	"prints the counters, SIGINT/SIGTERM stop after giving every packet a verdict.\n"
+	"Exit status: 0 stopped cleanly, 1 could not start, 2 bad usage, 3 the policy\n"
+	"was given up on (and still was at the stop), 4 the policy missed --stop-timeout.\n";
 
 static const char check_usage[] =
-	"usage: luadivert check POLICY [--lua-dir DIR]\n"
+	"usage: luadivert check POLICY [--lua-dir DIR] [--memory-max SIZE]\n"
+	"                              [--allow-insecure-policy]\n"
 	"\n"
 	"Load POLICY, run its init, compile the filter it declares, and report errors\n"
 	"with file:line. Needs no root and touches no queue. Exit status 0 when the\n"
@@ -80,6 +101,9 @@ enum {
 	OPT_HELD_EXIT, OPT_PIDFILE, OPT_WATCH, OPT_LUA_DIR,
 	OPT_HOOK, OPT_FAMILY, OPT_FAIL_CLOSED, OPT_BACKEND, OPT_NO_RULES,
 	OPT_METRICS, OPT_RECORD, OPT_RECORD_MAX, OPT_REPORT,
+	OPT_HANDLER_TIMEOUT, OPT_INIT_TIMEOUT, OPT_RELOAD_TIMEOUT, OPT_STOP_TIMEOUT,
+	OPT_MAX_RESTARTS, OPT_RESTART_WINDOW,
+	OPT_USER, OPT_MEMORY_MAX, OPT_INSECURE, OPT_NO_SANDBOX,
 };
 
 static const struct option run_opts[] = {
@@ -104,9 +128,37 @@ static const struct option run_opts[] = {
 	{ "record", required_argument, NULL, OPT_RECORD },
 	{ "record-max", required_argument, NULL, OPT_RECORD_MAX },
 	{ "report", required_argument, NULL, OPT_REPORT },
+	{ "handler-timeout", required_argument, NULL, OPT_HANDLER_TIMEOUT },
+	{ "init-timeout", required_argument, NULL, OPT_INIT_TIMEOUT },
+	{ "reload-timeout", required_argument, NULL, OPT_RELOAD_TIMEOUT },
+	{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
+	{ "max-restarts", required_argument, NULL, OPT_MAX_RESTARTS },
+	{ "restart-window", required_argument, NULL, OPT_RESTART_WINDOW },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "memory-max", required_argument, NULL, OPT_MEMORY_MAX },
+	{ "allow-insecure-policy", no_argument, NULL, OPT_INSECURE },
+	{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* --memory-max and --allow-insecure-policy, shared by run and check: 1 handled,
+ * 0 not ours, -1 bad value. */
+static int parse_limit_opt(int opt, const char *arg, size_t *memory_max, int *insecure)
+{
+	uint64_t v;
+
+	if (opt == OPT_INSECURE) {
+		*insecure = 1;
+		return 1;
+	}
+	if (opt != OPT_MEMORY_MAX)
+		return 0;
+	if (ld_parse_size(arg, 0, &v) < 0 || (v && v < (1ull << 20)) || v > SIZE_MAX)
+		return -1;
+	*memory_max = (size_t)v;
+	return 1;
+}
 
 static int parse_verdict(const char *s, uint32_t *v)
 {
@@ -119,82 +171,41 @@ static int parse_verdict(const char *s, uint32_t *v)
 	return 0;
 }
 
-/* Signals are read from a signalfd by the event loop, never handled async. */
-static int block_signals(void)
+/* A duration option in milliseconds: 1 ms .. 1 hour. */
+static int parse_ms(const char *opt, const char *arg, uint32_t *out)
 {
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -1;
-	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-}
-
-/*
- * Install the rules the policy declares, merged with the command line
- * (policy_rules.h: the policy wins, field by field), and hand them to the
- * worker so that a reload swaps them with the code.
- */
-static int start_rules(struct ld_worker *w, struct ld_divert *d, int no_rules,
-		       const char *policy)
-{
-	struct ld_policy_rules *decl = malloc(sizeof(*decl));
-	struct ld_rules_set *set;
-	char err[LD_RULES_FILTER_MAX + 1200], what[LD_RULES_FILTER_MAX + 128];
-
-	if (!decl) {
-		ld_log("out of memory");
+	if (ld_parse_u32(arg, 1, 3600000, out) < 0) {
+		ld_usage_error("run", "--%s: '%s' is not 1..3600000 (milliseconds)", opt, arg);
 		return -1;
 	}
-	if (ld_worker_declared(w, decl, err, sizeof(err)) < 0 ||
-	    (!no_rules && ld_divert_plan(d, decl, &set, err, sizeof(err)) < 0)) {
-		ld_log("%s", err);
-		free(decl);
-		return -1;
-	}
-	if (no_rules) {
-		if (decl->declared)
-			ld_log("queue %u: %s declares divert rules; --no-rules: not installing them",
-			       d->cmdline.queue, policy);
-		free(decl);
-		return 0;
-	}
-	ld_rules_warn_foreign(d->cmdline.queue, d->cmdline.backend);
-	if (ld_divert_install(d, set, err, sizeof(err)) < 0) {
-		ld_log("installing the divert rules: %s", err);
-		free(set);
-		free(decl);
-		return -1;
-	}
-	ld_log("queue %u: diverting %s%s", d->cmdline.queue,
-	       ld_rules_set_describe(set, what, sizeof(what)),
-	       decl->declared ? " (as the policy declares)" : "");
-	ld_worker_set_divert(w, d);
-	free(decl);
 	return 0;
 }
 
 int ld_cmd_run(int argc, char **argv)
 {
-	struct ld_worker_cfg cfg = {
-		.nfq = { .queue = 0, .maxlen = LD_QUEUE_MAXLEN_DEFAULT, .default_verdict = LD_PASS },
-		.hold_max = LD_HOLD_MAX_DEFAULT,
-		.hold_copies = LD_HOLD_COPIES_DEFAULT,
-		.hold_bytes = LD_HOLD_BYTES_DEFAULT,
-		.held_on_exit = LD_HELD_RELEASE,
-		.signal_fd = -1,
+	struct ld_super_cfg sup = {
+		.w = {
+			.nfq = { .queue = 0, .maxlen = LD_QUEUE_MAXLEN_DEFAULT,
+				 .default_verdict = LD_PASS },
+			.hold_max = LD_HOLD_MAX_DEFAULT,
+			.hold_copies = LD_HOLD_COPIES_DEFAULT,
+			.hold_bytes = LD_HOLD_BYTES_DEFAULT,
+			.held_on_exit = LD_HELD_RELEASE,
+			.memory_max = LD_LUA_MEMORY_MAX_DEFAULT,
+		},
+		.handler_timeout_ms = LD_HANDLER_TIMEOUT_MS_DEFAULT,
+		.init_timeout_ms = LD_INIT_TIMEOUT_MS_DEFAULT,
+		.reload_timeout_ms = LD_RELOAD_TIMEOUT_MS_DEFAULT,
+		.stop_timeout_ms = LD_STOP_TIMEOUT_MS_DEFAULT,
+		.max_restarts = LD_MAX_RESTARTS_DEFAULT,
+		.restart_window_s = LD_RESTART_WINDOW_S_DEFAULT,
 	};
-	char pidfile[PATH_MAX] = "", status[PATH_MAX + 8], metrics_file[PATH_MAX + 8], err[1024];
-	struct ld_worker *w;
+	struct ld_worker_cfg cfg = sup.w;
+	char pidfile[PATH_MAX] = "", err[1024], wuser[64] = "";
 	struct ld_rules_cfg rules;
-	struct ld_divert divert = { .cur = NULL };
 	unsigned hooks = 0, given = 0;
 	uint32_t v;
-	int opt, policy_failed, rc, no_rules = 0, lock_fd;
+	int opt, no_rules = 0;
 
 	ld_rules_cfg_init(&rules, 0);
 	optind = 1;
@@ -290,12 +301,52 @@ int ld_cmd_run(int argc, char **argv)
 		case OPT_REPORT:
 			cfg.obs.report_path = optarg;
 			break;
+		case OPT_HANDLER_TIMEOUT:
+			if (parse_ms("handler-timeout", optarg, &sup.handler_timeout_ms) < 0)
+				return LD_EXIT_USAGE;
+			break;
+		case OPT_INIT_TIMEOUT:
+			if (parse_ms("init-timeout", optarg, &sup.init_timeout_ms) < 0)
+				return LD_EXIT_USAGE;
+			break;
+		case OPT_RELOAD_TIMEOUT:
+			if (parse_ms("reload-timeout", optarg, &sup.reload_timeout_ms) < 0)
+				return LD_EXIT_USAGE;
+			break;
+		case OPT_STOP_TIMEOUT:
+			if (parse_ms("stop-timeout", optarg, &sup.stop_timeout_ms) < 0)
+				return LD_EXIT_USAGE;
+			break;
+		case OPT_MAX_RESTARTS:
+			if (ld_parse_u32(optarg, 0, LD_MAX_RESTARTS_MAX, &sup.max_restarts) < 0)
+				return ld_usage_error("run", "--max-restarts: '%s' is not 0..%d", optarg,
+						      LD_MAX_RESTARTS_MAX);
+			break;
+		case OPT_RESTART_WINDOW:
+			if (ld_parse_u32(optarg, 1, 86400, &sup.restart_window_s) < 0)
+				return ld_usage_error("run", "--restart-window: '%s' is not 1..86400 "
+						      "(seconds)", optarg);
+			break;
+		case OPT_USER:
+			cfg.sandbox.user = optarg;
+			break;
+		case OPT_NO_SANDBOX:
+			cfg.sandbox.disabled = 1;
+			break;
 		case 'h':
 			fputs(run_usage, stdout);
 			return LD_EXIT_OK;
 		default:
-			return ld_usage_error("run", "unknown option or missing value: '%s'",
-					      ld_bad_option(argv));
+			switch (parse_limit_opt(opt, optarg, &cfg.memory_max, &sup.allow_insecure)) {
+			case 1:
+				break;
+			case -1:
+				return ld_usage_error("run", "--memory-max: '%s' is not 0 or a size of "
+						      "at least 1M (e.g. 64M, 1G)", optarg);
+			default:
+				return ld_usage_error("run", "unknown option or missing value: '%s'",
+						      ld_bad_option(argv));
+			}
 		}
 	}
 	if (optind != argc - 1)
@@ -313,70 +364,27 @@ int ld_cmd_run(int argc, char **argv)
 	if (no_rules && (rules.filter || hooks || rules.family || rules.fail_closed))
 		return ld_usage_error("run", "--no-rules installs nothing: --filter, --hook, "
 				      "--family and --fail-closed do not apply");
+	/* the worker's user, resolved once: every worker switches to this one */
+	if (!cfg.sandbox.disabled) {
+		uid_t uid;
+		gid_t gid;
+
+		if (ld_sandbox_user(&cfg.sandbox, &uid, &gid, wuser, sizeof(wuser), err,
+				    sizeof(err)) < 0)
+			return ld_usage_error("run", "%s", err);
+		cfg.sandbox.user = wuser;
+	}
 	/* a bad filter exits 2 before anything is loaded, bound or installed */
 	if (!no_rules && ld_rules_compile(&rules, NULL, err, sizeof(err)) < 0) {
 		ld_log("%s", err);
 		return LD_EXIT_USAGE;
 	}
 
-	cfg.signal_fd = block_signals();
-	if (cfg.signal_fd < 0) {
-		ld_log("signalfd: %s", strerror(errno));
-		return LD_EXIT_FAIL;
-	}
-	/* one luadivert per queue; on this failure the rules are the other's */
-	lock_fd = ld_rules_lock(cfg.nfq.queue, err, sizeof(err));
-	if (lock_fd < 0) {
-		ld_log("%s", err);
-		close(cfg.signal_fd);
-		return LD_EXIT_FAIL;
-	}
-	w = ld_worker_new(&cfg, err, sizeof(err), &policy_failed);
-	if (!w) {
-		ld_log("%s", err);
-		ld_rules_unlock(lock_fd, cfg.nfq.queue);
-		close(cfg.signal_fd);
-		return LD_EXIT_FAIL;
-	}
-	/* the queue is bound: with --fail-closed nothing drops for want of a listener */
-	divert.cmdline = rules;
-	divert.given = given;
-	if (start_rules(w, &divert, no_rules, cfg.policy) < 0) {
-		ld_worker_free(w);
-		ld_rules_unlock(lock_fd, cfg.nfq.queue);
-		close(cfg.signal_fd);
-		return LD_EXIT_FAIL;
-	}
-	if (ld_pidfile_write(pidfile, cfg.nfq.queue) < 0)
-		ld_log("warning: pid file %s: %s (luadivert reload will not find us)", pidfile,
-		       strerror(errno));
-	snprintf(status, sizeof(status), "%s.status", pidfile);
-	ld_worker_set_status_file(w, status);
-	/* issue 13: `luadivert stats --queue N` finds the endpoint next to the pid file */
-	snprintf(metrics_file, sizeof(metrics_file), "%s.metrics", pidfile);
-	if (cfg.obs.metrics_addr) {
-		if (ld_write_text_file(metrics_file, cfg.obs.metrics_addr) < 0)
-			ld_log("warning: %s: %s (luadivert stats needs --metrics ADDR)", metrics_file,
-			       strerror(errno));
-		ld_log("queue %u: metrics on http://%s/metrics", cfg.nfq.queue, cfg.obs.metrics_addr);
-	}
-	ld_log("queue %u: running %s (pid %ld)", cfg.nfq.queue, cfg.policy, (long)getpid());
-	rc = ld_worker_run(w);
-	/* rules out while still bound: ld_worker_free verdicts what queued meanwhile */
-	if (!no_rules && ld_rules_remove(&rules, err, sizeof(err)) < 0) {
-		ld_log("removing the divert rules: %s (`luadivert rules cleanup --queue %u` "
-		       "removes them)", err, cfg.nfq.queue);
-		rc = -1;
-	}
-	ld_worker_free(w);
-	ld_divert_free(&divert);
-	ld_rules_unlock(lock_fd, cfg.nfq.queue);
-	unlink(pidfile);
-	unlink(status);
-	if (cfg.obs.metrics_addr)
-		unlink(metrics_file);
-	close(cfg.signal_fd);
-	return rc == 0 ? LD_EXIT_OK : LD_EXIT_FAIL;
+	sup.w = cfg;
+	sup.rules = no_rules ? NULL : &rules;
+	sup.given = given;
+	sup.pidfile = pidfile;
+	return ld_supervise(&sup);
 }
 
 /* `check` compiles the rules a policy declares as `run` would (bad filter: exit 1). */
@@ -408,12 +416,14 @@ int ld_cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "lua-dir", required_argument, NULL, OPT_LUA_DIR },
+		{ "memory-max", required_argument, NULL, OPT_MEMORY_MAX },
+		{ "allow-insecure-policy", no_argument, NULL, OPT_INSECURE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ld_packet pkts[LD_BATCH_MAX];
 	struct ld_batch batch = { .pkts = pkts, .default_verdict = LD_PASS };
-	struct ld_lua_cfg cfg = { 0 };
+	struct ld_lua_cfg cfg = { .memory_max = LD_LUA_MEMORY_MAX_DEFAULT };
 	struct ld_lua *L;
 	char err[1024], what[LD_RULES_FILTER_MAX + 160];
 	int opt, rc;
@@ -429,8 +439,16 @@ int ld_cmd_check(int argc, char **argv)
 			fputs(check_usage, stdout);
 			return LD_EXIT_OK;
 		default:
-			return ld_usage_error("check", "unknown option or missing value: '%s'",
-					      ld_bad_option(argv));
+			switch (parse_limit_opt(opt, optarg, &cfg.memory_max, &cfg.allow_insecure)) {
+			case 1:
+				break;
+			case -1:
+				return ld_usage_error("check", "--memory-max: '%s' is not 0 or a size of "
+						      "at least 1M (e.g. 64M, 1G)", optarg);
+			default:
+				return ld_usage_error("check", "unknown option or missing value: '%s'",
+						      ld_bad_option(argv));
+			}
 		}
 	}
 	if (optind != argc - 1)

@@ -21,6 +21,14 @@ int ld_heap_init(struct ld_heap *h, uint32_t cap)
 	return h->v ? 0 : -1;
 }
 
+void ld_heap_init_at(struct ld_heap *h, struct ld_held *mem, uint32_t cap)
+{
+	h->n = 0;
+	h->seq = 0;
+	h->cap = cap;
+	h->v = mem;
+}
+
 void ld_heap_free(struct ld_heap *h)
 {
 	free(h->v);

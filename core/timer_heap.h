@@ -48,6 +48,15 @@ struct ld_heap {
 int ld_heap_init(struct ld_heap *h, uint32_t cap);
 
 /**
+ * ld_heap_init_at() - use @mem (room for @cap entries) instead of allocating:
+ * the supervisor puts the heap in memory shared with its workers
+ * @h: heap to initialise
+ * @mem: the entries' memory; ld_heap_free() must not be called on @h
+ * @cap: most packets it can hold at once
+ */
+void ld_heap_init_at(struct ld_heap *h, struct ld_held *mem, uint32_t cap);
+
+/**
  * ld_heap_free() - release the heap's memory
  * @h: heap
  */

@@ -42,6 +42,7 @@ build = {
       ["divert.payload"]   = "lua/divert/payload.lua",
       ["divert.prefixset"] = "lua/divert/prefixset.lua",
       ["divert.rng"]       = "lua/divert/rng.lua",
+      ["divert.serial"]    = "lua/divert/serial.lua",
       ["divert.shape"]     = "lua/divert/shape.lua",
       ["divert.tcp"]       = "lua/divert/tcp.lua",
       ["divert.udp"]       = "lua/divert/udp.lua",

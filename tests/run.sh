@@ -85,10 +85,9 @@ done
 # seconds (default 5; ~7 s with start-up) from the seeds (../shared/pcaps), the inputs that once
 # found a bug (fuzz/regress/) and what earlier runs kept (build/fuzz/corpus-*).
 echo "== fuzzing (bounded)"
-for src in fuzz/*_fuzz.c; do
-	n=$(basename "$src" .c)
-	f=build/fuzz/$n
-	[ -f "$f" ] && [ -x "$f" ] || continue
+for f in build/fuzz/*_fuzz; do
+	[ -f "$f" ] && [ -x "$f" ] || continue   # not the corpus-*_fuzz directories
+	n=$(basename "$f")
 	seeds=build/fuzz/seeds/$(echo "$n" | sed 's/_fuzz$//; s/_parse$//')
 	mkdir -p "build/fuzz/corpus-$n" "$seeds"
 	run_bg "fuzz $n" env LUADIVERT_FUZZ_DIR="$PWD/fuzz" "$f" -max_total_time="${FUZZ_TEST_TIME:-5}" \

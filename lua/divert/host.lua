@@ -8,6 +8,7 @@
 local ffi = require "divert.abi"
 local divert = require "divert"
 local packet = require "divert.packet"
+local serial = require "divert.serial"
 
 local M = {}
 
@@ -163,14 +164,30 @@ local function run_init(pol, ...)
   return true
 end
 
+-- What a policy may not do from inside the daemon, as errors it can see
+-- (docs/sandbox.md): ending the process would take the packet in hand, the
+-- rules and the pid file with it; commands and pipes need a fork and an
+-- exec, which the sandbox refuses anyway.
+local function forbid(name)
+  return function() error(name .. " is not allowed in a policy", 2) end
+end
+
+local function restrict_environment()
+  os.exit = forbid("os.exit")
+  os.execute = forbid("os.execute")
+  io.popen = forbid("io.popen")
+end
+
 --- Load the policy at path and return the dispatch function for the batch
 -- at batch_addr (a light userdata from C); sink_addr, when given, is where
 -- divert.inject() sends. Raises "file:line: message".
-function M.start(path, batch_addr, sink_addr)
+-- restrict (the daemon passes true): os.exit, os.execute and io.popen raise.
+function M.start(path, batch_addr, sink_addr, restrict)
   -- Room for a whole handler in one trace: with LuaJIT's default limits a
   -- policy that reads several headers falls back to the interpreter (and
   -- allocates per packet). The shaping and library tests measured this.
   divert.tune_jit()
+  if restrict then restrict_environment() end
   batch = ffi.cast(batch_ptr_t, batch_addr)
   if sink_addr then require("divert.inject").attach(sink_addr, batch) end
   -- the core's metrics table, for named pipes and divert.metrics (before the
@@ -252,6 +269,28 @@ function M.reload_commit()
   pending, pending_saved = nil, nil
   current = pol
   return build_dispatch(batch, pol)
+end
+
+--- The running policy's save(), encoded for the next worker process
+-- (divert.serial); nil when it has no save(). Raises on any error.
+function M.save_state()
+  if not (current and current.save) then return nil end
+  local ok, s = pcall(current.save)
+  if not ok then error("save() of the running policy: " .. tostring(s), 0) end
+  local eok, bytes = pcall(serial.encode, s)
+  if not eok then error("save() of the running policy: " .. tostring(bytes), 0) end
+  return bytes
+end
+
+--- Hand what the previous worker's save() returned (bytes from
+-- save_state, or nil) to this policy's on_reload. Raises on any error.
+function M.restore_state(bytes)
+  local state
+  if bytes then state = serial.decode(bytes) end
+  if current.on_reload then
+    local ok, err = pcall(current.on_reload, state)
+    if not ok then error(tostring(err), 0) end
+  end
 end
 
 --- Load a new version of the running policy. On any error the running

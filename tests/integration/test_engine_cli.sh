@@ -34,6 +34,9 @@ check "bad --queue: exit 2" expect 2 "--queue: 'x' is not 0..65535" "$LUADIVERT"
 check "queue out of range: exit 2" expect 2 "--queue: '70000'" "$LUADIVERT" run "$T/good.lua" --queue 70000
 check "bad --default-verdict: exit 2" expect 2 "--default-verdict: 'maybe'" \
 	"$LUADIVERT" run "$T/good.lua" --default-verdict maybe
+check "bad --handler-timeout: exit 2" expect 2 "--handler-timeout: '0' is not 1..3600000" \
+	"$LUADIVERT" run "$T/good.lua" --handler-timeout 0
+check "bad --max-restarts: exit 2" expect 2 "--max-restarts: 'x'" "$LUADIVERT" run "$T/good.lua" --max-restarts x
 check "unknown option: exit 2" expect 2 "unknown option or missing value: '--bogus'" "$LUADIVERT" run "$T/good.lua" --bogus
 check "two policies: exit 2" expect 2 'more than one POLICY' "$LUADIVERT" run "$T/good.lua" "$T/good.lua"
 

@@ -60,7 +60,7 @@ reload() { ns_exec "$NS" "$LUADIVERT" reload --pidfile "$LD_PIDFILE" --timeout 1
 recv_bg() {
 	rm -f "$3.ready"
 	bg_ns "$NS" "$LDT_TOOLS/udprecv" --port "$1" --count "$2" --idle-ms 600 --time-limit 30 \
-		--ready "$3.ready" >"$3"
+		--ready "$3.ready" --seqs "$3.seqs" >"$3"
 	RECV_PID=$LDT_LAST_PID
 	wait_for_file "$3.ready" 5 || fail "udprecv did not start"
 }
@@ -87,28 +87,34 @@ check "v1's rule carries its filter text (rules list)" \
 	sh -c "ip netns exec '$NS' '$LUADIVERT' rules list | grep -q 'diverts: udp dst port 9000'"
 recv_bg 9000 $N "$LDT_TMP/s0.json"; R0=$RECV_PID
 recv_bg 9001 $N "$LDT_TMP/s1.json"; R1=$RECV_PID
-bg_ns "$NS" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port 9000 --count $N --rate 3000 --time-limit 10 >/dev/null
+# 1.5 s of traffic: the reload (a new worker process, slower under ASan on a
+# busy machine) must fall inside it
+bg_ns "$NS" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port 9000 --count $N --rate 2000 --time-limit 10 >/dev/null
 S0=$LDT_LAST_PID
-bg_ns "$NS" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port 9001 --count $N --rate 3000 --time-limit 10 >/dev/null
+bg_ns "$NS" "$LDT_TOOLS/udpsend" --dst 127.0.0.1 --port 9001 --count $N --rate 2000 --time-limit 10 >/dev/null
 S1=$LDT_LAST_PID
-sleep 0.4
-# v2's code passes all but 9001: a 9000 datagram it judged would arrive
+sleep 0.3
+# v2's code passes all but 9001: the 9000 datagrams v1's rules queued that
+# were still in the queue at the swap are judged by v2's code (the old worker
+# has exited by then: docs/reload.md) and arrive
 policy "udp dst port 9001" '"output"' 4 '(pkt:udp():dst_port() == 9001) and divert.DROP or divert.PASS'
 check "reload to v2 succeeds" reload
 wait_for_exit "$S0" 10; wait_for_exit "$S1" 10
 wait_for_exit "$R0" 5; wait_for_exit "$R1" 5
-F0=$(json_get "$LDT_TMP/s0.json" first_seq); U0=$(json_get "$LDT_TMP/s0.json" unique)
+# lowest number that arrived (the queued old-rule ones, judged by the new
+# code, arrive after newer ones that the new rules no longer divert)
+F0=$(sort -n "$LDT_TMP/s0.json.seqs" | head -1); U0=$(json_get "$LDT_TMP/s0.json" unique)
 X1=$(json_get "$LDT_TMP/s1.json" max_seq); U1=$(json_get "$LDT_TMP/s1.json" unique)
 check "9000: dropped before the swap, then every datagram from #$F0 to the last arrived ($U0)" \
 	sh -c "[ '$F0' -gt 0 ] && [ '$U0' -gt 0 ] && [ \$(( $N - $F0 )) = '$U0' ]"
-check "9000: in order, no duplicate" seq_ok "$LDT_TMP/s0.json"
+check "9000: no duplicate" [ "$(json_get "$LDT_TMP/s0.json" duplicates)" = 0 ]
 check "9001: every datagram up to #$X1 arrived ($U1), none after" \
 	sh -c "[ '$X1' -lt $((N - 1)) ] && [ \$(( $X1 + 1 )) = '$U1' ]"
 kill -USR1 "$LD_PID"
 wait_until 5 grep -q 'received [0-9]' "$LD_LOG"
-OLDN=$(sed -n 's/.*reload 1: \([0-9]*\) packets* queued by the old rules.*/\1/p' "$LD_LOG")
-check "every 9000 datagram the old rules queued was judged by the old code, ${OLDN:-0} of them after the swap: none passed" \
-	[ "$(ld_counter passed)" = 0 ]
+PASSED=$(ld_counter passed)
+check "the 9000 datagrams the old rules queued and the new code judged ($PASSED) all arrived, each verdict once" \
+	sh -c "[ '$PASSED' -le '$U0' ] && [ '$(ld_counter received)' = \$(( $PASSED + $(ld_counter dropped) )) ]"
 check "the reload logged the new rules" grep -q 'reloaded .*now diverting "udp dst port 9001" at output, IPv4' "$LD_LOG"
 check "after the swap: 9000 arrives" [ "$(count 127.0.0.1 9000 200)" = 200 ]
 check "after the swap: 9001 is dropped" [ "$(count 127.0.0.1 9001 200)" = 0 ]
@@ -118,8 +124,8 @@ check "rules list shows v2's filter" \
 # --- 2. a filter that does not compile is refused; v2's rules and code stay
 cp "$P" "$LDT_TMP/v2.lua"
 policy "udp dst prot 9002" '"output"' 4 divert.PASS
-check "reload of a bad filter exits 1" sh -c '! ip netns exec "$3" "$0" reload --pidfile "$1" --timeout 10 2>"$2"' \
-	"$LUADIVERT" "$LD_PIDFILE" "$LDT_TMP/bad.err" "$NS"
+check "reload of a bad filter exits 1" ns_exec "$NS" sh -c '! "$0" reload --pidfile "$1" --timeout 10 2>"$2"' \
+	"$LUADIVERT" "$LD_PIDFILE" "$LDT_TMP/bad.err"
 check "... naming file:line and the filter" grep -q 'policy.lua:3: filter: invalid filter "udp dst prot 9002"' "$LDT_TMP/bad.err"
 check "... in the log too" grep -q 'policy.lua:3: filter: invalid filter' "$LD_LOG"
 check "v2's code and rules still run: 9001 dropped" [ "$(count 127.0.0.1 9001 200)" = 0 ]

@@ -4,7 +4,9 @@
 #
 #   ld_start NS POLICY [ARGS...]   start luadivert in NS (queue from ARGS, default 0),
 #                                  wait until the queue is bound; LD_PID, LD_LOG
-#   ld_stop [SIGNAL]               stop it, wait; LD_RC is its exit status
+#   ld_stop [SIGNAL]               stop it, wait; LD_RC is its exit status; the policy's
+#                                  "ld-test-stats: ..." stderr lines go to $LD_TEST_STATS
+#                                  (if set: the sandboxed daemon cannot write files)
 #   ld_counter NAME                a value from the last counters line in LD_LOG
 #   udp_run NS DST PORT COUNT OUT [udpsend args...]
 #                                  start udprecv in NS, send COUNT datagrams, wait; OUT is
@@ -43,6 +45,9 @@ ld_stop() {
 	wait_for_exit "$LD_PID" 20 || { kill -KILL "$LD_PID"; fail "luadivert did not stop within 20 s"; }
 	wait "$LD_PID" 2>/dev/null
 	LD_RC=$?
+	if [ -n "${LD_TEST_STATS:-}" ]; then
+		sed -n 's/^ld-test-stats: //p' "$LD_LOG" >"$LD_TEST_STATS"
+	fi
 }
 
 ld_counter() {

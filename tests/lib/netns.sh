@@ -128,6 +128,8 @@ trap 'exit 143' TERM
 # ldt_tmpdir: make a temporary directory, removed at exit; sets LDT_TMP.
 ldt_tmpdir() {
 	LDT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/${LDT_PREFIX}XXXXXX") || fail "mktemp"
+	# readable by the sandboxed daemon (it reloads policies as an unprivileged user)
+	chmod 755 "$LDT_TMP" || fail "chmod $LDT_TMP"
 	LDT_TMPDIRS="$LDT_TMPDIRS $LDT_TMP"
 }
 

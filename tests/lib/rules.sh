@@ -1,6 +1,9 @@
 # shellcheck shell=sh
 # tests/lib/rules.sh - helpers for the divert-rules tests (tests/integration/
 # test_rules_*.sh). Source after tests/lib/netns.sh, then call ldt_tmpdir.
+# luadivert runs their policies with --no-sandbox: rules_log.lua appends to
+# $RULES_LOG, a file the sandboxed worker may not open for writing, and these
+# tests are about the rules.
 #
 #   rules_setup [TOOL...]          require root and the tools (udpsend, udprecv,
 #                                  rules_driver, TOOL...), make LDT_TMP
@@ -61,7 +64,7 @@ div_start() {
 	: >"$DIV_LOG"
 	if [ "$RULES_IMPL" = luadivert ]; then
 		RULES_LOG=$DIV_LOG bg_ns "$_rl_ns" "$LUADIVERT" run \
-			"$LDT_ROOT/tests/policies/rules_$_rl_v.lua" --pidfile "$LDT_TMP/div.$DIV_N.pid" \
+			"$LDT_ROOT/tests/policies/rules_$_rl_v.lua" --no-sandbox --pidfile "$LDT_TMP/div.$DIV_N.pid" \
 			"$@" >"$DIV_OUT" 2>&1
 	else
 		bg_ns "$_rl_ns" "$LDT_TOOLS/rules_driver" run --consume "$_rl_v" --log "$DIV_LOG" \
@@ -97,7 +100,7 @@ div_try() {
 	DIV_LOG="$LDT_TMP/div.$DIV_N.log"
 	if [ "$RULES_IMPL" = luadivert ]; then
 		RULES_LOG=$DIV_LOG ns_exec "$_rl_ns" timeout 10 "$LUADIVERT" run \
-			"$LDT_ROOT/tests/policies/rules_$_rl_v.lua" --pidfile "$LDT_TMP/div.$DIV_N.pid" \
+			"$LDT_ROOT/tests/policies/rules_$_rl_v.lua" --no-sandbox --pidfile "$LDT_TMP/div.$DIV_N.pid" \
 			"$@" >"$DIV_OUT" 2>&1
 	else
 		ns_exec "$_rl_ns" timeout 10 "$LDT_TOOLS/rules_driver" run --consume "$_rl_v" \

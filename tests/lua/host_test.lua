@@ -154,6 +154,31 @@ return { on_packet = function () return divert.PASS end,
 ok, err = pcall(host.reload, p6)
 check("counter carried across reloads: " .. tostring(err), ok)
 
-for _, f in ipairs { p1, p2, p3, p4, p4old, p4init, p4next, p5, p6 } do os.remove(f) end
+-- 7. across processes: save_state() encodes, restore_state() decodes into
+-- on_reload; what cannot be carried refuses with the path
+local p7 = policy_file [[
+local divert = require "divert"
+local st = { n = 7, peers = { a = true } }
+return { on_packet = function () return divert.PASS end,
+         save = function () return st end,
+         on_reload = function (old) _G.LD_TEST_GOT = old end }]]
+host.start(p7, batch)
+local bytes = host.save_state()
+host.start(p7, batch)
+host.restore_state(bytes)
+check("state encoded and decoded: n = " .. tostring(_G.LD_TEST_GOT and _G.LD_TEST_GOT.n),
+      type(bytes) == "string" and _G.LD_TEST_GOT.n == 7 and _G.LD_TEST_GOT.peers.a == true)
+host.restore_state(nil)
+check("no saved state: on_reload(nil)", _G.LD_TEST_GOT == nil)
+local p8 = policy_file [[
+local divert = require "divert"
+return { on_packet = function () return divert.PASS end,
+         save = function () return { pipe = function () end } end }]]
+host.start(p8, batch)
+ok, err = pcall(host.save_state)
+check("a function in the state refuses: " .. tostring(err),
+      not ok and err:find("save() of the running policy: state.pipe: cannot carry a function", 1, true) ~= nil)
+
+for _, f in ipairs { p1, p2, p3, p4, p4old, p4init, p4next, p5, p6, p7, p8 } do os.remove(f) end
 print(string.format("host: %d failed", failures))
 os.exit(failures == 0 and 0 or 1)

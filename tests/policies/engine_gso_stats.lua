@@ -15,9 +15,8 @@ return {
     return divert.PASS
   end,
   on_stop = function ()
-    local f = assert(io.open(assert(os.getenv("LD_TEST_STATS")), "w"))
-    f:write(string.format("total %d gso %d big %d notready %d maxlen %d\n",
-                          total, gso, big, notready, maxlen))
-    f:close()
+    -- the sandboxed daemon writes no files: ld_stop copies this line to $LD_TEST_STATS
+    io.stderr:write(string.format("ld-test-stats: total %d gso %d big %d notready %d maxlen %d\n",
+                                  total, gso, big, notready, maxlen))
   end,
 }

@@ -7,7 +7,7 @@ return {
   save = function () return count end,
   on_reload = function (old) count = old or 0 end,
   on_stop = function ()
-    local path = os.getenv("LD_TEST_STATS")
-    if path then local f = assert(io.open(path, "w")); f:write(count, "\n"); f:close() end
+    -- the sandboxed daemon writes no files: ld_stop copies this line to $LD_TEST_STATS
+    io.stderr:write("ld-test-stats: ", count, "\n")
   end,
 }

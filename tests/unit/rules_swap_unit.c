@@ -12,7 +12,6 @@
 #include "../../core/rules_lock.c"
 #include "../../core/rules_swap.c"
 #include "../../core/policy_rules.c"
-#include "../../core/reload_grace.c"
 
 static int failed, total;
 
@@ -159,54 +158,12 @@ static void test_declared(void)
 	free(s);
 }
 
-/* Old or new code for the packets around a swap, by id and by the new rules. */
-static void test_grace(void)
-{
-	struct ld_rules_set *next = make("udp dst port 9001", LD_HOOK_OUTPUT, 4);
-	static struct ld_grace g;
-	uint8_t ip[28] = { 0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1,
-			   127, 0, 0, 1, 0x30, 0x39, 0x23, 0x29, 0, 8, 0, 0 };   /* to 9001 */
-	struct ld_packet p = { .data = ip, .len = sizeof ip, .orig_len = sizeof ip, .hook = 3 };
-	unsigned n = 0;
-	struct bpf_insn in[LD_RULES_BPF_MAX];
-
-	check(next && ld_grace_begin(&g, next, 100, 200) == 0 && g.active && g.ninsn[0] &&
-	      !g.ninsn[1], "grace: the IPv4 program read back from its bytecode");
-	check(parse_bytecode("2,6 0 0 1,6 0 0 0", in, &n) == 0 && n == 2 && in[0].k == 1 &&
-	      parse_bytecode("2,6 0 0 1", in, &n) < 0 && parse_bytecode("65,6 0 0 1", in, &n) < 0 &&
-	      parse_bytecode("1,6 0 0 1,", in, &n) < 0, "grace: bytecode parser, bad input refused");
-	p.id = 100;
-	check(!ld_grace_new_code(&g, &p), "id <= before: old code, even if the new rules match");
-	p.id = 201;
-	check(ld_grace_new_code(&g, &p) && ld_grace_over(&g, 201) && !ld_grace_over(&g, 200),
-	      "id > after: new code, the grace is over");
-	p.id = 150;
-	check(ld_grace_new_code(&g, &p), "during the swap, matched by the new rules: new code");
-	ip[23] = 0x28;   /* port 9000: only the old rules took it */
-	check(!ld_grace_new_code(&g, &p), "during the swap, not matched by the new rules: old code");
-	ip[23] = 0x29;
-	p.hook = 1;
-	check(!ld_grace_new_code(&g, &p), "... the new rules' hook is output, this is input: old");
-	p.hook = 3;
-	p.mark = LD_RULES_SKIP_MARK_DEFAULT;
-	check(!ld_grace_new_code(&g, &p), "... the skip mark: old");
-	p.mark = 0;
-	ip[0] = 0x60;
-	check(!ld_grace_new_code(&g, &p), "... IPv6 where the new rules are IPv4 only: old");
-	ld_grace_begin(&g, next, 0xfffffff0u, 5);
-	p.id = 3;
-	ip[0] = 0x45;
-	check(ld_grace_new_code(&g, &p) && !ld_grace_over(&g, 3) && ld_grace_over(&g, 6),
-	      "ids wrap at 2^32");
-}
-
 int main(void)
 {
 	test_sets();
 	test_scripts();
 	test_comment();
 	test_declared();
-	test_grace();
 	printf("rules_swap: %d of %d checks failed\n", failed, total);
 	return failed ? 1 : 0;
 }
