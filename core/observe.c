@@ -162,6 +162,12 @@ int ld_obs_timeout_ms(const struct ld_obs *o)
 	return o->rep ? (int)(OBS_REPORT_INTERVAL_NS / 1000000) : -1;
 }
 
+void ld_obs_missed(struct ld_obs *o, uint64_t n)
+{
+	if (o->rec && n)
+		ld_record_missed(o->rec, n);
+}
+
 void ld_obs_recorded(const struct ld_obs *o, uint64_t *written, uint64_t *dropped)
 {
 	*written = *dropped = 0;

@@ -116,6 +116,15 @@ void ld_obs_tick(struct ld_obs *o, uint64_t now_ns);
 int ld_obs_timeout_ms(const struct ld_obs *o);
 
 /**
+ * ld_obs_missed() - packets --record will never see: a worker was killed
+ * with them in hand (the supervisor gave them their verdicts); counted as
+ * not recorded, so the record's count stays true
+ * @o: observer
+ * @n: how many
+ */
+void ld_obs_missed(struct ld_obs *o, uint64_t n);
+
+/**
  * ld_obs_recorded() - --record's counts so far
  * @o: observer
  * @written: packets written

@@ -381,6 +381,11 @@ void ld_record_packet(struct ld_record *r, const struct ld_record_pkt *p)
 	}
 }
 
+void ld_record_missed(struct ld_record *r, uint64_t n)
+{
+	atomic_fetch_add_explicit(&r->sh->dropped, n, memory_order_relaxed);
+}
+
 void ld_record_stats(const struct ld_record *r, uint64_t *written, uint64_t *dropped)
 {
 	*written = atomic_load_explicit(&r->sh->written, memory_order_relaxed);

@@ -61,6 +61,14 @@ struct ld_record *ld_record_open(const char *path, uint64_t max_bytes, int block
 void ld_record_packet(struct ld_record *r, const struct ld_record_pkt *p);
 
 /**
+ * ld_record_missed() - count packets that were diverted but never reached
+ * ld_record_packet() (a worker killed with a batch in hand)
+ * @r: recorder
+ * @n: how many
+ */
+void ld_record_missed(struct ld_record *r, uint64_t n);
+
+/**
  * ld_record_stats() - packets written so far and packets left out
  * @r: recorder
  * @written: receives the count written to files

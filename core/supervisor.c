@@ -211,6 +211,10 @@ static void cur_gone(struct super *s, int status)
 	close_ctl(s, w);
 	w->pid = 0;
 	w->state = W_NONE;
+	/* a batch is recorded after its verdicts: one in hand never was */
+	if (s->sh->phase == LD_PHASE_BATCH || s->sh->phase == LD_PHASE_SEND)
+		ld_obs_missed(s->obs, s->sh->inhand_n < LD_BATCH_MAX ? s->sh->inhand_n :
+				      LD_BATCH_MAX);
 	given = ld_shared_recover(s->sh, &s->nfq, s->cfg->w.nfq.default_verdict);
 	if (!s->started) {
 		/* the first worker never served: the policy cannot start */

@@ -145,8 +145,9 @@ check "reload: luadivert reload exits 1 and says why" sh -c '[ "$(cat "$1")" = 1
 	- "$LDT_TMP/reload.rc" "$LDT_TMP/reload.out"
 stopped_clean reload 0
 
-# 5. kill -9 of the worker while a delay pipe holds packets: nothing lost
-hs_start hold
+# 5. kill -9 of the worker while a delay pipe holds packets: nothing lost;
+#    the supervisor's --record and --report outlive the workers
+hs_start hold --record "$LDT_TMP/hold.pcapng" --report "$LDT_TMP/hold.html"
 ( sleep 0.4; kill -KILL "$(worker_pid)"; sleep 0.5; kill -KILL "$(worker_pid)" ) &
 KILLER=$!
 stream hold 1500 1000
@@ -159,6 +160,15 @@ check "hold: none twice" [ "$(json_get "$LDT_TMP/hold.json" duplicates)" = 0 ]
 check "hold: 2 crashes, 2 restarts" sh -c '[ "$1" = 2 ] && [ "$2" = 2 ]' - \
 	"$(ld_counter worker_crashes)" "$(ld_counter worker_restarts)"
 check "hold: packets were held across the kills ($(ld_counter held))" [ "$(ld_counter held)" -gt 1000 ]
+# one file for the whole run: what it holds and what it says it missed
+# (the batches the killed workers had in hand) add up to what was received
+RECW=$(sed -n 's/.*--record .*: \([0-9]*\) packets written, \([0-9]*\) not recorded/\1 \2/p' "$LD_LOG")
+RECW=${RECW:-0 -1}
+check "hold: record: tcpdump reads ${RECW%% *} packets" \
+	[ "$(tcpdump -nr "$LDT_TMP/hold.pcapng" 2>/dev/null | wc -l)" = "${RECW%% *}" ]
+check "hold: record: written + not recorded ($RECW) = received $(ld_counter received)" \
+	[ "$(( ${RECW% *} + ${RECW#* } ))" = "$(ld_counter received)" ]
+check "hold: report written after the kills" grep -q 'id="throughput"' "$LDT_TMP/hold.html"
 stopped_clean hold 0
 iptables_ns "$NS" -D OUTPUT -p udp --dport 9000:9001 -j NFQUEUE --queue-num 0 --queue-bypass
 NORULES=

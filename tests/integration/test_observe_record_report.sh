@@ -78,6 +78,8 @@ LAST=${FILES##* }
 check "record: the bytes as the policy left them (9004 carries M, not U)" sh -c \
 	"tcpdump -nr '$LAST' -X 'udp port 9004' 2>/dev/null | grep -q 4d4d && ! tcpdump -nr '$LAST' -X 'udp port 9004' 2>/dev/null | grep -q 5555"
 check "record: nothing left out" grep -q "$TOTAL packets written, 0 not recorded" "$LD_LOG"
+[ "$LDT_FAILED" = 0 ] || { grep -E 'record|worker|queue 0: received' "$LD_LOG"
+	awk '{ n[$3 " " $5 " " $6 " " $7]++ } END { for (k in n) print n[k], k }' "$LDT_TMP/rec.txt"; }
 
 # report: rendered by Chromium; the DOM's numbers are the counters
 check "report: no external resource named" sh -c "! grep -Eiq 'https?:|//[a-z]|src=|href=|url\\(|<script' '$REP'"
