@@ -13,21 +13,43 @@
 #define LD_RUNDIR "/run/luadivert"
 #endif
 
-int ld_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+int ld_parse_number(const char *s, int base, uint64_t max, uint64_t *out, const char **rest)
 {
 	char *end;
 	unsigned long long v;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	/* strtoull would skip blanks and take a sign: only digits start a number */
+	if (!s || *s < '0' || *s > '9')
 		return -1;
 	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v < min || v > max)
+	v = strtoull(s, &end, base);
+	if (errno || end == s || v > max)
+		return -1;
+	*out = v;
+	*rest = end;
+	return 0;
+}
+
+int ld_parse_u64(const char *s, int base, uint64_t min, uint64_t max, uint64_t *out)
+{
+	const char *rest;
+	uint64_t v;
+
+	if (ld_parse_number(s, base, max, &v, &rest) < 0 || *rest || v < min)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int ld_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint64_t v;
+
+	if (ld_parse_u64(s, 10, min, max, &v) < 0)
 		return -1;
 	*out = (uint32_t)v;
 	return 0;
 }
-
 
 int ld_usage_error(const char *cmd, const char *fmt, ...)
 {

@@ -14,6 +14,31 @@ enum {
 };
 
 /**
+ * ld_parse_number() - the one number parser of the command line: the
+ * unsigned number at the start of @s, and where it ends
+ * @s: text; it must start with a digit (no blank, no sign)
+ * @base: 10, or 0 for C's prefixes (0x hexadecimal, 0 octal)
+ * @max: largest value allowed
+ * @out: receives the value
+ * @rest: receives what follows the number ("" when nothing does): a unit
+ *
+ * Return: 0, or -1 when @s does not start with such a number.
+ */
+int ld_parse_number(const char *s, int base, uint64_t max, uint64_t *out, const char **rest);
+
+/**
+ * ld_parse_u64() - parse a whole number within [min, max] (ld_parse_number, nothing after it)
+ * @s: text
+ * @base: 10, or 0 for C's prefixes
+ * @min: smallest value allowed
+ * @max: largest value allowed
+ * @out: receives the value
+ *
+ * Return: 0, or -1 when @s is not such a number.
+ */
+int ld_parse_u64(const char *s, int base, uint64_t min, uint64_t max, uint64_t *out);
+
+/**
  * ld_parse_u32() - parse a whole decimal number within [min, max]
  * @s: text
  * @min: smallest value allowed

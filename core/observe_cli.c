@@ -2,6 +2,8 @@
 /* observe_cli.c - option helpers of --metrics/--record/--report (observe_cli.h). */
 #include "observe_cli.h"
 
+#include "cli.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -11,15 +13,11 @@
 
 int ld_parse_size(const char *s, uint64_t min, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
+	const char *end;
+	uint64_t v;
 	unsigned shift = 0;
 
-	if (!s || !*s || *s == '-' || *s == '+')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
+	if (ld_parse_number(s, 10, UINT64_MAX, &v, &end) < 0)
 		return -1;
 	switch (*end) {
 	case 0: break;
@@ -32,7 +30,7 @@ int ld_parse_size(const char *s, uint64_t min, uint64_t *out)
 		end++;
 	if (*end || v > (UINT64_MAX >> shift) || (v << shift) < min)
 		return -1;
-	*out = (uint64_t)v << shift;
+	*out = v << shift;
 	return 0;
 }
 

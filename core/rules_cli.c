@@ -5,6 +5,7 @@
  * a --filter would install, and install rules that outlive one program
  * (ipfw's `divert N`, for C programs on a divert socket).
  */
+#include "cli.h"
 #include "commands.h"
 #include "rules.h"
 
@@ -44,15 +45,15 @@ static int usage_error(const char *what)
 	return 2;
 }
 
+/* A mark or a number: decimal, or 0x hexadecimal (cli.h's one parser). */
 static int parse_uint(const char *s, unsigned long max, unsigned long *v)
 {
-	char *end;
+	uint64_t n;
 
-	errno = 0;
-	if (!s || !*s || *s == '-')
+	if (ld_parse_u64(s, 0, 0, max, &n) < 0)
 		return -1;
-	*v = strtoul(s, &end, 0);
-	return errno || *end || *v > max ? -1 : 0;
+	*v = (unsigned long)n;
+	return 0;
 }
 
 /* ------------------------------------------------------------------ list */

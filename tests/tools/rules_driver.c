@@ -17,6 +17,7 @@
  * queue unbound, lock released, exit 0. kill -9 leaves the rules behind,
  * which is what the cleanup tests need.
  */
+#include "../../core/cli.c"
 #include "../../core/rules.c"
 #include "../../core/rules_cli.c"
 #include "../../core/rules_exec.c"

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../core/cli.c"
 #include "../../core/counters.c"
 #include "../../core/log.c"
 #include "../../core/metrics_render.c"
