@@ -9,10 +9,6 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#ifndef LD_RUNDIR
-#define LD_RUNDIR "/run/luadivert"
-#endif
-
 int ld_parse_number(const char *s, int base, uint64_t max, uint64_t *out, const char **rest)
 {
 	char *end;
@@ -66,16 +62,4 @@ int ld_usage_error(const char *cmd, const char *fmt, ...)
 const char *ld_bad_option(char **argv)
 {
 	return optind > 0 ? argv[optind - 1] : "?";
-}
-
-void ld_default_pidfile(uint32_t queue, char *out, unsigned long outlen)
-{
-	const char *dir = getenv("LUADIVERT_RUNDIR");
-	struct stat st;
-
-	/* queue numbers are per network namespace, and so is the file */
-	if (stat("/proc/self/ns/net", &st) < 0)
-		st.st_ino = 0;
-	snprintf(out, outlen, "%s/net%llu-queue-%u.pid", dir && *dir ? dir : LD_RUNDIR,
-		 (unsigned long long)st.st_ino, queue);
 }

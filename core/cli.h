@@ -69,12 +69,4 @@ int ld_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(
  */
 const char *ld_bad_option(char **argv);
 
-/**
- * ld_default_pidfile() - the pid file of the instance on @queue
- * @queue: queue number
- * @out: receives the path
- * @outlen: size of @out
- */
-void ld_default_pidfile(uint32_t queue, char *out, unsigned long outlen);
-
 #endif /* LD_CLI_H */

@@ -7,7 +7,7 @@
  * lua/divert/abi.lua by tools/gen_abi.sh, so it must stay plain: enums
  * instead of #define, fixed-width types, no macros, no bit-fields.
  * tests/lua/abi_test.lua checks that ffi.sizeof/offsetof of every struct
- * equals what the C compiler says (core/abi_dump.c).
+ * equals what the C compiler says (tests/tools/abi_dump.c).
  */
 #ifndef LD_ABI_H
 #define LD_ABI_H

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rules.h"
+
 FILE *ld_open_nofollow(const char *path)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -69,4 +71,18 @@ int ld_pidfile_read(const char *path, pid_t *pid, uint32_t *queue)
 	if (sscanf(end, " queue %u", &q) == 1 && q <= 65535)
 		*queue = q;
 	return 0;
+}
+
+void ld_default_pidfile(uint32_t queue, char *out, unsigned long outlen)
+{
+	char dir[4096];
+	struct stat st;
+
+	/* the lock's directory: one place, one variable, for all run files */
+	if (ld_run_dir(dir, sizeof(dir), 0) < 0)
+		snprintf(dir, sizeof(dir), "%s", LD_RULES_RUN_DIR);
+	/* queue numbers are per network namespace, and so is the file */
+	if (stat("/proc/self/ns/net", &st) < 0)
+		st.st_ino = 0;
+	snprintf(out, outlen, "%s/net%llu-queue-%u.pid", dir, (unsigned long long)st.st_ino, queue);
 }

@@ -18,6 +18,16 @@
 #include <sys/types.h>
 
 /**
+ * ld_default_pidfile() - the pid file of the instance on @queue in this
+ * network namespace: <dir>/net<inode>-queue-<queue>.pid, in the directory
+ * of the queue's lock (ld_run_dir(): $LUADIVERT_RUN_DIR, /run/luadivert, ...)
+ * @queue: queue number
+ * @out: receives the path
+ * @outlen: size of @out
+ */
+void ld_default_pidfile(uint32_t queue, char *out, unsigned long outlen);
+
+/**
  * ld_pidfile_write() - write our pid and queue to @path
  * @path: the pid file
  * @queue: our queue number

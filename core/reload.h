@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * reload.h - replacing the running policy between two batches.
+ * reload.h - the supervisor's side of a reload: requests, --watch, the outcome.
  *
  * SIGHUP (or `luadivert reload`, or a change of the policy file with
- * --watch) only marks a reload as pending; the worker runs it between
- * batches. Several requests before it runs coalesce into one. The outcome
- * is written to a status file so that `luadivert reload` can report it.
+ * --watch) only marks a reload as pending; the supervisor's tick then
+ * starts a new worker that loads and validates the policy, and swaps it
+ * for the running one between two batches (docs/process.md). Several
+ * requests before it starts coalesce into one. The outcome is written to a
+ * status file so that `luadivert reload` can report it.
  */
 #ifndef LD_RELOAD_H
 #define LD_RELOAD_H
@@ -27,7 +29,7 @@ struct ld_watch_file {
 };
 
 struct ld_reload {
-	volatile int pending;
+	int pending;   /* set and read in the supervisor's event loop only */
 	int watch_fd;                 /* inotify fd with --watch, else -1 */
 	struct ld_watch_file files[LD_WATCH_FILES];
 	int nfiles;

@@ -30,10 +30,10 @@
  *                        before unbinding the queue
  *   ld_rules_unlock()
  *
- * None of these functions may be called from a signal handler: they fork,
- * wait and allocate. Call them from the main flow once the loop has
- * stopped (the signal handler only sets a flag). They need SIGCHLD not to
- * be ignored (SIG_IGN would reap the children before we read their status).
+ * They fork, wait and allocate: the supervisor calls them from its event
+ * loop (signals arrive there through a signalfd, never as handlers). They
+ * need SIGCHLD not to be ignored (SIG_IGN would reap the children before we
+ * read their status).
  */
 #ifndef LD_RULES_H
 #define LD_RULES_H
@@ -352,6 +352,19 @@ typedef int ld_rules_keep_fn(void *ctx, unsigned queue);
  */
 int ld_rules_cleanup(int queue, int backend, ld_rules_keep_fn *keep, void *ctx,
 		     char *err, size_t errlen);
+
+/**
+ * ld_run_dir() - the directory of luadivert's run files (locks, pid files,
+ * status files): $LUADIVERT_RUN_DIR if set, else /run/luadivert, else
+ * $XDG_RUNTIME_DIR/luadivert, else /tmp/luadivert-<uid>, the first that is
+ * (or, with @create, can be made) a writable directory
+ * @buf: receives the path
+ * @len: size of @buf
+ * @create: 1: make it (0700) when missing; 0: only say which it would be
+ *
+ * Return: 0, or -1 with errno set (EACCES: none is usable).
+ */
+int ld_run_dir(char *buf, size_t len, int create);
 
 /**
  * ld_rules_lock() - take the queue's lock, so one luadivert per queue

@@ -77,7 +77,7 @@ static int dir_usable(const char *dir, int create, int private_dir)
 	return dir_usable(dir, 0, private_dir);
 }
 
-static int lock_dir(char *buf, size_t len, int create)
+int ld_run_dir(char *buf, size_t len, int create)
 {
 	const char *env = getenv("LUADIVERT_RUN_DIR");
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
@@ -110,7 +110,7 @@ int ld_rules_lock_path(uint16_t queue, char *buf, size_t len, int create_dir)
 	unsigned long long ino;
 	int n;
 
-	if (netns_id(&ino) < 0 || lock_dir(dir, sizeof dir, create_dir) < 0)
+	if (netns_id(&ino) < 0 || ld_run_dir(dir, sizeof dir, create_dir) < 0)
 		return -1;
 	n = snprintf(buf, len, "%s/net%llu-queue-%u.lock", dir, ino, (unsigned)queue);
 	if (n < 0 || (size_t)n >= len) {

@@ -96,8 +96,8 @@ const char *ld_rules_set_describe(const struct ld_rules_set *s, char *buf, size_
  * On failure the
  * families already swapped are swapped back; if even that fails, @err says
  * so and names `luadivert rules cleanup`. When the two sets are the same
- * nothing runs at all. The caller holds the queue's lock. Not from a
- * signal handler (it forks and waits).
+ * nothing runs at all. The caller holds the queue's lock. It forks and
+ * waits: the supervisor's event loop calls it.
  *
  * Return: 0 when @next is installed, -1 with @err set when @old still is
  * (or, after a failed roll-back, when neither is reliably).

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pidfile.h"
 #include "commands.h"
 #include "log.h"
 #include "metrics_http.h"

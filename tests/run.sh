@@ -113,11 +113,11 @@ integration() {
 		if grep -q '^# ldt: serial' "$t"; then
 			[ "$mode" = serial ] || continue
 			run "$label $t" env LUADIVERT="$bin" ${san:+LUADIVERT_SANITIZED=1} \
-				LUADIVERT_RUNDIR="$PWD/$rundir" sh "$t"
+				LUADIVERT_RUN_DIR="$PWD/$rundir" sh "$t"
 		else
 			[ "$mode" = parallel ] || continue
 			run_bg "$label $t" env LUADIVERT="$bin" ${san:+LUADIVERT_SANITIZED=1} \
-				LUADIVERT_RUNDIR="$PWD/$rundir" sh "$t"
+				LUADIVERT_RUN_DIR="$PWD/$rundir" sh "$t"
 		fi
 	done
 }

@@ -31,9 +31,13 @@ char *if_indextoname(unsigned int ifindex, char *ifname);
 struct divert_owned { struct ld_packet d; uint8_t buf[?]; };
 ]]
 
--- enum ld_packet_flag / ld_packet_set, as locals: no table lookups per packet
-local PKT_GSO, PKT_NOTREADY, PKT_UID, PKT_GID, PKT_CT, PKT_TRUNC = 1, 2, 8, 16, 32, 64
-local SET_MARK, SET_CT_MARK, SET_MODIFIED, SET_HOLD = 1, 2, 4, 8
+-- enum ld_packet_flag / ld_packet_set (core/ld_abi.h, through divert.abi),
+-- read once into locals: no lookups per packet, and no number typed twice
+local PKT_GSO, PKT_NOTREADY, PKT_UID, PKT_GID, PKT_CT, PKT_TRUNC = C.LD_PKT_GSO,
+	C.LD_PKT_CSUM_NOTREADY, C.LD_PKT_HAS_UID, C.LD_PKT_HAS_GID, C.LD_PKT_HAS_CT,
+	C.LD_PKT_TRUNCATED
+local SET_MARK, SET_CT_MARK, SET_MODIFIED, SET_HOLD = C.LD_SET_MARK, C.LD_SET_CT_MARK,
+	C.LD_SET_MODIFIED, C.LD_SET_HOLD
 -- LD_PAYLOAD_MAX (65531): the most bytes a verdict can carry back (a
 -- netlink attribute's 16-bit length minus its 4-byte header). A packet
 -- cannot grow past it here, and the core refuses edits beyond it.

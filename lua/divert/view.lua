@@ -104,8 +104,8 @@ local function wr32(p, o, v)
 end
 M.rd16, M.rd32, M.wr16, M.wr32 = rd16, rd32, wr16, wr32
 
-local MODIFIED = 4      -- LD_SET_MODIFIED
-local NOTREADY = 2      -- LD_PKT_CSUM_NOTREADY
+local MODIFIED = ffi.C.LD_SET_MODIFIED
+local NOTREADY = ffi.C.LD_PKT_CSUM_NOTREADY
 
 --- view.modified(v): the bytes under v changed; tell the core.
 local function modified(v)

@@ -47,8 +47,8 @@ bg_stop "$LINKPID"
 
 # default pid file: per network namespace, in a 0700 directory
 RUN=$LDT_TMP/run
-LUADIVERT_RUNDIR=$RUN
-export LUADIVERT_RUNDIR
+LUADIVERT_RUN_DIR=$RUN
+export LUADIVERT_RUN_DIR
 INO=$(ns_exec "$NS" stat -L -c %i /proc/self/ns/net)
 bg_ns "$NS" "$LUADIVERT" run "$POL" --no-rules --queue 2 >"$LDT_TMP/def.log" 2>&1
 DEFPID=$LDT_LAST_PID

@@ -26,6 +26,17 @@ for line in dump:lines() do
   end
 end
 dump:close()
+-- divert's verdicts are typed as literals in init.lua (require "divert"
+-- loads no FFI): they must be the C values
+local divert = require "divert"
+for lua_name, c_name in pairs({ DROP = "LD_DROP", PASS = "LD_PASS", REPEAT = "LD_REPEAT" }) do
+  checked = checked + 1
+  if divert[lua_name] ~= ffi.C[c_name] then
+    bad = bad + 1
+    print(string.format("not ok divert.%s = %s, %s = %s", lua_name, tostring(divert[lua_name]),
+                        c_name, tostring(ffi.C[c_name])))
+  end
+end
 assert(checked > 40, "build/tools/abi_dump printed too little: run make first")
 print(string.format("abi: %d fields and sizes checked, %d differ", checked, bad))
 os.exit(bad == 0 and 0 or 1)

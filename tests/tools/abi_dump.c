@@ -12,6 +12,7 @@
 #define FIELD(s, f) printf("%s.%s %zu %zu\n", #s, #f, offsetof(struct s, f), \
 			   sizeof(((struct s *)0)->f))
 #define SIZE(s) printf("%s %zu %zu\n", #s, (size_t)0, sizeof(struct s))
+#define CONST(c) printf("%s 0 %d\n", #c, (int)(c))
 
 int main(void)
 {
@@ -68,9 +69,28 @@ int main(void)
 	FIELD(ld_metric_tables, delay_le_s);
 	FIELD(ld_metric_tables, pipes);
 	FIELD(ld_metric_tables, user);
-	printf("LD_BATCH_MAX 0 %d\nLD_PACKET_MAX 0 %d\n", LD_BATCH_MAX, LD_PACKET_MAX);
-	printf("LD_PIPES_MAX 0 %d\nLD_USER_METRICS_MAX 0 %d\nLD_DELAY_BUCKETS 0 %d\n"
-	       "LD_PIPE_RING 0 %d\n", LD_PIPES_MAX, LD_USER_METRICS_MAX, LD_DELAY_BUCKETS,
-	       LD_PIPE_RING);
+	/* the values of the constants, which the Lua modules read from ffi.C */
+	CONST(LD_BATCH_MAX);
+	CONST(LD_PACKET_MAX);
+	CONST(LD_PAYLOAD_MAX);
+	CONST(LD_PIPES_MAX);
+	CONST(LD_USER_METRICS_MAX);
+	CONST(LD_DELAY_BUCKETS);
+	CONST(LD_PIPE_RING);
+	CONST(LD_DROP);
+	CONST(LD_PASS);
+	CONST(LD_QUEUE);
+	CONST(LD_REPEAT);
+	CONST(LD_PKT_GSO);
+	CONST(LD_PKT_CSUM_NOTREADY);
+	CONST(LD_PKT_CSUM_NOTVERIFIED);
+	CONST(LD_PKT_HAS_UID);
+	CONST(LD_PKT_HAS_GID);
+	CONST(LD_PKT_HAS_CT);
+	CONST(LD_PKT_TRUNCATED);
+	CONST(LD_SET_MARK);
+	CONST(LD_SET_CT_MARK);
+	CONST(LD_SET_MODIFIED);
+	CONST(LD_SET_HOLD);
 	return 0;
 }
