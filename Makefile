@@ -56,7 +56,7 @@ PCAPS      ?= ../shared/pcaps
 # with the core's NFQUEUE and inject code compiled in (position-independent).
 DIVERT_SONAME := libluadivert-divert.so.0
 DIVERT_LIB  := build/lib/libluadivert-divert.so
-DIVERT_SRC  := $(sort $(wildcard core/divert/*.c)) core/nfq.c core/counters.c core/log.c core/inject.c
+DIVERT_SRC  := $(sort $(wildcard core/divert/*.c)) core/nfq.c core/nfq_recv.c core/nfq_verdict.c core/counters.c core/log.c core/inject.c
 DIVERT_PIC  := $(DIVERT_SRC:core/%.c=build/pic/%.o)
 DIVERT_ASAN := $(DIVERT_SRC:core/%.c=build/asan-pic/%.o)
 DIVERT_HDR  := include/luadivert/divert.h core/divert/divert_int.h $(wildcard core/*.h)

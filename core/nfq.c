@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * nfq.c - NFQUEUE through libmnl: configuration, batched receive, batched
- * verdicts.
+ * nfq.c - NFQUEUE through libmnl: the socket, its configuration (bind,
+ * flags, queue length, buffers) and the end (sweep, unbind). The batched
+ * receive is in nfq_recv.c, the batched verdicts in nfq_verdict.c; the three
+ * share nfq_priv.h.
  *
  * A verdict message as sent (payload only when the policy changed bytes):
  *
@@ -12,9 +14,8 @@
  *   '------------------- built in ld_verdict_msg.hdr ---------------------------' '- in the
  *                                                                     receive buffer, not copied
  */
-#include "nfq.h"
+#include "nfq_priv.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -23,12 +24,6 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <libmnl/libmnl.h>
-#include <linux/netfilter.h>
-#include <linux/netfilter/nfnetlink.h>
-#include <linux/netfilter/nfnetlink_conntrack.h>
-#include <libnetfilter_queue/libnetfilter_queue.h>
 
 #ifndef NETLINK_NO_ENOBUFS
 #define NETLINK_NO_ENOBUFS 5
@@ -43,40 +38,13 @@ enum {
 	NFQ_COPY_RANGE = 0xffff,
 };
 
-static const uint8_t zero_pad[MNL_ALIGNTO];
 
 static void set_err(char *err, size_t errlen, const char *what, int e)
 {
 	snprintf(err, errlen, "%s: %s", what, strerror(e));
 }
 
-/*
- * libmnl's mnl_nlmsg_ok() compares nlmsg_len with the bytes left as an int:
- * a length of 2^31 or more passes, and mnl_nlmsg_next() then jumps outside
- * the buffer (found by fuzz/nfq_parse_fuzz.c). Compare unsigned.
- */
-static inline int nlmsg_ok(const struct nlmsghdr *nlh, int len)
-{
-	return len >= (int)NLMSG_HDRLEN && nlh->nlmsg_len >= NLMSG_HDRLEN &&
-	       nlh->nlmsg_len <= (uint32_t)len;
-}
 
-/* Packets that arrive while we wait for a config reply get the default verdict. */
-static void verdict_stray(struct ld_nfq *q, const struct nlmsghdr *nlh)
-{
-	struct nlattr *attr[NFQA_MAX + 1] = { 0 };
-	struct nfqnl_msg_packet_hdr *ph;
-
-	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR])
-		return;
-	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
-	q->c->received++;
-	if (q->cfg.default_verdict == LD_DROP)
-		q->c->dropped++;
-	else
-		q->c->passed++;
-	ld_nfq_verdict(q, ntohl(ph->packet_id), q->cfg.default_verdict, 0, 0, 0, NULL, 0);
-}
 
 /*
  * Send one config message with NLM_F_ACK and wait for its reply.
@@ -109,7 +77,7 @@ static int config_request(struct ld_nfq *q, struct nlmsghdr *nlh)
 				continue;
 			}
 			if ((m->nlmsg_type & 0xff) == NFQNL_MSG_PACKET)
-				verdict_stray(q, m);
+				ld_nfq_verdict_stray(q, m);
 		}
 		ld_nfq_flush(q);
 	}
@@ -373,334 +341,6 @@ int ld_nfq_open(struct ld_nfq *q, const struct ld_nfq_cfg *cfg, uint32_t tx_cap,
 		return -1;
 	}
 	return 0;
-}
-
-static uint32_t attr_u32(const struct nlattr *a)
-{
-	return ntohl(mnl_attr_get_u32(a));
-}
-
-static void parse_ct(const struct nlattr *ct, struct ld_packet *p)
-{
-	const struct nlattr *a;
-
-	mnl_attr_for_each_nested(a, ct) {
-		if (mnl_attr_get_type(a) == CTA_MARK &&
-		    mnl_attr_validate(a, MNL_TYPE_U32) == 0) {
-			p->ct_mark = attr_u32(a);
-			p->flags |= LD_PKT_HAS_CT;
-		}
-	}
-}
-
-/* Attribute payload and length, inline: these run ~10 times per packet. */
-static inline const uint8_t *attr_data(const struct nlattr *a)
-{
-	return (const uint8_t *)a + NLA_HDRLEN;
-}
-
-static inline uint32_t attr_len(const struct nlattr *a)
-{
-	return (uint32_t)a->nla_len - NLA_HDRLEN;
-}
-
-/* A big-endian u32 attribute's value, or 0 when it is too short to hold one. */
-static inline uint32_t attr_u32_checked(const struct nlattr *a)
-{
-	uint32_t v;
-
-	if (attr_len(a) < sizeof(v))
-		return 0;
-	memcpy(&v, attr_data(a), sizeof(v));
-	return ntohl(v);
-}
-
-static void parse_skbinfo(uint32_t skbinfo, struct ld_packet *p)
-{
-	if (skbinfo & NFQA_SKB_GSO)
-		p->flags |= LD_PKT_GSO;
-	/* Checksums are not yet valid (e.g. GRO/GSO or a locally generated
-	 * packet with offload): the L4 field holds only the pseudo-header
-	 * sum; the stack or the NIC finishes it after our verdict. */
-	if (skbinfo & NFQA_SKB_CSUMNOTREADY)
-		p->flags |= LD_PKT_CSUM_NOTREADY;
-	if (skbinfo & NFQA_SKB_CSUM_NOTVERIFIED)
-		p->flags |= LD_PKT_CSUM_NOTVERIFIED;
-}
-
-/*
- * Fill @p from one NFQNL_MSG_PACKET. One inline walk over the attributes
- * with a switch, each bounded by the message: nfq_nlmsg_parse() validates
- * every attribute through a callback (~70 ns per packet in the benchmark's
- * perf profile), and even libmnl's iterator is a few out-of-line calls per
- * attribute (~4% of the daemon's CPU).
- * Return: 0, or -1 when it is unusable (no packet header).
- */
-static int parse_packet(struct ld_nfq *q, const struct nlmsghdr *nlh, const uint8_t *slot_end,
-			struct ld_packet *p, uint64_t now_ns)
-{
-	const struct nfqnl_msg_packet_hdr *ph = NULL;
-	const struct nlattr *a;
-	uint32_t cap_len = 0, room;
-
-	const uint8_t *end = (const uint8_t *)nlh + nlh->nlmsg_len;
-
-	memset(p, 0, sizeof(*p));
-	for (a = (const void *)((const uint8_t *)nlh + NLMSG_HDRLEN +
-				NLMSG_ALIGN(sizeof(struct nfgenmsg)));
-	     (const uint8_t *)a + NLA_HDRLEN <= end && a->nla_len >= NLA_HDRLEN &&
-	     (const uint8_t *)a + a->nla_len <= end;
-	     a = (const void *)((const uint8_t *)a + NLA_ALIGN(a->nla_len))) {
-		switch (a->nla_type & NLA_TYPE_MASK) {
-		case NFQA_PACKET_HDR:
-			if (attr_len(a) >= sizeof(*ph))
-				ph = (const void *)attr_data(a);
-			break;
-		case NFQA_PAYLOAD:
-			p->data = (uint8_t *)attr_data(a);
-			p->len = attr_len(a);
-			break;
-		case NFQA_CAP_LEN:
-			cap_len = attr_u32_checked(a);
-			break;
-		case NFQA_MARK:
-			p->mark = attr_u32_checked(a);
-			break;
-		case NFQA_IFINDEX_INDEV:
-			p->indev = attr_u32_checked(a);
-			break;
-		case NFQA_IFINDEX_OUTDEV:
-			p->outdev = attr_u32_checked(a);
-			break;
-		case NFQA_UID:
-			p->uid = attr_u32_checked(a);
-			p->flags |= LD_PKT_HAS_UID;
-			break;
-		case NFQA_GID:
-			p->gid = attr_u32_checked(a);
-			p->flags |= LD_PKT_HAS_GID;
-			break;
-		case NFQA_CT_INFO:
-			p->ct_info = attr_u32_checked(a);
-			p->flags |= LD_PKT_HAS_CT;
-			break;
-		case NFQA_CT:
-			parse_ct(a, p);
-			break;
-		case NFQA_SKB_INFO:
-			parse_skbinfo(attr_u32_checked(a), p);
-			break;
-		default:
-			break;
-		}
-	}
-	if (!ph)
-		return -1;
-	p->id = ntohl(ph->packet_id);
-	p->hw_proto = ntohs(ph->hw_protocol);
-	p->hook = ph->hook;
-	p->tstamp_ns = now_ns;
-	p->verdict = q->cfg.default_verdict;
-	if (p->data) {
-		room = (uint32_t)(slot_end - p->data);
-		p->cap = room < LD_PACKET_MAX ? room : LD_PACKET_MAX;
-	}
-	p->orig_len = p->len;
-	if (cap_len > p->len) {
-		/* The kernel copied less than the whole packet. */
-		p->orig_len = cap_len;
-		p->flags |= LD_PKT_TRUNCATED;
-	}
-	q->last_id = p->id;
-	q->seen_any = 1;
-	return 0;
-}
-
-static void kernel_error(struct ld_nfq *q, const struct nlmsghdr *nlh)
-{
-	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-
-	if (e->error == 0)
-		return;
-	q->c->kernel_errors++;
-	/* -INT_MIN does not exist: a kernel never sends it, a fuzzer does */
-	ld_log_limited(q->lim, "queue %u: kernel refused a message (type %u): %s",
-		       q->cfg.queue, e->msg.nlmsg_type,
-		       strerror(e->error == INT_MIN ? EINVAL : -e->error));
-}
-
-/* The messages of one received datagram into pkts[n..]; returns the new n. */
-static int parse_slot(struct ld_nfq *q, const uint8_t *slot, int len, const uint8_t *slot_end,
-		      struct ld_packet *pkts, int n, uint64_t now_ns)
-{
-	for (const struct nlmsghdr *nlh = (const void *)slot; nlmsg_ok(nlh, len);
-	     nlh = mnl_nlmsg_next(nlh, &len)) {
-		if (nlh->nlmsg_type == NLMSG_ERROR) {
-			if (nlh->nlmsg_len >= NLMSG_HDRLEN + sizeof(struct nlmsgerr))
-				kernel_error(q, nlh);
-			continue;
-		}
-		if ((nlh->nlmsg_type & 0xff) != NFQNL_MSG_PACKET)
-			continue;
-		if (n == LD_BATCH_MAX) {
-			/* More than one packet per datagram overflowed the batch. */
-			verdict_stray(q, nlh);
-			continue;
-		}
-		if (parse_packet(q, nlh, slot_end, &pkts[n], now_ns) == 0)
-			n++;
-	}
-	return n;
-}
-
-int ld_nfq_recv_batch(struct ld_nfq *q, struct ld_packet *pkts, uint64_t now_ns)
-{
-	int got, n = 0;
-
-	got = recvmmsg(q->fd, q->rx_msgs, LD_BATCH_MAX, MSG_DONTWAIT, NULL);
-	if (got < 0) {
-		if (errno == EAGAIN || errno == EINTR)
-			return 0;
-		if (errno == ENOBUFS || errno == ENOMEM) {
-			/* The kernel dropped messages for us; it counts them too. */
-			q->c->recv_errors++;
-			ld_log_limited(q->lim, "queue %u: receive: %s (kernel dropped packets)",
-				       q->cfg.queue, strerror(errno));
-			return 0;
-		}
-		return -1;
-	}
-	for (int i = 0; i < got; i++) {
-		const uint8_t *slot = q->rx_iov[i].iov_base;
-
-		if (q->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-			q->c->recv_errors++;
-			ld_log_limited(q->lim, "queue %u: netlink message truncated", q->cfg.queue);
-			continue;
-		}
-		n = parse_slot(q, slot, (int)q->rx_msgs[i].msg_len, slot + LD_RX_SLOT, pkts, n, now_ns);
-	}
-	return n;
-}
-
-static struct ld_verdict_msg *tx_slot(struct ld_nfq *q)
-{
-	if (q->tx_n == q->tx_cap)
-		ld_nfq_flush(q);
-	return &q->tx[q->tx_n++];
-}
-
-void ld_nfq_verdict(struct ld_nfq *q, uint32_t id, uint32_t verdict, uint32_t set,
-		    uint32_t mark, uint32_t ct_mark, const uint8_t *payload, uint32_t len)
-{
-	struct ld_verdict_msg *m = tx_slot(q);
-	struct nlmsghdr *nlh = nfq_nlmsg_put((char *)m->hdr, NFQNL_MSG_VERDICT, q->cfg.queue);
-
-	nfq_nlmsg_verdict_put(nlh, (int)id, (int)verdict);
-	if (set & LD_SET_MARK)
-		nfq_nlmsg_verdict_put_mark(nlh, mark);
-	if (set & LD_SET_CT_MARK) {
-		struct nlattr *nest = mnl_attr_nest_start(nlh, NFQA_CT);
-
-		mnl_attr_put_u32(nlh, CTA_MARK, htonl(ct_mark));
-		mnl_attr_nest_end(nlh, nest);
-	}
-	m->payload = NULL;
-	m->payload_len = 0;
-	if (payload) {
-		struct nlattr *a = mnl_nlmsg_get_payload_tail(nlh);
-
-		a->nla_type = NFQA_PAYLOAD;
-		a->nla_len = (uint16_t)(MNL_ATTR_HDRLEN + len);
-		nlh->nlmsg_len += MNL_ATTR_HDRLEN;
-		m->hdr_len = nlh->nlmsg_len;
-		nlh->nlmsg_len += MNL_ALIGN(len);
-		m->payload = payload;
-		m->payload_len = len;
-		return;
-	}
-	m->hdr_len = nlh->nlmsg_len;
-}
-
-void ld_nfq_verdict_batch(struct ld_nfq *q, uint32_t max_id, uint32_t verdict)
-{
-	struct ld_verdict_msg *m = tx_slot(q);
-	struct nlmsghdr *nlh = nfq_nlmsg_put((char *)m->hdr, NFQNL_MSG_VERDICT_BATCH,
-					     q->cfg.queue);
-
-	nfq_nlmsg_verdict_put(nlh, (int)max_id, (int)verdict);
-	m->hdr_len = nlh->nlmsg_len;
-	m->payload = NULL;
-	m->payload_len = 0;
-}
-
-static uint32_t msg_bytes(const struct ld_verdict_msg *m)
-{
-	return m->hdr_len + MNL_ALIGN(m->payload_len);
-}
-
-/*
- * Send the verdict messages tx[first .. first+n) with one sendmsg. When
- * the kernel refuses the size (EMSGSIZE: more than the socket's send
- * buffer, whatever we were told) or cannot allocate it (ENOBUFS, ENOMEM),
- * send the two halves separately, in order, and remember the smaller size.
- */
-static void send_msgs(struct ld_nfq *q, uint32_t first, uint32_t n)
-{
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	struct msghdr mh = { .msg_name = &kernel, .msg_namelen = sizeof(kernel) };
-	size_t niov = 0, bytes = 0;
-
-	for (uint32_t i = first; i < first + n; i++) {
-		struct ld_verdict_msg *m = &q->tx[i];
-
-		q->tx_iov[niov++] = (struct iovec){ m->hdr, m->hdr_len };
-		if (m->payload) {
-			q->tx_iov[niov++] = (struct iovec){ (void *)m->payload, m->payload_len };
-			if (MNL_ALIGN(m->payload_len) != m->payload_len)
-				q->tx_iov[niov++] = (struct iovec){
-					(void *)zero_pad, MNL_ALIGN(m->payload_len) - m->payload_len };
-		}
-		bytes += msg_bytes(m);
-	}
-	mh.msg_iov = q->tx_iov;
-	mh.msg_iovlen = niov;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (sendmsg(q->fd, &mh, 0) >= 0)
-			return;
-		if (errno != EINTR)
-			break;
-	}
-	if (n > 1 && (errno == EMSGSIZE || errno == ENOBUFS || errno == ENOMEM)) {
-		if (errno == EMSGSIZE && bytes / 2 < q->send_max)
-			q->send_max = (uint32_t)(bytes / 2);
-		send_msgs(q, first, n / 2);
-		send_msgs(q, first + n / 2, n - n / 2);
-		return;
-	}
-	q->c->send_errors++;
-	ld_log_limited(q->lim, "queue %u: sending %u verdicts (%zu bytes): %s", q->cfg.queue, n,
-		       bytes, strerror(errno));
-}
-
-void ld_nfq_flush(struct ld_nfq *q)
-{
-	uint32_t first = 0, bytes = 0, niov = 0;
-
-	for (uint32_t i = 0; i < q->tx_n; i++) {
-		uint32_t total = msg_bytes(&q->tx[i]);
-
-		if (i > first && (bytes + total > q->send_max || niov + 3 > LD_SEND_IOV_MAX)) {
-			send_msgs(q, first, i - first);
-			first = i;
-			bytes = niov = 0;
-		}
-		bytes += total;
-		niov += 3;
-	}
-	if (q->tx_n > first)
-		send_msgs(q, first, q->tx_n - first);
-	q->tx_n = 0;
 }
 
 int ld_nfq_learn_sndbuf(struct ld_nfq *q)

@@ -16,6 +16,8 @@
 #include "../core/counters.c"
 #include "../core/log.c"
 #include "../core/nfq.c"
+#include "../core/nfq_recv.c"
+#include "../core/nfq_verdict.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

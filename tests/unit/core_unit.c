@@ -15,6 +15,8 @@
 #include "../../core/csum.c"
 #include "../../core/log.c"
 #include "../../core/nfq.c"
+#include "../../core/nfq_recv.c"
+#include "../../core/nfq_verdict.c"
 #include "../../core/timer_heap.c"
 
 static int passed, failed;

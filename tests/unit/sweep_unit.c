@@ -14,6 +14,8 @@
 #include "../../core/counters.c"
 #include "../../core/log.c"
 #include "../../core/nfq.c"
+#include "../../core/nfq_recv.c"
+#include "../../core/nfq_verdict.c"
 
 static int passed, failed;
 
