@@ -18,6 +18,7 @@
  * rules appear all at once or not at all.
  */
 #include "rules.h"
+#include "offload.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -353,6 +354,10 @@ static int check_cfg(const struct ld_rules_cfg *cfg, char *err, size_t errlen)
 	if (cfg->backend != LD_BACKEND_AUTO && cfg->backend != LD_BACKEND_NFT &&
 	    cfg->backend != LD_BACKEND_LEGACY) {
 		set_err(err, errlen, "invalid backend %d", cfg->backend);
+		return -1;
+	}
+	if (cfg->offload_gen > LD_OFFLOAD_GEN_MAX) {
+		set_err(err, errlen, "invalid offload generation %u", (unsigned)cfg->offload_gen);
 		return -1;
 	}
 	return 0;
@@ -1015,6 +1020,14 @@ static void install_script(const struct ld_rules_cfg *cfg, const struct ld_rules
 	if (cfg->skip_mark)
 		sb_add(b, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", chain,
 		       (unsigned)cfg->skip_mark, (unsigned)cfg->skip_mark);
+	if (cfg->offload_gen) {
+		char off[LD_OFFLOAD_RULES_MAX];
+
+		if (ld_offload_render_rules(chain, cfg->offload_gen, off, sizeof off) < 0)
+			b->oom = 1;   /* an invalid generation: render nothing usable */
+		else
+			sb_add(b, "%s", off);
+	}
 	sb_add(b, "-A %s", chain);
 	if (prog->ninsn[fi])
 		sb_add(b, " -m bpf --bytecode \"%s\"", prog->bytecode[fi]);

@@ -9,6 +9,7 @@
  *
  *   -N LUADIVERT-QN
  *   -A LUADIVERT-QN -m mark --mark SKIP/SKIP -j RETURN          (skip_mark != 0)
+ *   three offload rules, see offload.h                           (offload_gen != 0)
  *   -A LUADIVERT-QN [-m bpf --bytecode "..."] -m comment --comment "filter: EXPR"
  *                   -j NFQUEUE --queue-num N [--queue-bypass]
  *   -A PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING -j LUADIVERT-QN   (one per hook)
@@ -98,6 +99,8 @@ struct ld_rules_cfg {
 	int         fail_closed;  /* 1: no --queue-bypass, packets drop while nobody listens */
 	int         backend;      /* enum ld_rules_backend */
 	uint32_t    skip_mark;    /* packets with all these mark bits are not diverted; 0 = none */
+	uint32_t    offload_gen;  /* divert.OFFLOAD: the generation the offload rules match
+	                           * (1..LD_OFFLOAD_GEN_MAX, core/offload.h); 0 = no such rules */
 	const char *comment;      /* NULL, or a tag put before the filter text in the NFQUEUE rule's
 	                           * -m comment (shown by
 	                           * `rules list`; quotes and backslashes become ', at most

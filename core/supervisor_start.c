@@ -25,6 +25,7 @@
 #include "cli.h"
 #include "metrics_http.h"
 #include "observe_cli.h"
+#include "offload.h"
 #include "pidfile.h"
 #include "rules_swap.h"
 #include "rules_foreign.h"
@@ -49,6 +50,8 @@ static int start_rules(struct super *s)
 	struct ld_rules_set *set;
 	char err[LD_RULES_FILTER_MAX + 1200], what[LD_RULES_FILTER_MAX + 128];
 
+	/* issue 16: with --no-rules, the user's rules are those of `rules print` */
+	s->sh->offload_gen = cfg->w.no_offload ? 0 : LD_OFFLOAD_GEN_FIRST;
 	if (!cfg->rules) {
 		if (decl->declared)
 			ld_log("queue %u: %s declares divert rules; --no-rules: not installing them",
@@ -66,6 +69,7 @@ static int start_rules(struct super *s)
 		return -1;
 	}
 	s->rules_on = 1;
+	s->sh->offload_gen = set->cfg.offload_gen;
 	ld_log("queue %u: diverting %s%s", cfg->w.nfq.queue,
 	       ld_rules_set_describe(set, what, sizeof(what)),
 	       decl->declared ? " (as the policy declares)" : "");
