@@ -148,6 +148,29 @@ int ld_divert_swap(struct ld_divert *d, struct ld_rules_set *next, int *changed,
 	return 0;
 }
 
+int ld_divert_unhook(struct ld_divert *d, char *err, size_t errlen)
+{
+	struct ld_rules_set *next;
+
+	if (!d->cur || !d->cur->cfg.offload_gen)
+		return 1;
+	next = malloc(sizeof *next);
+	if (!next) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	*next = *d->cur;
+	next->cfg.filter = d->cur->cfg.filter ? next->filter : NULL;
+	next->cfg.unhooked = 1;
+	if (ld_rules_replace(d->cur, next, err, errlen) < 0) {
+		free(next);
+		return -1;
+	}
+	free(d->cur);
+	d->cur = next;
+	return 0;
+}
+
 void ld_divert_free(struct ld_divert *d)
 {
 	free(d->cur);

@@ -275,7 +275,12 @@ static int cmd_print(const struct ld_rules_cfg *cfg)
 			fprintf(stderr, "luadivert rules print: rules too long\n");
 			return 1;
 		}
-		if (buf[0])
+		if (buf[0] && !(prog.families & (fam == 4 ? LD_RULES_V4 : LD_RULES_V6)))
+			printf("# IPv%d: no rules that divert (the filter matches no IPv%d packet); the "
+			       "chain holds the offload rules only, which keep conntrack registered "
+			       "(docs/rules.md)\n# %s --noflush\n%s", fam, fam,
+			       fam == 4 ? "iptables-restore" : "ip6tables-restore", buf);
+		else if (buf[0])
 			printf("# %s --noflush\n%s", fam == 4 ? "iptables-restore" : "ip6tables-restore",
 			       buf);
 		else

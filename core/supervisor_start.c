@@ -207,9 +207,12 @@ static void finish(struct super *s)
 {
 	const struct ld_super_cfg *cfg = s->cfg;
 	struct ld_kernel_counters k;
-	char err[1024];
+	char err[LD_RULES_FILTER_MAX + 1200];
+	/* issue 16: with offload rules, unhook first and remove once the queue
+	 * is empty (policy_rules.h: else the kernel drops what is queued) */
+	int later = s->rules_on && ld_divert_unhook(&s->divert, err, sizeof(err)) == 0;
 
-	if (s->rules_on && ld_rules_remove(cfg->rules, err, sizeof(err)) < 0) {
+	if (s->rules_on && !later && ld_rules_remove(cfg->rules, err, sizeof(err)) < 0) {
 		ld_log("removing the divert rules: %s (`luadivert rules cleanup --queue %u` "
 		       "removes them)", err, cfg->w.nfq.queue);
 		s->failed = 1;
@@ -234,6 +237,11 @@ static void finish(struct super *s)
 		ld_log_limit_flush(&s->lim);
 		if (bound)
 			ld_counters_print(stderr, cfg->w.nfq.queue, &s->sh->c, &k);
+	}
+	if (later && ld_rules_remove(cfg->rules, err, sizeof(err)) < 0) {
+		ld_log("removing the divert rules: %s (`luadivert rules cleanup --queue %u` "
+		       "removes them)", err, cfg->w.nfq.queue);
+		s->failed = 1;
 	}
 	if (s->started) {
 		unlink(cfg->pidfile);
