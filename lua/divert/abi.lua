@@ -28,12 +28,13 @@ enum ld_verdict {
  * divert.OFFLOAD marks a connection with a generation in these bits of the
  * packet mark, then (by the rules) of the conntrack mark. A reload moves
  * to the next generation 1..LD_OFFLOAD_GEN_MAX, so flows offloaded before
- * it come back to the queue. Keep these bits free in your own marks.
+ * it come back to the queue. Keep these bits free in your own marks; they
+ * are clear of the default skip mark (LD_RULES_SKIP_MARK_DEFAULT, 0x4c440000).
  */
 enum {
-	LD_OFFLOAD_MARK_MASK  = 0x00f00000,
-	LD_OFFLOAD_MARK_SHIFT = 20,
-	LD_OFFLOAD_GEN_MAX    = 15,
+	LD_OFFLOAD_MARK_MASK  = 0x03800000,
+	LD_OFFLOAD_MARK_SHIFT = 23,
+	LD_OFFLOAD_GEN_MAX    = 7,
 };
 
 /* What the kernel told us about a packet (struct ld_packet.flags). */

@@ -110,7 +110,7 @@ check "no rule left" sh -c "! ip netns exec '$NS' iptables-nft-save -t mangle | 
 # 4. the legacy back-end
 start --filter "$FILTER" --backend legacy --metrics "unix:$LDT_TMP/m.sock"
 check "legacy: the offload rules are in" sh -c \
-	"ip netns exec '$NS' iptables-legacy-save -t mangle | grep -q -- '-m connmark --mark 0x100000/0xf00000 -j RETURN'"
+	"ip netns exec '$NS' iptables-legacy-save -t mangle | grep -q -- '-m connmark --mark 0x800000/0x3800000 -j RETURN'"
 udp 127.0.0.1 2000 "$LDT_TMP/l4.json"
 R6=$(now received)
 check "legacy UDP/IPv4: all 2000 arrive" [ "$(json_get "$LDT_TMP/l4.json" unique)" = 2000 ]
