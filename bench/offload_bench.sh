@@ -13,7 +13,7 @@
 # Prints "key value" lines for bench/report.py: goal ld/none >= 0.95.
 #
 # Root; everything happens in namespaces this script creates and deletes.
-# Knobs: OFFLOAD_S=3 OFFLOAD_RUNS=3 LUADIVERT=./luadivert
+# Knobs: OFFLOAD_S=2 OFFLOAD_RUNS=5 LUADIVERT=./luadivert
 LDT_AREA=bench-offload
 LDT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$LDT_ROOT/tests/lib/netns.sh"
@@ -21,8 +21,8 @@ require_root
 require_cmd iperf3
 cd "$LDT_ROOT" || fail "cd $LDT_ROOT"
 ldt_tmpdir
-S=${OFFLOAD_S:-3}
-RUNS=${OFFLOAD_RUNS:-3}
+S=${OFFLOAD_S:-2}
+RUNS=${OFFLOAD_RUNS:-5}
 ns_create a; A=$LDT_NS
 ns_create b; B=$LDT_NS
 veth_pair "$A" "$B" 3

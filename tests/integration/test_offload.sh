@@ -11,7 +11,8 @@
 #   3. the offloaded counter (counters line) and luadivert_verdicts_total
 #      {verdict="offload"} are not 0; SIGTERM leaves no rule;
 #   4. the iptables-legacy back-end works the same;
-#   5. --no-rules with only a plain NFQUEUE rule (no offload rules): no
+#   5. --no-offload: no offload rules, OFFLOAD passes the packet only;
+#   6. --no-rules with only a plain NFQUEUE rule (no offload rules): no
 #      loop, every datagram arrives, each OFFLOAD is counted as missed.
 LDT_AREA=offload
 . "$(dirname "$0")/../lib/netns.sh"
@@ -123,7 +124,20 @@ fi
 ld_stop
 check "legacy: exit status 0" [ "$LD_RC" = 0 ]
 
-# 5. --no-rules, a plain NFQUEUE rule: OFFLOAD cannot stick; no loop, nothing lost
+# 5. --no-offload: no offload rules, OFFLOAD is a plain pass
+start --filter "$FILTER" --no-offload
+check "--no-offload: no connmark rule" sh -c \
+	"! ip netns exec '$NS' iptables-nft-save -t mangle 2>/dev/null | grep -q connmark"
+udp 127.0.0.1 300 "$LDT_TMP/o4.json"
+ld_stop
+check "--no-offload: all 300 arrive" [ "$(json_get "$LDT_TMP/o4.json" unique)" = 300 ]
+# loopback: each datagram crosses output and input, both diverted
+check "--no-offload: each reached the policy at both hooks ($(ld_counter received))" \
+	[ "$(ld_counter received)" = 600 ]
+check "--no-offload: nothing offloaded, nothing missed" \
+	[ "$(ld_counter offloaded)/$(ld_counter offload_missed)" = 0/0 ]
+
+# 6. --no-rules, a plain NFQUEUE rule: OFFLOAD cannot stick; no loop, nothing lost
 iptables_ns "$NS" -t mangle -A OUTPUT -p udp --dport 9101 -j NFQUEUE --queue-num 0
 ld_start "$NS" "$POL" --queue 0
 udp 127.0.0.1 300 "$LDT_TMP/n4.json"
