@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+import report_issue16
+
 REF = "bare_batched"
 NAMES = {
     "none": "no queue",
@@ -125,6 +127,7 @@ def main():
         small_packets(out, r, small, ref_pps, ref_cpu, ref_steady)
     tcp_latency_memory(out, r)
     egress(out, r)
+    report_issue16.section(out, r, num, fmt, ratio, table)
     goals_and_notes(out, r, notes, ref_pps, ref_cpu)
     text = "\n".join(out)
     print(text)
@@ -351,7 +354,10 @@ def goals_and_notes(out, r, notes, ref_pps, ref_cpu):
          None if er is None else 95 <= eip <= 105,
          f"egress TCP through rate = 100mbit gets {eip:.1f} Mbit/s of IP packets." if er is not None else "")
 
-    out.append("## Goals (issues 8 and 17)")
+    for text, ok, miss in report_issue16.goals(r, num):
+        goal(text, ok, miss)
+
+    out.append("## Goals (issues 8, 16 and 17)")
     out.append("")
     out += goals
     out.append("")

@@ -24,7 +24,10 @@
 #  4. luadivert's peak RSS (VmHWM) and its Lua heap across BENCH_HEAP_N packets;
 #  5. shaping the host's own traffic: TCP through pipes at the sender's
 #     output vs the receiver's input (bench/shape_egress.sh, issue 17);
-#  6. PROFILE=1: perf record of the drain runs of bare C batched and
+#  6. issue 16: bulk TCP with divert.OFFLOAD vs no queue (bench/offload_bench.sh),
+#     idle round trips with --busy-poll vs bare C (bench/busy_poll_bench.sh);
+#     BENCH_ONLY="offload busy_poll" runs just those;
+#  7. PROFILE=1: perf record of the drain runs of bare C batched and
 #     luadivert pass-all, reports in build/bench/profile/.
 # Prints the table and writes bench/RESULTS.md (bench/report.py).
 #
@@ -469,6 +472,16 @@ fi
 if want egress && [ $LD_OK = 1 ] && [ $HAVE_IPERF = 1 ]; then
 	log "egress shaping ($(elapsed) s)"
 	sh "$LDT_ROOT/bench/shape_egress.sh" >>"$R" || note "bench/shape_egress.sh failed"
+fi
+
+# ------------------------- 6. issue 16: offload, and --busy-poll latency
+if want offload && [ $LD_OK = 1 ] && [ $HAVE_IPERF = 1 ]; then
+	log "bulk TCP with divert.OFFLOAD ($(elapsed) s)"
+	sh "$LDT_ROOT/bench/offload_bench.sh" >>"$R" || note "bench/offload_bench.sh failed"
+fi
+if want busy_poll && [ $LD_OK = 1 ]; then
+	log "idle latency with --busy-poll ($(elapsed) s)"
+	sh "$LDT_ROOT/bench/busy_poll_bench.sh" >>"$R" || note "bench/busy_poll_bench.sh failed"
 fi
 
 # ------------------------------------------------------------------ report

@@ -74,12 +74,13 @@ void ld_counters_print(FILE *f, uint16_t queue, const struct ld_counters *c,
 		" worker_restarts %" PRIu64 " worker_hangs %" PRIu64 " worker_crashes %" PRIu64
 		" recovered %" PRIu64 " gave_up %" PRIu64
 		" taken %" PRIu64 " copy_overflow %" PRIu64 " requeued %" PRIu64
-		" segments %" PRIu64,
+		" segments %" PRIu64 " offloaded %" PRIu64 " offload_missed %" PRIu64,
 		queue, c->received, c->passed, c->dropped, c->modified, c->errors, c->batches,
 		mean, c->held, c->hold_overflow, c->injected, c->inject_errors, c->send_errors,
 		c->kernel_errors, c->recv_errors, c->reloads, c->reload_errors,
 		c->worker_restarts, c->worker_hangs, c->worker_crashes, c->recovered, c->gave_up,
-		c->taken, c->copy_overflow, c->requeued, c->segments);
+		c->taken, c->copy_overflow, c->requeued, c->segments, c->offloaded,
+		c->offload_missed);
 	if (k && k->valid)
 		fprintf(f, " kernel_queue_total %u kernel_queue_dropped %u kernel_user_dropped %u"
 			" kernel_id_sequence %u", k->queue_total, k->queue_dropped,

@@ -43,6 +43,9 @@ struct ld_counters {
 	uint64_t requeued;      /* our own packets (skip mark) queued again by a rule: accepted
 	                         * without the policy; not in received or passed */
 	uint64_t segments;      /* GSO packets we sent cut in software: segments sent */
+	/* issue 16 */
+	uint64_t offloaded;     /* of repeated: divert.OFFLOAD verdicts (core/offload.h) */
+	uint64_t offload_missed; /* OFFLOADs of packets that came back: no rule saved the mark */
 };
 
 /* Upper bounds (ns) of the batch-time histogram buckets; the last is +Inf. */

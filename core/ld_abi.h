@@ -33,6 +33,22 @@ enum ld_verdict {
 	LD_PASS   = 1,  /* NF_ACCEPT */
 	LD_QUEUE  = 3,  /* NF_QUEUE, queue number << 16 */
 	LD_REPEAT = 4,  /* NF_REPEAT: traverse the hook again */
+	LD_OFFLOAD = 6, /* not a kernel verdict: pass, and the rest of the connection
+	                 * skips the queue. The core sends NF_REPEAT with the offload
+	                 * mark; luadivert's rules save it to conntrack (core/offload.h) */
+};
+
+/*
+ * divert.OFFLOAD marks a connection with a generation in these bits of the
+ * packet mark, then (by the rules) of the conntrack mark. A reload moves
+ * to the next generation 1..LD_OFFLOAD_GEN_MAX, so flows offloaded before
+ * it come back to the queue. Keep these bits free in your own marks; they
+ * are clear of the default skip mark (LD_RULES_SKIP_MARK_DEFAULT, 0x4c440000).
+ */
+enum {
+	LD_OFFLOAD_MARK_MASK  = 0x03800000,
+	LD_OFFLOAD_MARK_SHIFT = 23,
+	LD_OFFLOAD_GEN_MAX    = 7,
 };
 
 /* What the kernel told us about a packet (struct ld_packet.flags). */

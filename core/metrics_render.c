@@ -69,6 +69,8 @@ void ld_verdict_counts(const struct ld_counters *c, uint32_t default_verdict,
 	/* passed counts every accept (repeat and queue-to-N too), and both
 	 * passed and dropped count the default verdicts: take those out */
 	uint64_t pass = c->passed - c->repeated - c->queued, drop = c->dropped;
+	/* an OFFLOAD is sent as NF_REPEAT: repeated counts it too */
+	uint64_t offloaded = c->offloaded < c->repeated ? c->offloaded : c->repeated;
 
 	if (default_verdict == LD_DROP)
 		drop -= c->defaulted < drop ? c->defaulted : drop;
@@ -76,9 +78,9 @@ void ld_verdict_counts(const struct ld_counters *c, uint32_t default_verdict,
 		pass -= c->defaulted < pass ? c->defaulted : pass;
 	out[0] = pass;
 	out[1] = drop;
-	out[2] = c->repeated;
+	out[2] = c->repeated - offloaded;
 	out[3] = c->queued;
-	out[4] = 0;  /* no offload to conntrack yet */
+	out[4] = offloaded;
 	out[5] = c->defaulted;
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "offload.h"
 
 int ld_policy_rules_set(struct ld_policy_rules *out, const char *filter, const char *filter_at,
 			const char *hook, const char *hook_at, int family, char *err,
@@ -79,6 +80,10 @@ int ld_divert_plan(const struct ld_divert *d, const struct ld_policy_rules *decl
 		if (decl->declared & LD_DECL_FAMILY)
 			cfg.family = decl->family;
 	}
+	/* issue 16: a reload's rules match the next offload generation, so the
+	 * flows offloaded under the old policy come back to the queue */
+	if (cfg.offload_gen && d->cur && d->cur->cfg.offload_gen)
+		cfg.offload_gen = ld_offload_gen_next(d->cur->cfg.offload_gen);
 	s = malloc(sizeof *s);
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
@@ -108,6 +113,22 @@ int ld_divert_install(struct ld_divert *d, struct ld_rules_set *s, char *err, si
 	return 0;
 }
 
+/* Same rules apart from the offload generation (a reload always moves that)? */
+static int rules_same_but_gen(const struct ld_rules_set *a, const struct ld_rules_set *b)
+{
+	struct ld_rules_set *t = malloc(sizeof *t);
+	int same;
+
+	if (!t)
+		return 0;
+	*t = *b;
+	t->cfg.filter = b->cfg.filter ? t->filter : NULL;
+	t->cfg.offload_gen = a->cfg.offload_gen;
+	same = ld_rules_set_same(a, t);
+	free(t);
+	return same;
+}
+
 int ld_divert_swap(struct ld_divert *d, struct ld_rules_set *next, int *changed, char *err,
 		   size_t errlen)
 {
@@ -117,11 +138,34 @@ int ld_divert_swap(struct ld_divert *d, struct ld_rules_set *next, int *changed,
 		snprintf(err, errlen, "no divert rules installed to swap");
 		return -1;
 	}
-	same = ld_rules_set_same(d->cur, next);
+	same = rules_same_but_gen(d->cur, next);
 	if (ld_rules_replace(d->cur, next, err, errlen) < 0)
 		return -1;
 	if (changed)
 		*changed = !same;
+	free(d->cur);
+	d->cur = next;
+	return 0;
+}
+
+int ld_divert_unhook(struct ld_divert *d, char *err, size_t errlen)
+{
+	struct ld_rules_set *next;
+
+	if (!d->cur || !d->cur->cfg.offload_gen)
+		return 1;
+	next = malloc(sizeof *next);
+	if (!next) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	*next = *d->cur;
+	next->cfg.filter = d->cur->cfg.filter ? next->filter : NULL;
+	next->cfg.unhooked = 1;
+	if (ld_rules_replace(d->cur, next, err, errlen) < 0) {
+		free(next);
+		return -1;
+	}
 	free(d->cur);
 	d->cur = next;
 	return 0;

@@ -119,4 +119,21 @@ int ld_divert_swap(struct ld_divert *d, struct ld_rules_set *next, int *changed,
  */
 void ld_divert_free(struct ld_divert *d);
 
+/**
+ * ld_divert_unhook() - stop diverting, keep the chain with the offload rules
+ * @d: the running rules
+ * @err: receives the reason on failure
+ * @errlen: size of @err
+ *
+ * Issue 16: the offload rules' connmark match keeps conntrack registered
+ * in the namespace; removing the last of them unregisters its hooks, and
+ * the kernel then drops every packet still queued. At exit, call this
+ * first (no new packet is queued), give the queued ones their verdicts,
+ * then ld_rules_remove().
+ *
+ * Return: 0 when the jumps and NFQUEUE rules are gone, 1 when there are no
+ * offload rules (remove the rules as usual), -1 with @err set on failure.
+ */
+int ld_divert_unhook(struct ld_divert *d, char *err, size_t errlen);
+
 #endif /* LD_POLICY_RULES_H */

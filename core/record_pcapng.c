@@ -100,6 +100,7 @@ int ld_record_comment(char *buf, size_t len, uint32_t verdict, uint64_t hold_ns,
 	case LD_DROP: snprintf(v, sizeof(v), "drop"); break;
 	case LD_PASS: snprintf(v, sizeof(v), "pass"); break;
 	case LD_REPEAT: snprintf(v, sizeof(v), "repeat"); break;
+	case LD_OFFLOAD: snprintf(v, sizeof(v), "offload"); break;
 	case LD_QUEUE: snprintf(v, sizeof(v), "queue:%u", verdict >> 16); break;
 	default: snprintf(v, sizeof(v), "verdict:%u", verdict); break;
 	}

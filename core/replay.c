@@ -33,7 +33,6 @@
 #include "payload_check.h"
 #include "record_pcapng.h"
 
-
 /* Buffers for one batch and the held packets: allocated once, here. */
 static int rp_alloc(struct rp *r)
 {
@@ -115,8 +114,6 @@ static void rp_release_until(struct rp *r, uint64_t t, uint32_t rec_num)
 		ld_rstore_put(&r->store, h.slot);
 	}
 }
-
-
 
 /*
  * The frame to write for an IP record: the original record when the policy
@@ -418,7 +415,6 @@ static void rp_add(struct rp *r, const struct pcap_pkthdr *h, const u_char *byte
 		rp_flush(r);
 }
 
-
 /* Read every record; on a read error stop, keeping what came before it. */
 static void rp_loop(struct rp *r)
 {
@@ -444,7 +440,6 @@ static void rp_loop(struct rp *r)
 	/* what is held goes out even after an error (pointless only on a full disk) */
 	rp_release_until(r, UINT64_MAX, UINT32_MAX);
 }
-
 
 /* Flush and close the outputs; 0 when everything reached the files. */
 static int rp_close(struct rp *r)

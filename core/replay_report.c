@@ -25,6 +25,8 @@ const char *rp_verdict_name(uint32_t v, char *buf, size_t n)
 		return "PASS";
 	case LD_REPEAT:
 		return "REPEAT";
+	case LD_OFFLOAD:
+		return "OFFLOAD";
 	case LD_QUEUE:
 		snprintf(buf, n, "QUEUE:%u", v >> 16);
 		return buf;
@@ -41,6 +43,7 @@ void rp_count_verdict(struct rp_stats *st, uint32_t v)
 		st->drop++;
 		break;
 	case LD_PASS:
+	case LD_OFFLOAD:   /* no connection to offload in a capture: a pass */
 		st->pass++;
 		break;
 	case LD_QUEUE:

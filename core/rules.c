@@ -18,6 +18,7 @@
  * rules appear all at once or not at all.
  */
 #include "rules.h"
+#include "offload.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -353,6 +354,10 @@ static int check_cfg(const struct ld_rules_cfg *cfg, char *err, size_t errlen)
 	if (cfg->backend != LD_BACKEND_AUTO && cfg->backend != LD_BACKEND_NFT &&
 	    cfg->backend != LD_BACKEND_LEGACY) {
 		set_err(err, errlen, "invalid backend %d", cfg->backend);
+		return -1;
+	}
+	if (cfg->offload_gen > LD_OFFLOAD_GEN_MAX) {
+		set_err(err, errlen, "invalid offload generation %u", (unsigned)cfg->offload_gen);
 		return -1;
 	}
 	return 0;
@@ -1003,11 +1008,16 @@ int ld_rules_restore(int backend, int family, const char *script, size_t len, ch
 	return run_restore(backend_index(backend), family == 6, script, len, err, errlen);
 }
 
-/* The iptables-restore --noflush input that installs one family. */
+/*
+ * The iptables-restore --noflush input that installs one family. A family
+ * the filter cannot match gets, with offload rules, the chain without the
+ * NFQUEUE rule and the jumps (rules.h, ld_rules_render()).
+ */
 static void install_script(const struct ld_rules_cfg *cfg, const struct ld_rules_prog *prog,
 			   int fi, unsigned hooks, struct sbuf *b)
 {
 	char chain[LD_RULES_CHAIN_MAX], comment[LD_RULES_COMMENT_MAX];
+	int divert = !cfg->unhooked && (prog->families & (1u << fi));
 	unsigned i;
 
 	ld_rules_chain_name(cfg->queue, chain, sizeof chain);
@@ -1015,6 +1025,18 @@ static void install_script(const struct ld_rules_cfg *cfg, const struct ld_rules
 	if (cfg->skip_mark)
 		sb_add(b, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", chain,
 		       (unsigned)cfg->skip_mark, (unsigned)cfg->skip_mark);
+	if (cfg->offload_gen) {
+		char off[LD_OFFLOAD_RULES_MAX];
+
+		if (ld_offload_render_rules(chain, cfg->offload_gen, off, sizeof off) < 0)
+			b->oom = 1;   /* an invalid generation: render nothing usable */
+		else
+			sb_add(b, "%s", off);
+	}
+	if (!divert) {
+		sb_add(b, "COMMIT\n");
+		return;
+	}
 	sb_add(b, "-A %s", chain);
 	if (prog->ninsn[fi])
 		sb_add(b, " -m bpf --bytecode \"%s\"", prog->bytecode[fi]);
@@ -1039,7 +1061,7 @@ int ld_rules_render(const struct ld_rules_cfg *cfg, const struct ld_rules_prog *
 	if ((family != 4 && family != 6) || len == 0)
 		return -1;
 	buf[0] = '\0';
-	if (!(prog->families & (1u << fi)))
+	if (!(prog->families & (1u << fi)) && !cfg->offload_gen)
 		return 0;
 	install_script(cfg, prog, fi, cfg->hooks ? cfg->hooks : (unsigned)LD_HOOK_DEFAULT, &b);
 	if (b.oom || b.len >= len) {
@@ -1056,7 +1078,7 @@ int ld_rules_install(const struct ld_rules_cfg *cfg, char *err, size_t errlen)
 	struct snapshot snap[NBACKENDS][NFAMILIES];
 	struct ld_rules_prog *prog;
 	unsigned hooks = cfg->hooks ? cfg->hooks : (unsigned)LD_HOOK_DEFAULT;
-	int backend, bi, fi, rc = -1;
+	int backend, bi, fi, rc = -1, v6 = 1;
 
 	prog = malloc(sizeof *prog);
 	if (!prog) {
@@ -1069,6 +1091,7 @@ int ld_rules_install(const struct ld_rules_cfg *cfg, char *err, size_t errlen)
 	}
 	if (!ipv6_enabled()) {
 		prog->families &= ~(unsigned)LD_RULES_V6;
+		v6 = 0;
 		if (!prog->families) {
 			set_err(err, errlen, "IPv6 is disabled on this system and the filter matches "
 				"only IPv6 packets");
@@ -1094,7 +1117,8 @@ int ld_rules_install(const struct ld_rules_cfg *cfg, char *err, size_t errlen)
 		struct sbuf script = { 0 };
 		int r;
 
-		if (!(prog->families & (1u << fi)))
+		/* with offload rules every family the kernel has gets the chain */
+		if (!(prog->families & (1u << fi)) && !(cfg->offload_gen && (fi == 0 || v6)))
 			continue;
 		install_script(cfg, prog, fi, hooks, &script);
 		if (script.oom) {

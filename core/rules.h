@@ -9,6 +9,7 @@
  *
  *   -N LUADIVERT-QN
  *   -A LUADIVERT-QN -m mark --mark SKIP/SKIP -j RETURN          (skip_mark != 0)
+ *   three offload rules, see offload.h                           (offload_gen != 0)
  *   -A LUADIVERT-QN [-m bpf --bytecode "..."] -m comment --comment "filter: EXPR"
  *                   -j NFQUEUE --queue-num N [--queue-bypass]
  *   -A PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING -j LUADIVERT-QN   (one per hook)
@@ -98,6 +99,13 @@ struct ld_rules_cfg {
 	int         fail_closed;  /* 1: no --queue-bypass, packets drop while nobody listens */
 	int         backend;      /* enum ld_rules_backend */
 	uint32_t    skip_mark;    /* packets with all these mark bits are not diverted; 0 = none */
+	uint32_t    offload_gen;  /* divert.OFFLOAD: the generation the offload rules match
+	                           * (1..LD_OFFLOAD_GEN_MAX, core/offload.h); 0 = no such rules.
+	                           * With offload rules, EVERY family gets the chain: one the
+	                           * filter cannot match holds only them (no NFQUEUE rule, no
+	                           * jump), see ld_rules_render() */
+	int         unhooked;     /* only with offload_gen: the chain holds the skip and offload
+	                           * rules, no NFQUEUE rule and no jumps (every family) */
 	const char *comment;      /* NULL, or a tag put before the filter text in the NFQUEUE rule's
 	                           * -m comment (shown by
 	                           * `rules list`; quotes and backslashes become ', at most
@@ -201,6 +209,15 @@ int ld_rules_compile(const struct ld_rules_cfg *cfg, struct ld_rules_prog *prog,
  *
  * This is exactly what ld_rules_install() feeds to
  * "iptables-restore --noflush" (`luadivert rules print` shows it).
+ *
+ * With offload rules (cfg->offload_gen), a family the filter cannot match
+ * (or every family, with cfg->unhooked) still gets the chain with the skip
+ * and offload rules, but no NFQUEUE rule and no jumps. Why: their connmark
+ * match keeps conntrack registered in the namespace, and when its last
+ * user goes, the kernel unregisters conntrack's hooks, and unregistering
+ * any hook drops EVERY packet queued in the namespace (nf_queue_nf_hook_drop).
+ * So a reload that changes --family, and the exit, must not remove the
+ * last connmark rule while packets are queued.
  * Return: 0, or -1 if @buf is too small or @family invalid.
  */
 int ld_rules_render(const struct ld_rules_cfg *cfg, const struct ld_rules_prog *prog,

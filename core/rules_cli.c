@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "rules.h"
+#include "offload.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -19,7 +20,7 @@ static const char rules_usage[] =
 	"usage: luadivert rules list [--backend auto|nft|legacy]\n"
 	"       luadivert rules cleanup [--queue N] [--backend auto|nft|legacy] [--force]\n"
 	"       luadivert rules print [--queue N] [--filter EXPR] [--hook H]... [--family 4|6]\n"
-	"                             [--fail-closed] [--skip-mark X]\n"
+	"                             [--fail-closed] [--skip-mark X] [--no-offload]\n"
 	"       luadivert rules add --queue N [--filter EXPR] [--hook H]... [--family 4|6]\n"
 	"                           [--fail-closed] [--backend auto|nft|legacy]\n"
 	"       luadivert rules del --queue N [--backend auto|nft|legacy] [--force]\n"
@@ -30,7 +31,9 @@ static const char rules_usage[] =
 	"  cleanup  remove them (all, or one --queue's); rules of a queue that a running\n"
 	"           luadivert holds are left alone unless --force\n"
 	"  print    show the iptables-restore input `luadivert run` would install for\n"
-	"           these options (needs no root, installs nothing)\n"
+	"           these options (needs no root, installs nothing); with --no-rules,\n"
+	"           install this yourself: it includes the rules divert.OFFLOAD needs\n"
+	"           (--no-offload: as `run --no-offload`, without them)\n"
 	"  add      install divert rules for queue N that stay until `rules del` or\n"
 	"           `rules cleanup` (FreeBSD: ipfw add divert N); a program on a divert\n"
 	"           socket bound to port N (libluadivert-divert, divert(4)) gets the packets\n"
@@ -273,7 +276,12 @@ static int cmd_print(const struct ld_rules_cfg *cfg)
 			fprintf(stderr, "luadivert rules print: rules too long\n");
 			return 1;
 		}
-		if (buf[0])
+		if (buf[0] && !(prog.families & (fam == 4 ? LD_RULES_V4 : LD_RULES_V6)))
+			printf("# IPv%d: no rules that divert (the filter matches no IPv%d packet); the "
+			       "chain holds the offload rules only, which keep conntrack registered "
+			       "(docs/rules.md)\n# %s --noflush\n%s", fam, fam,
+			       fam == 4 ? "iptables-restore" : "ip6tables-restore", buf);
+		else if (buf[0])
 			printf("# %s --noflush\n%s", fam == 4 ? "iptables-restore" : "ip6tables-restore",
 			       buf);
 		else
@@ -293,13 +301,14 @@ int ld_cmd_rules(int argc, char **argv)
 		{ "family", required_argument, NULL, '4' },
 		{ "fail-closed", no_argument, NULL, 'c' },
 		{ "skip-mark", required_argument, NULL, 'm' },
+		{ "no-offload", no_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ld_rules_cfg cfg;
 	const char *sub;
 	unsigned long v;
-	int backend = LD_BACKEND_AUTO, queue = -1, force = 0, c;
+	int backend = LD_BACKEND_AUTO, queue = -1, force = 0, no_offload = 0, c;
 	unsigned hooks = 0;
 
 	if (argc < 2)
@@ -351,6 +360,9 @@ int ld_cmd_rules(int argc, char **argv)
 				return usage_error("--skip-mark: a number (0x... allowed)");
 			cfg.skip_mark = (uint32_t)v;
 			break;
+		case 'O':
+			no_offload = 1;
+			break;
 		case 'h':
 			fputs(rules_usage, stdout);
 			return 0;
@@ -382,5 +394,7 @@ int ld_cmd_rules(int argc, char **argv)
 		cfg.backend = backend;
 		return cmd_add(&cfg);
 	}
+	/* what `run` installs: the offload rules of the first generation */
+	cfg.offload_gen = no_offload ? 0 : LD_OFFLOAD_GEN_FIRST;
 	return cmd_print(&cfg);
 }

@@ -70,9 +70,13 @@ static int render(const struct ld_rules_set *s, int fi, char *buf, size_t len)
 {
 	struct ld_rules_prog p = s->prog;
 
-	/* a kernel without IPv6 gets no IPv6 rules (as ld_rules_install() does) */
-	if (fi == 1 && access("/proc/sys/net/ipv6", F_OK) != 0)
-		p.families &= ~(unsigned)LD_RULES_V6;
+	/* a kernel without IPv6 gets no IPv6 rules (as ld_rules_install() does),
+	 * not even the chain that only holds the offload rules */
+	if (fi == 1 && access("/proc/sys/net/ipv6", F_OK) != 0) {
+		if (len)
+			buf[0] = '\0';
+		return len ? 0 : -1;
+	}
 	return ld_rules_render(&s->cfg, &p, fi ? 6 : 4, buf, len);
 }
 
@@ -309,7 +313,8 @@ int ld_rules_replace(struct ld_rules_set *old, struct ld_rules_set *next, char *
 			swap_err(err, errlen, "the rules do not fit in the render buffer", NULL);
 			return -1;
 		}
-	if (!want[0][0] && !want[1][0]) {
+	if (!next->cfg.unhooked && !(next->prog.families & LD_RULES_V4) &&
+	    access("/proc/sys/net/ipv6", F_OK) != 0) {
 		swap_err(err, errlen, "IPv6 is disabled on this system and the filter matches "
 			"only IPv6 packets", NULL);
 		return -1;

@@ -25,6 +25,8 @@
 #include "sandbox.h"
 #include "hold_takeover.h"
 #include "worker.h"
+#include "offload.h"
+#include "busy_poll.h"
 
 static const char run_usage[] =
 	"usage: luadivert run POLICY [options]\n"
@@ -45,6 +47,10 @@ static const char run_usage[] =
 	"                             (default: they pass, --queue-bypass)\n"
 	"      --backend B            auto|nft|legacy: which iptables (default auto)\n"
 	"      --no-rules             install no rules; send packets to the queue yourself\n"
+	"                             (`luadivert rules print` shows what run would install)\n"
+	"      --no-offload           no offload rules: divert.OFFLOAD passes the packet only\n"
+	"      --busy-poll USEC       after a packet, poll the queue for up to USEC (0..1000000)\n"
+	"                             before sleeping: lower latency, one CPU spins (default 0)\n"
 	"      --queue-maxlen N       kernel queue length (default 4096; raised to fit --hold-max)\n"
 	"      --fail-open            the kernel accepts packets when the queue is full\n"
 	"      --default-verdict V    pass|drop: verdict when the handler fails (default pass)\n"
@@ -103,7 +109,7 @@ enum {
 	OPT_METRICS, OPT_RECORD, OPT_RECORD_MAX, OPT_REPORT,
 	OPT_HANDLER_TIMEOUT, OPT_INIT_TIMEOUT, OPT_RELOAD_TIMEOUT, OPT_STOP_TIMEOUT,
 	OPT_MAX_RESTARTS, OPT_RESTART_WINDOW,
-	OPT_USER, OPT_MEMORY_MAX, OPT_INSECURE, OPT_NO_SANDBOX,
+	OPT_USER, OPT_MEMORY_MAX, OPT_INSECURE, OPT_NO_SANDBOX, OPT_NO_OFFLOAD, OPT_BUSY_POLL,
 };
 
 static const struct option run_opts[] = {
@@ -138,6 +144,8 @@ static const struct option run_opts[] = {
 	{ "memory-max", required_argument, NULL, OPT_MEMORY_MAX },
 	{ "allow-insecure-policy", no_argument, NULL, OPT_INSECURE },
 	{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
+	{ "no-offload", no_argument, NULL, OPT_NO_OFFLOAD },
+	{ "busy-poll", required_argument, NULL, OPT_BUSY_POLL },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -333,6 +341,14 @@ int ld_cmd_run(int argc, char **argv)
 		case OPT_NO_SANDBOX:
 			cfg.sandbox.disabled = 1;
 			break;
+		case OPT_NO_OFFLOAD:   /* issue 16 */
+			cfg.no_offload = 1;
+			break;
+		case OPT_BUSY_POLL:
+			if (ld_parse_u32(optarg, 0, LD_BUSY_POLL_MAX_US, &cfg.busy_poll_us) < 0)
+				return ld_usage_error("run", "--busy-poll: '%s' is not 0..%d "
+						      "(microseconds)", optarg, LD_BUSY_POLL_MAX_US);
+			break;
 		case 'h':
 			fputs(run_usage, stdout);
 			return LD_EXIT_OK;
@@ -357,6 +373,7 @@ int ld_cmd_run(int argc, char **argv)
 	if (!pidfile[0])
 		ld_default_pidfile(cfg.nfq.queue, pidfile, sizeof(pidfile));
 	rules.queue = cfg.nfq.queue;
+	rules.offload_gen = cfg.no_offload ? 0 : LD_OFFLOAD_GEN_FIRST;
 	if (hooks) {
 		rules.hooks = hooks;
 		given |= LD_DECL_HOOK;

@@ -100,6 +100,8 @@ struct ld_shared {
 
 	/* supervisor -> worker */
 	volatile uint32_t yield;     /* leave the batch loop: a command is waiting */
+	volatile uint32_t offload_gen; /* issue 16: the generation divert.OFFLOAD marks with,
+	                                * the one the installed rules match (0: off) */
 
 	/* worker -> supervisor */
 	uint64_t state_len;          /* bytes of serialized state at state_off */

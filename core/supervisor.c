@@ -377,6 +377,7 @@ static int swap_reload_rules(struct super *s)
 		return -1;
 	}
 	s->next_set = NULL;   /* owned by s->divert now */
+	s->sh->offload_gen = s->divert.cur->cfg.offload_gen;   /* issue 16 */
 	if (changed)
 		snprintf(s->reload_note, sizeof(s->reload_note), "; now diverting %s",
 			 ld_rules_set_describe(s->divert.cur, what, sizeof(what)));

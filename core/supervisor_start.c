@@ -25,6 +25,7 @@
 #include "cli.h"
 #include "metrics_http.h"
 #include "observe_cli.h"
+#include "offload.h"
 #include "pidfile.h"
 #include "rules_swap.h"
 #include "rules_foreign.h"
@@ -49,6 +50,8 @@ static int start_rules(struct super *s)
 	struct ld_rules_set *set;
 	char err[LD_RULES_FILTER_MAX + 1200], what[LD_RULES_FILTER_MAX + 128];
 
+	/* issue 16: with --no-rules, the user's rules are those of `rules print` */
+	s->sh->offload_gen = cfg->w.no_offload ? 0 : LD_OFFLOAD_GEN_FIRST;
 	if (!cfg->rules) {
 		if (decl->declared)
 			ld_log("queue %u: %s declares divert rules; --no-rules: not installing them",
@@ -66,6 +69,7 @@ static int start_rules(struct super *s)
 		return -1;
 	}
 	s->rules_on = 1;
+	s->sh->offload_gen = set->cfg.offload_gen;
 	ld_log("queue %u: diverting %s%s", cfg->w.nfq.queue,
 	       ld_rules_set_describe(set, what, sizeof(what)),
 	       decl->declared ? " (as the policy declares)" : "");
@@ -203,9 +207,12 @@ static void finish(struct super *s)
 {
 	const struct ld_super_cfg *cfg = s->cfg;
 	struct ld_kernel_counters k;
-	char err[1024];
+	char err[LD_RULES_FILTER_MAX + 1200];
+	/* issue 16: with offload rules, unhook first and remove once the queue
+	 * is empty (policy_rules.h: else the kernel drops what is queued) */
+	int later = s->rules_on && ld_divert_unhook(&s->divert, err, sizeof(err)) == 0;
 
-	if (s->rules_on && ld_rules_remove(cfg->rules, err, sizeof(err)) < 0) {
+	if (s->rules_on && !later && ld_rules_remove(cfg->rules, err, sizeof(err)) < 0) {
 		ld_log("removing the divert rules: %s (`luadivert rules cleanup --queue %u` "
 		       "removes them)", err, cfg->w.nfq.queue);
 		s->failed = 1;
@@ -230,6 +237,11 @@ static void finish(struct super *s)
 		ld_log_limit_flush(&s->lim);
 		if (bound)
 			ld_counters_print(stderr, cfg->w.nfq.queue, &s->sh->c, &k);
+	}
+	if (later && ld_rules_remove(cfg->rules, err, sizeof(err)) < 0) {
+		ld_log("removing the divert rules: %s (`luadivert rules cleanup --queue %u` "
+		       "removes them)", err, cfg->w.nfq.queue);
+		s->failed = 1;
 	}
 	if (s->started) {
 		unlink(cfg->pidfile);

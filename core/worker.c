@@ -32,6 +32,8 @@
 #include "inject.h"
 #include "lua_inject.h"
 #include "loop_guard.h"
+#include "offload.h"
+#include "busy_poll.h"
 #include "payload_check.h"
 
 /* A released packet whose stored bytes are still needed after the send. */
@@ -681,6 +683,9 @@ static int handle_queue(struct ld_worker *w)
 		}
 		w->c->errors += ld_loop_guard_batch(&w->loops, w->pkts, w->batch.n, w->cfg.nfq.queue,
 						    w->cfg.nfq.default_verdict, &w->lim);
+		/* issue 16: divert.OFFLOAD becomes NF_REPEAT with the generation's mark */
+		ld_offload_batch(w->pkts, w->batch.n, __atomic_load_n(&sh->offload_gen,
+			__ATOMIC_RELAXED), w->c, &w->lim);
 		SHARED_SET(sh->busy_since_ns, 0);
 		SHARED_SET(sh->phase, LD_PHASE_SEND);
 		send_batch_verdicts(w);
@@ -796,6 +801,7 @@ static int await_go(struct ld_worker *w)
 int ld_worker_run(struct ld_worker *w)
 {
 	struct epoll_event evs[8];
+	struct ld_busy_poll spin;
 	int rc = await_go(w);
 
 	if (rc != LD_WEXIT_OK || w->stop)
@@ -811,9 +817,12 @@ int ld_worker_run(struct ld_worker *w)
 		return LD_WEXIT_SETUP;
 	}
 	release_held(w, ld_now_ns(), 0, 0);
+	ld_busy_poll_init(&spin, w->cfg.busy_poll_us);
 	while (!w->stop) {
-		int n = epoll_wait(w->epfd, evs, 8, -1);
+		int n = epoll_wait(w->epfd, evs, 8, ld_busy_poll_timeout(&spin));
 
+		if (n == 0 && ld_busy_poll_idle(&spin))
+			continue;   /* --busy-poll: spinning, nothing yet */
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -825,6 +834,7 @@ int ld_worker_run(struct ld_worker *w)
 			int fd = evs[i].data.fd;
 
 			if (fd == w->nfq.fd) {
+				ld_busy_poll_active(&spin);
 				if (handle_queue(w) < 0) {
 					w->failed = 1;
 					w->stop = 1;

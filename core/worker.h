@@ -47,6 +47,8 @@ struct ld_worker_cfg {
 	struct ld_obs_cfg obs;  /* --metrics, --record, --report (issue 13; docs/process.md) */
 	size_t memory_max;      /* cap on the policy's Lua heap, bytes (0: none) */
 	struct ld_sandbox_cfg sandbox;  /* applied in the worker before the policy loads */
+	int no_offload;         /* --no-offload: divert.OFFLOAD is a plain pass, no offload rules */
+	uint32_t busy_poll_us;  /* --busy-poll: spin this long after a packet before sleeping */
 };
 
 /*

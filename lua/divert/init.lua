@@ -17,6 +17,10 @@ local M = {
 	DROP   = 0,  -- NF_DROP
 	PASS   = 1,  -- NF_ACCEPT
 	REPEAT = 4,  -- NF_REPEAT: the packet traverses the hook again
+	-- pass, and the rest of the connection (both directions, by conntrack)
+	-- skips the queue until the next reload (docs/rules.md#offload); in
+	-- replay and with --no-offload a plain PASS
+	OFFLOAD = 6,
 }
 
 -- Netfilter hooks, as pkt:hook() returns them (enum nf_inet_hooks):
@@ -57,7 +61,7 @@ end
 --- divert.is_verdict(v) -> true when v is a number the core accepts as a verdict.
 function M.is_verdict(v)
 	if type(v) ~= "number" then return false end
-	if v == 0 or v == 1 or v == 4 then return true end
+	if v == 0 or v == 1 or v == 4 or v == 6 then return true end
 	-- queue verdicts: low 16 bits are NF_QUEUE, the rest a queue number;
 	-- accept both the signed (bit op) and the unsigned spelling
 	if v % 1 ~= 0 or v < -2147483648 or v > 4294967295 then return false end
@@ -111,7 +115,8 @@ setmetatable(M, { __index = function (t, k)
 end })
 
 function M.selftest()
-	assert(M.PASS == 1 and M.DROP == 0 and M.REPEAT == 4)
+	assert(M.PASS == 1 and M.DROP == 0 and M.REPEAT == 4 and M.OFFLOAD == 6)
+	assert(M.is_verdict(M.OFFLOAD) and not M.is_verdict(7))
 	assert(M.queue(0) == 3 and M.queue(1) == 65539 and M.queue(65535) == bor(3, lshift(65535, 16)))
 	assert(M.is_verdict(M.queue(65535)) and M.is_verdict(0xffff0003))
 	assert(M.OUTPUT == 3 and M.HOOK_NAMES[M.POSTROUTING] == "postrouting" and M.HOOK_NAMES[0] == "prerouting")
