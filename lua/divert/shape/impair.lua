@@ -12,12 +12,17 @@ local options = require "divert.shape.options"
 local chance = require("divert.shape.loss").chance
 
 local get, bad, parse_prob, correlated = options.get, options.bad, options.parse_prob, options.correlated
-local band, bor, bxor, lshift = bit.band, bit.bor, bit.bxor, bit.lshift
+local band, bor, bxor, lshift, rshift = bit.band, bit.bor, bit.bxor, bit.lshift, bit.rshift
 local C = ffi.C
 local SET_MODIFIED = C.LD_SET_MODIFIED
 local PKT_GSO, PKT_CSUM_NOTREADY, PKT_TRUNCATED =
 	C.LD_PKT_GSO, C.LD_PKT_CSUM_NOTREADY, C.LD_PKT_TRUNCATED
-local rd16, l4_changed = V.rd16, V.l4_changed
+local rd16, wr16, adjust = V.rd16, V.wr16, checksum.adjust
+
+-- Where each transport's checksum field is (divert.checksum's table), as
+-- an array: looked up by protocol without a branch per protocol.
+local CSUM_AT = ffi.new("uint8_t[256]")
+for proto, off in pairs(checksum.CSUM_OFF) do CSUM_AT[proto] = off end
 
 local IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6 = 1, 6, 17, 58
 
@@ -71,9 +76,8 @@ local function corrupt(p, r, d, pk)
 	local keep = p.keep_checksums
 	if not v and keep then return false end
 	-- the payload: after the transport header, or after the IP headers
-	local q, plen
-	if v then q, plen = v.p + v.hlen, v.len - v.hlen
-	else q, plen = ip.p + ip.l4off, ip.l4len end
+	local plen
+	if v then plen = v.len - v.hlen else plen = ip.l4len end
 	if plen <= 0 then return false end
 	local notready = band(flags, PKT_CSUM_NOTREADY) ~= 0
 	-- No checksum at all: UDP over IPv4 with a zero checksum.
@@ -86,25 +90,34 @@ local function corrupt(p, r, d, pk)
 		pk.csum_done = 1
 		checksum.fill_l4(ip.p, ip.ipver, v.p, v.len, v.proto, ip.dstoff)
 	end
-	local i = r:below(plen)
-	local old = q[i]
-	local new = bxor(old, lshift(1, r:below(8)))
-	q[i] = new
 	d.set = bor(d.set, SET_MODIFIED)
+	-- (few values live from here on, pointers re-read from the views: the
+	-- side traces of the random branches below must stay simple enough to
+	-- compile)
+	local i = r:below(plen)
+	local k = r:below(8)               -- the bit
+	if not v then
+		local q = ip.p + ip.l4off
+		q[i] = bxor(q[i], lshift(1, k))
+		return true
+	end
+	local at = v.hlen + i              -- from the transport header
+	local p8 = v.p
+	local old = p8[at]
+	p8[at] = bxor(old, lshift(1, k))
 	if keep and has_csum then
-		-- The 16-bit word that changed, aligned to the transport header;
-		-- the view updates the checksum incrementally (RFC 1624).
-		local at = v.hlen + i
-		local m, m2
-		if band(at, 1) == 0 then
-			local lo = 0
-			if at + 1 < v.len then lo = v.p[at + 1] end
-			m, m2 = old * 256 + lo, new * 256 + lo
-		else
-			local hi = v.p[at - 1]
-			m, m2 = hi * 256 + old, hi * 256 + new
-		end
-		l4_changed(v, m, m2)
+		-- The 16-bit word that changed, aligned to the transport header,
+		-- went down or up by the bit's value (in its high byte when at is
+		-- even): an incremental update (RFC 1624). Branch-free: each
+		-- branch here, at the end of a long trace, would be a side trace
+		-- inheriting more values than LuaJIT has registers for.
+		local delta = lshift(1, k + lshift(1 - band(at, 1), 3))
+		local was = band(rshift(old, k), 1) * delta
+		-- 0 goes out as 0xffff (the same in ones' complement; for UDP 0
+		-- would mean "no checksum"): (c - 1) % 0xffff + 1, no branch.
+		local at_csum = CSUM_AT[v.proto]
+		local c = (adjust(rd16(p8, at_csum), was, delta - was) - 1) % 0xffff + 1
+		wr16(p8, at_csum, c)
 	end
 	return true
 end

@@ -78,6 +78,14 @@ local function rel_time(d)
 	return t
 end
 
+-- When the packet enters a pipe: its arrival, or its release time when
+-- an earlier pipe (or pkt:hold) holds it already.
+local function entry_time(d)
+	local t = rel_time(d)
+	if band(d.set, SET_HOLD) ~= 0 then t = t + tonumber(d.hold_ns) end
+	return t
+end
+
 --- Restart the time base (tests and replays of several captures).
 function M.reset_clock()
 	base_set = false
@@ -137,9 +145,12 @@ local function stage(p, st, d, pk, t)
 	return t
 end
 
---- Apply pipe p to descriptor d (packet object pk attached to it).
+--- Apply pipe p to packet object pk (its descriptor is pk.d, loaded here:
+-- a descriptor pointer kept live across a loop, such as a chain's or
+-- metrics' pipe_out, would be boxed, i.e. allocated, per packet).
 -- Return: PASS (possibly held) or DROP.
-local function apply(p, d, pk)
+local function apply(p, pk)
+	local d = pk.d
 	local dir = p.dir
 	if dir ~= DIR_ANY then
 		local hook = d.hook
@@ -149,15 +160,17 @@ local function apply(p, d, pk)
 			return PASS
 		end
 	end
-	local t0 = rel_time(d)
-	local t = t0
-	if band(d.set, SET_HOLD) ~= 0 then t = t0 + tonumber(d.hold_ns) end
+	-- Parse the headers now if the pipe will read them: here few values
+	-- are live, while deep in the random branches a first parse (the IPv6
+	-- walk) makes side traces too big for LuaJIT to compile. Later reads
+	-- come from the packet object's cache.
+	if p.reads_headers then pk:ip() end
+	local t = entry_time(d)
 	local st = p.state
 	if not st then st = flow_state(p, pk, t) end
 	p.n_packets = p.n_packets + 1
 	local m = p.m     -- divert.metrics slot of a named pipe, or false
 	if m then m.packets = m.packets + 1; m.bytes = m.bytes + d.len end
-	local t_in = t
 	t = stage(p, st, d, pk, t)
 	if t < 0 then
 		d.set = band(d.set, NOT_HOLD)
@@ -166,6 +179,13 @@ local function apply(p, d, pk)
 		if m then m.lost = m.lost + 1 end
 		return DROP
 	end
+	-- The times the packet arrived and entered are read again from d
+	-- (the stages change neither) rather than kept: fewer numbers live
+	-- across the stages leave LuaJIT's register allocator room (with
+	-- more, side traces of big policies fail to compile: "register
+	-- coalescing too complex").
+	if m then pipe_out(m, t - entry_time(d), t + tonumber(base[0])) end
+	local t0 = rel_time(d)
 	if t > t0 then
 		local hold = floor(t - t0 + 0.5)
 		if hold > 0 then
@@ -174,25 +194,20 @@ local function apply(p, d, pk)
 			p.n_held = p.n_held + 1
 		end
 	end
-	-- (last: pipe_out loops, and no descriptor pointer is live across it)
-	if m then pipe_out(m, t - t_in, t + tonumber(base[0])) end
 	return PASS
 end
 
 -- What a pipe is given: a packet object (divert.packet) is used as it is,
 -- so its parsed views serve the pipe too; a struct ld_packet (or a pointer
 -- to one), or anything with a .d descriptor, gets the pipes' own packet
--- object attached (a few stores, no allocation). Return: the descriptor
--- (the object given when it is one: a pointer loaded from pk.d and kept
--- live across a loop would be boxed) and the packet object.
+-- object attached (a few stores, no allocation).
 local pkt_t, ld_packet_t = V.pkt_t, ffi.typeof("struct ld_packet")
 local istype = ffi.istype
 local own = packet.new()
 local function packet_of(x)
-	if istype(pkt_t, x) then return x.d, x end
-	if istype(ld_packet_t, x) then return x, own:attach(x) end
-	local d = x.d
-	return d, own:attach(d)
+	if istype(pkt_t, x) then return x end
+	if istype(ld_packet_t, x) then return own:attach(x) end
+	return own:attach(x.d)
 end
 
 ---------------------------------------------------------------------------
@@ -248,6 +263,7 @@ local function build(cfg)
 	elseif dir == "out" then p.dir = DIR_OUT
 	else options.bad("direction", ("%q is not \"in\", \"out\" or nil"):format(tostring(dir))) end
 	flows.configure(p, cfg)
+	p.reads_headers = p.flow_mode ~= flows.NONE or p.corrupt > 0
 	p.new_state = new_state
 	p.seed_value = options.seed(cfg)
 	reset(p)
@@ -264,8 +280,7 @@ end
 --- Apply the pipe: `return pipe(pkt)` in a handler. pkt is a packet object
 -- or a struct ld_packet (pointer), or a table with the descriptor in .d.
 function Pipe.__call(p, pkt)
-	local d, pk = packet_of(pkt)
-	return apply(p, d, pk)
+	return apply(p, packet_of(pkt))
 end
 Pipe.apply = Pipe.__call
 
@@ -312,9 +327,9 @@ end
 
 -- a packet dropped by one pipe goes no further
 function Chain.__call(c, pkt)
-	local d, pk = packet_of(pkt)
+	local pk = packet_of(pkt)
 	for i = 1, c.n do
-		if apply(c[i], d, pk) == DROP then return DROP end
+		if apply(c[i], pk) == DROP then return DROP end
 	end
 	return PASS
 end
