@@ -146,8 +146,8 @@ local function stage(p, st, d, pk, t)
 end
 
 --- Apply pipe p to packet object pk (its descriptor is pk.d, loaded here:
--- a descriptor pointer kept live across a loop, such as a chain's or
--- metrics' pipe_out, would be boxed, i.e. allocated, per packet).
+-- a descriptor pointer kept live across a loop, such as a chain's, would
+-- be boxed, i.e. allocated, per packet).
 -- Return: PASS (possibly held) or DROP.
 local function apply(p, pk)
 	local d = pk.d
