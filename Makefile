@@ -210,6 +210,7 @@ install: luadivert $(DIVERT_LIB) build/luadivert-divert.pc
 	install -m 644 scripts/examples/c/*.c $(DESTDIR)$(EXAMPLEDIR)/c/
 	install -m 755 luadivert $(DESTDIR)$(BINDIR)/luadivert
 	install -m 644 lua/divert/*.lua $(DESTDIR)$(LUADIR)/divert/
+	install -D -m 644 -t $(DESTDIR)$(LUADIR)/divert/shape lua/divert/shape/*.lua
 	install -m 644 docs/luadivert.1 $(DESTDIR)$(MANDIR)/man1/luadivert.1
 	install -m 644 scripts/examples/*.lua $(DESTDIR)$(EXAMPLEDIR)/
 

@@ -2,7 +2,8 @@
 -- prefix sets, flow ids, shaping, usable from any LuaJIT program.
 --   luarocks make rockspec/luadivert-scm-1.rockspec        (from the repo root)
 -- Pure Lua on the LuaJIT FFI: nothing to compile. Every lua/divert/*.lua
--- file is listed below (tests/lua/rockspec_test.lua checks it).
+-- and lua/divert/*/*.lua file is listed below (tests/lua/rockspec_test.lua
+-- checks it).
 rockspec_format = "3.0"
 package = "luadivert"
 version = "scm-1"
@@ -44,6 +45,13 @@ build = {
       ["divert.rng"]       = "lua/divert/rng.lua",
       ["divert.serial"]    = "lua/divert/serial.lua",
       ["divert.shape"]     = "lua/divert/shape.lua",
+      ["divert.shape.delay"]   = "lua/divert/shape/delay.lua",
+      ["divert.shape.flows"]   = "lua/divert/shape/flows.lua",
+      ["divert.shape.impair"]  = "lua/divert/shape/impair.lua",
+      ["divert.shape.loss"]    = "lua/divert/shape/loss.lua",
+      ["divert.shape.options"] = "lua/divert/shape/options.lua",
+      ["divert.shape.pipe"]    = "lua/divert/shape/pipe.lua",
+      ["divert.shape.rate"]    = "lua/divert/shape/rate.lua",
       ["divert.tcp"]       = "lua/divert/tcp.lua",
       ["divert.udp"]       = "lua/divert/udp.lua",
       ["divert.view"]      = "lua/divert/view.lua",

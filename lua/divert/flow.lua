@@ -12,7 +12,10 @@
 -- The key (family, protocol, addresses, ports; ICMP echo id as both ports)
 -- is built in a preallocated FFI struct and hashed into an open-addressing
 -- table of fixed size, so a lookup builds no string and allocates nothing.
--- Ids run from 1 to the table size; flows:sweep() frees idle ones.
+-- Ids run from 1 to twice the table size (the slot of the flow, stable while
+-- it lives); at most `size` flows at once; flows:sweep() frees idle ones.
+-- key = "src" or "dst" keys flows by one address only (divert.shape's
+-- per_flow = "src"/"dst" pipes share this table).
 local ffi = require "ffi"
 local bit = require "bit"
 local addr = require "divert.addr"
@@ -44,20 +47,34 @@ local M = {}
 local T = {}
 T.__index = T
 
---- flow.table{ size = n, bidirectional = bool } -> a flow table holding up
--- to n flows (default 65536). bidirectional: both directions of a
--- connection get the same id.
+-- What a key holds (opts.key): the 5-tuple, or one address.
+local KEY_5TUPLE, KEY_SRC, KEY_DST = 0, 1, 2
+local KEYS = { ["5tuple"] = KEY_5TUPLE, src = KEY_SRC, dst = KEY_DST }
+
+--- flow.table{ size = n, bidirectional = bool, key = "5tuple" } -> a flow
+-- table holding up to n flows (default 65536). bidirectional: both
+-- directions of a connection get the same id. key: "5tuple" (default),
+-- "src" or "dst": one flow per source (destination) address, whatever the
+-- protocol and ports.
 function M.table(opts)
 	opts = opts or {}
 	local size = opts.size or 65536
 	if type(size) ~= "number" or size < 1 or size > 2 ^ 26 then
 		error("flow.table: size must be 1..2^26", 2)
 	end
+	local kmode = KEYS[opts.key or "5tuple"]
+	if not kmode then error("flow.table: key must be \"5tuple\", \"src\" or \"dst\"", 2) end
+	if kmode ~= KEY_5TUPLE and opts.bidirectional then
+		error("flow.table: bidirectional needs key = \"5tuple\"", 2)
+	end
 	local cap = 2
 	while cap < size * 2 do cap = cap * 2 end  -- load factor <= 1/2
 	return setmetatable({
 		ents = ents_t(cap), mask = cap - 1, size = size, used = 0, tomb = 0,
-		bidir = opts.bidirectional and true or false, key = key_t(),
+		bidir = opts.bidirectional and true or false, kmode = kmode, key = key_t(),
+		-- opts._collide (tests): every key hashes to slot 0, so probe
+		-- chains, removal and tombstones get exercised with a few flows
+		hmask = opts._collide and 0 or cap - 1,
 	}, T)
 end
 
@@ -92,11 +109,17 @@ local function fill_key(self, pkt)
 	else
 		ffi.copy(k.a, p + 8, 16); ffi.copy(k.b, p + 24, 16)
 	end
+	local km = self.kmode
+	if km ~= KEY_5TUPLE then
+		-- one address: the other one, protocol and ports stay zero
+		if km == KEY_SRC then ffi.fill(k.b, 16) else ffi.fill(k.a, 16) end
+		return true
+	end
 	local pr = ip.l4proto
 	k.proto = pr
 	if ip.frag == 0 and ip.l4why == 0 and ip.l4len >= 8 then
 		local q = p + ip.l4off
-		if pr == 6 or pr == 17 or pr == 132 then
+		if pr == 6 or pr == 17 or pr == 132 or pr == 136 then   -- TCP, UDP, SCTP, UDP-Lite
 			k.sport = q[0] * 256 + q[1]; k.dport = q[2] * 256 + q[3]
 		elseif (pr == 1 and (q[0] == 0 or q[0] == 8)) or (pr == 58 and (q[0] == 128 or q[0] == 129)) then
 			local id = q[4] * 256 + q[5]
@@ -138,7 +161,7 @@ local function probe(self, k, i)
 end
 
 local function find(self, k)
-	local i = band(hash(k), self.mask)
+	local i = band(hash(k), self.hmask)
 	local e = self.ents[i]
 	local st = e.state
 	if st == 0 then return nil, i end
@@ -176,10 +199,27 @@ end
 
 --- flows:remove(id): forget a flow (its id may be given to a new flow)
 function T:remove(id)
-	local e = self.ents[id - 1]
-	if e.state == 1 then
-		e.state = 2; self.used = self.used - 1; self.tomb = self.tomb + 1
+	local ents, mask = self.ents, self.mask
+	local i = id - 1
+	local e = ents[i]
+	if e.state ~= 1 then return end
+	e.state = 2; self.used = self.used - 1; self.tomb = self.tomb + 1
+	-- A run of deleted slots just before an empty one ends every probe
+	-- chain through it: make the run empty again, or a table with steady
+	-- churn (divert.shape expires flows all the time) fills up with
+	-- deleted slots and every miss walks the whole table.
+	if ents[band(i + 1, mask)].state == 0 then
+		while ents[i].state == 2 do
+			ents[i].state = 0; self.tomb = self.tomb - 1
+			i = band(i - 1, mask)
+		end
 	end
+end
+
+--- flows:key_hash(id) -> a 32-bit hash of the flow's key (the same for the
+-- same flow in every run: divert.shape seeds per-flow randomness with it)
+function T:key_hash(id)
+	return (hash(self.ents[id - 1].k))
 end
 
 --- flows:count() -> flows in the table
@@ -231,6 +271,14 @@ function M.selftest()
 	assert(select(2, g:lookup(packet.from_string(hex("4500001c00004000400100000a0000030a0000040800000000010001")))) == "full")
 	g:remove(g:get(q)); assert(g:count() == 1 and g:get(q) == nil and g:get(r))
 	assert(g:sweep(1, 0) == 1 and g:count() == 0)
+	-- one address per flow; colliding keys stay apart and removal keeps chains
+	local s = M.table { size = 4, key = "src", _collide = true }
+	local a = s:lookup(q)
+	assert(s:lookup(packet.from_string(hex("4500001c00004000400100000a0000010a0000090800000000010001"))) == a)
+	local b = s:lookup(r)
+	assert(b ~= a and s:count() == 2 and s:key_hash(a) ~= s:key_hash(b))
+	s:remove(a); assert(s:get(r) == b and s:get(q) == nil and s.tomb == 1)
+	s:remove(b); assert(s:count() == 0 and s.tomb == 0, "trailing deleted slots emptied")
 end
 
 return M

@@ -20,6 +20,7 @@ local SCENARIOS = {
 	{ "ipv6", "IPv6 extension headers + UDP/ICMPv6, checksums verified" },
 	{ "checksum", "full checksum of 1500-byte packets" },
 	{ "mixed", "a policy: prefix set, flow table, TCP/UDP/ICMPv6 reads and writes, mixed traffic" },
+	{ "shape", "shaping packet objects of mixed traffic: per-flow pipe, then a named pipe corrupting (checksums kept)" },
 }
 
 local scenario = arg and arg[1]
@@ -211,6 +212,28 @@ function handlers.mixed()
 			if pkt:checksums_ok() then score = score + 1 end
 		end
 		return score
+	end, descs, n, keep
+end
+
+-- divert.shape as a policy uses it: packet objects (whose parsed views the
+-- pipes reuse) of mixed IPv4/IPv6 traffic, a per-flow pipe (divert.flow
+-- keys it) chained with a named pipe (metrics) that corrupts payloads
+-- through the views and keeps their checksums right. No random yes/no
+-- decisions here: each grows side traces for a long while, and compiling
+-- them allocates (tests/lua/shape_test.lua checks random pipes with a
+-- window of 200k packets in which no trace is recorded).
+function handlers.shape()
+	local shape = require "divert.shape"
+	local descs, n, keep = descriptors { T.unhex(HEX.syn), T.unhex(HEX.dns), T.unhex(HEX.mld), T.unhex(HEX.rt0), bulk() }
+	local per_flow = shape.pipe { per_flow = true, rate = "1gbit", limit = 1000, delay = 5, seed = 1 }
+	local impair = shape.pipe { name = "alloc", corrupt = 1, keep_checksums = true, delay = 1, seed = 2 }
+	local both = shape.chain(per_flow, impair)
+	local now = 1e12
+	return function (pkt)
+		now = now + 20000                 -- 20 us apart: the link keeps up
+		local d = pkt.d
+		d.tstamp_ns = now; d.set = 0; d.hold_ns = 0; d.dup = 0
+		return both(pkt)
 	end, descs, n, keep
 end
 

@@ -1,4 +1,5 @@
--- The rockspec installs every Lua module: each lua/divert/*.lua file is in
+-- The rockspec installs every Lua module: each lua/divert/*.lua and
+-- lua/divert/*/*.lua file is in
 -- its build.modules under the right module name, and nothing listed is
 -- missing. (tests/integration/test_rockspec.sh really installs it.)
 --   luajit tests/lua/rockspec_test.lua
@@ -17,7 +18,7 @@ end
 
 local function lua_files()
 	local files = {}
-	local p = assert(io.popen("ls lua/divert/*.lua"))
+	local p = assert(io.popen("ls lua/divert/*.lua lua/divert/*/*.lua"))
 	for f in p:lines() do files[#files + 1] = f end
 	p:close()
 	return files
@@ -28,7 +29,7 @@ T.check("the rockspec loads and is a builtin build", function ()
 	T.eq(r.package, "luadivert"); T.eq(r.version, "scm-1"); T.eq(r.build.type, "builtin")
 end)
 
-T.check("every lua/divert/*.lua file is a module of the rockspec", function ()
+T.check("every lua/divert/*.lua and */*.lua file is a module of the rockspec", function ()
 	local mods = load_rockspec().build.modules
 	local by_file = {}
 	for name, file in pairs(mods) do by_file[file] = name end
