@@ -587,7 +587,9 @@ static void lane_tick(struct super *s, struct lane *l, uint64_t now)
 	uint64_t busy = __atomic_load_n(&l->sh->busy_since_ns, __ATOMIC_ACQUIRE);
 	struct wproc *c = &l->cur;
 
-	if (c->pid > 0 && l->sh->phase == LD_PHASE_BATCH && busy &&
+	/* busy is read after now: a batch that began in between is not late
+	 * (busy > now; the unsigned difference would look like an age of 584 years) */
+	if (c->pid > 0 && l->sh->phase == LD_PHASE_BATCH && busy && busy < now &&
 	    now - busy > (uint64_t)s->cfg->handler_timeout_ms * MS &&
 	    (c->state == W_SERVING || c->state == W_STOPPING ||
 	     c->state == W_SAVING || c->state == W_LEAVING) && !s->stopping)
