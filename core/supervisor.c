@@ -357,6 +357,12 @@ static void nxt_gone(struct super *s, struct lane *l, int status)
 		snprintf(how, sizeof(how), "%.120s", l->sh->err);
 	else
 		describe(status, how, sizeof(how));
+	if (s->nlanes > 1 && !(l->sh->err[0] && why == K_NONE)) {
+		char tmp[sizeof(how)];
+
+		snprintf(tmp, sizeof(tmp), "%s", how);
+		snprintf(how, sizeof(how), "queue %u's new worker: %.100s", l->queue, tmp);
+	}
 	if (s->reload_committed) {
 		/* past the swap: this lane's old worker leaves and a new one starts */
 		ld_log("queue %u: the new worker died after the swap: %s", l->queue, how);

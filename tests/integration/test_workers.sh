@@ -7,7 +7,8 @@
 #      is exact per flow: exactly sequences 9, 19, 29, ... are missing;
 #  (b) reloads under load: no datagram lost, none twice; every worker ran
 #      the last version at the stop, and the counts each worker handed over
-#      add up to every packet; a refused reload leaves both workers serving;
+#      add up to every packet; a refused reload leaves both workers serving,
+#      also when one candidate of two dies while the old workers are paused;
 #  (c) bad --workers values are usage errors (exit 2).
 # The kernel balances by addresses (not ports), so the flows use distinct
 # addresses on lo (198.18.0.0/15, in our namespace only); 24 short extra flows
@@ -155,15 +156,38 @@ flows 200 2000 "$LDT_TMP/c"
 OK=0
 for i in 1 2 3 4 5 6 7 8; do [ "$(json_get "$LDT_TMP/c.$i" unique)" = 200 ] && OK=$((OK + 1)); done
 check "after it, both old workers still pass every flow ($OK of 8)" [ $OK = 8 ]
+# one candidate of two dies while both old workers are paused (on_reload of
+# the new version takes 1.5 s): the reload fails as a whole, the other
+# candidate is killed, both old workers resume with their state
+sed -e 's/^local VERSION = .*/local VERSION = "v5"/' \
+	-e 's/^  on_reload = function (old) count = old or 0 end,/  on_reload = function (old) count = old or 0; local t = os.clock() + 1.5; while os.clock() < t do end end,/' \
+	"$LDT_ROOT/tests/policies/workers_reload.lua" >"$P.new" && mv "$P.new" "$P"
+grep -q 'os.clock() < t' "$P" || fail "the slow version was not written"
+ns_exec "$NS" "$LUADIVERT" reload --pidfile "$LD_PIDFILE" --timeout 10 >"$LDT_TMP/slow.out" 2>&1 &
+SLOW=$!
+nkids() { [ "$(pgrep -P "$LD_PID" | wc -l)" -ge "$1" ]; }
+wait_until 5 nkids 4 || fail "the reload started no candidates"
+sleep 0.5
+VICTIM=$(pgrep -n -P "$LD_PID")
+kill -KILL "$VICTIM"
+wait $SLOW
+check "a candidate killed during the reload: reload fails ($?)" [ $? != 0 ]
+check "... once, for every worker" [ "$(grep -c 'not reloading\|has errors' "$LDT_TMP/slow.out")" = 1 ]
+wait_until 5 sh -c '[ "$(pgrep -P "$0" | wc -l)" = 2 ]' "$LD_PID"
+check "... the other candidate is gone too: 2 workers left" [ "$(pgrep -P "$LD_PID" | wc -l)" = 2 ]
+flows 200 2000 "$LDT_TMP/d"
+OK=0
+for i in 1 2 3 4 5 6 7 8; do [ "$(json_get "$LDT_TMP/d.$i" unique)" = 200 ] && OK=$((OK + 1)); done
+check "both old workers resumed: every flow passes ($OK of 8)" [ $OK = 8 ]
 ld_stop
 check "luadivert exited 0 ($LD_RC)" [ "$LD_RC" = 0 ]
 check "both workers ran v4 at the stop: both swapped every time" \
 	[ "$(grep -c '^reload-worker v4 ' "$LD_TEST_STATS")" = 2 ]
 SUM=$(awk '/^reload-worker/ { s += $3 } END { print s + 0 }' "$LD_TEST_STATS")
-check "the counts the workers handed over add up to every packet ($SUM = 8 x $N + 8 x 200 + 120)" \
-	[ "$SUM" = $((8 * N + 1600 + 120)) ]
+check "the counts the workers handed over add up to every packet ($SUM = 8 x $N + 2 x 8 x 200 + 120)" \
+	[ "$SUM" = $((8 * N + 3200 + 120)) ]
 check "each queue counted 3 reloads ($(q_counter 0 reloads), $(q_counter 1 reloads))" \
 	[ "$(q_counter 0 reloads)$(q_counter 1 reloads)" = 33 ]
-check "... and 1 refused ($(q_counter 0 reload_errors), $(q_counter 1 reload_errors))" \
-	[ "$(q_counter 0 reload_errors)$(q_counter 1 reload_errors)" = 11 ]
+check "... and 2 refused ($(q_counter 0 reload_errors), $(q_counter 1 reload_errors))" \
+	[ "$(q_counter 0 reload_errors)$(q_counter 1 reload_errors)" = 22 ]
 ldt_done
