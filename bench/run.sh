@@ -24,12 +24,14 @@
 #  4. luadivert's peak RSS (VmHWM) and its Lua heap across BENCH_HEAP_N packets;
 #  5. shaping the host's own traffic: TCP through pipes at the sender's
 #     output vs the receiver's input (bench/shape_egress.sh, issue 17);
+#  7. --workers N: luadivert with N workers against N bare-C loops on the same
+#     N queues, N = 1 .. CPUs (bench/workers_scaling.sh, issue 16);
 #  6. PROFILE=1: perf record of the drain runs of bare C batched and
 #     luadivert pass-all, reports in build/bench/profile/.
 # Prints the table and writes bench/RESULTS.md (bench/report.py).
 #
 # Knobs: BENCH_RUNS=7 BENCH_DRAIN_N=50000 BENCH_STEADY_S=0.5 BENCH_HEAP_N=1000000
-#        BENCH_TCP_S=2 BENCH_TCP_RUNS=3 BENCH_ONLY="bare_batched ld_pass ..."
+#        BENCH_TCP_S=2 BENCH_TCP_RUNS=3 BENCH_ONLY="bare_batched ld_pass workers ..."
 #        BENCH_RESULTS=bench/RESULTS.md LUADIVERT=./luadivert PROFILE=1
 LDT_AREA=bench
 LDT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -469,6 +471,12 @@ fi
 if want egress && [ $LD_OK = 1 ] && [ $HAVE_IPERF = 1 ]; then
 	log "egress shaping ($(elapsed) s)"
 	sh "$LDT_ROOT/bench/shape_egress.sh" >>"$R" || note "bench/shape_egress.sh failed"
+fi
+
+# ------------------------------- 7. --workers N against N bare-C loops (issue 16)
+if want workers && [ $LD_OK = 1 ]; then
+	log "--workers scaling ($(elapsed) s)"
+	sh "$LDT_ROOT/bench/workers_scaling.sh" >>"$R" || note "bench/workers_scaling.sh failed"
 fi
 
 # ------------------------------------------------------------------ report
