@@ -9,7 +9,8 @@
 #      the last version at the stop, and the counts each worker handed over
 #      add up to every packet; a refused reload leaves both workers serving,
 #      also when one candidate of two dies while the old workers are paused;
-#  (c) bad --workers values are usage errors (exit 2).
+#  (c) bad --workers values are usage errors (exit 2);
+#  (d) kill -9 of one worker under load: its lane restarts, nothing is lost.
 # The kernel balances by addresses (not ports), so the flows use distinct
 # addresses on lo (198.18.0.0/15, in our namespace only); 24 short extra flows
 # make "both queues got a flow" certain in practice (all 32 on one queue:
@@ -190,4 +191,29 @@ check "each queue counted 3 reloads ($(q_counter 0 reloads), $(q_counter 1 reloa
 	[ "$(q_counter 0 reloads)$(q_counter 1 reloads)" = 33 ]
 check "... and 2 refused ($(q_counter 0 reload_errors), $(q_counter 1 reload_errors))" \
 	[ "$(q_counter 0 reload_errors)$(q_counter 1 reload_errors)" = 22 ]
+
+# ---------------------------------------------------------------- crash
+# kill -9 of one worker under load: its lane restarts, the other serves on,
+# every datagram still arrives (the dead worker's packets in hand get the
+# default verdict, pass)
+version v1
+w_start "$P"
+spray
+(
+	sleep 0.3
+	kill -KILL "$(pgrep -o -P "$LD_PID")"
+) &
+KILLER=$!
+flows 1000 2000 "$LDT_TMP/e"
+wait $KILLER
+OK=0
+for i in 1 2 3 4 5 6 7 8; do [ "$(json_get "$LDT_TMP/e.$i" unique)" = 1000 ] && OK=$((OK + 1)); done
+check "a worker killed under load: every flow still arrives whole ($OK of 8)" [ $OK = 8 ]
+ld_stop
+check "luadivert exited 0 ($LD_RC)" [ "$LD_RC" = 0 ]
+check "one crash and one restart, in one queue ($(q_counter 0 worker_crashes)/$(q_counter 1 worker_crashes))" \
+	[ $(( $(q_counter 0 worker_crashes) + $(q_counter 1 worker_crashes) )) = 1 ]
+check "... the lane restarted: two workers ran on_stop" [ "$(grep -c '^reload-worker v1 ' "$LD_TEST_STATS")" = 2 ]
+check "every packet got one verdict (received = passed, total $(( $(q_counter 0 received) + $(q_counter 1 received) )))" \
+	[ $(( $(q_counter 0 received) + $(q_counter 1 received) )) = $(( $(q_counter 0 passed) + $(q_counter 1 passed) )) ]
 ldt_done
