@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "counters.h"
@@ -86,6 +87,8 @@ int ld_lanes_new(struct super *s, char *err, size_t errlen)
 void ld_lanes_free(struct super *s)
 {
 	LANES(s, l) {
+		if (l->tables)
+			munmap(l->tables, sizeof(*l->tables));
 		free(l->restarts);
 		ld_shared_destroy(l->sh);
 		ld_rules_unlock(l->lock_fd, l->queue);

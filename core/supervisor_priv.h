@@ -70,6 +70,7 @@ struct lane {
 	uint32_t nrestarts;
 	int fallback;                     /* the policy was given up on in this lane */
 	int lock_fd;
+	struct ld_metric_tables *tables;  /* lanes past the first: their policy metrics */
 	struct ld_counters usr1_prev;     /* SIGUSR1 rates (issue 14 item 22) */
 	struct ld_kernel_counters usr1_kprev;
 };

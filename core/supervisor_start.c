@@ -200,11 +200,26 @@ static int setup(struct super *s, char *err, size_t errlen)
 	LANES(s, l) {
 		l->wcfg = cfg->w;
 		l->wcfg.nfq.queue = l->queue;
-		/* lanes past the first get a metrics table of their own (the worker maps
-		 * it): two workers must not fill the same slots */
 		l->wcfg.obs = (struct ld_obs_cfg){ .worker = 1, .record = ld_obs_record(s->obs),
-						   .tables = l->idx ? NULL : s->tables,
+						   .tables = s->tables,
 						   .record_path = cfg->w.obs.record_path };
+		if (!l->idx)
+			continue;
+		/* issue 16: lanes past the first get a metrics table of their own
+		 * (two workers must not fill the same slots); /metrics shows each
+		 * queue with its label */
+		l->tables = mmap(NULL, sizeof(*l->tables), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (l->tables == MAP_FAILED) {
+			l->tables = NULL;
+			snprintf(err, errlen, "metrics table: %s", strerror(errno));
+			return -1;
+		}
+		l->wcfg.obs.tables = l->tables;
+		if (ld_obs_add_queue(s->obs, l->queue, &l->sh->c, l->tables) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
 	}
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);

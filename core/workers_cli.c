@@ -42,13 +42,14 @@ int ld_workers_check(struct ld_super_cfg *sup, const struct ld_worker_cfg *w,
 		return -1;
 	}
 	/*
-	 * The endpoint, the record and the report are built on one queue's
-	 * counters and packets; with several workers they would silently cover
-	 * one queue of N. Refused rather than wrong (docs/process.md).
+	 * /metrics labels each queue (ld_obs_add_queue()); the record and the
+	 * report are built on one queue's packets and counters, and with
+	 * several workers they would silently cover one queue of N. Refused
+	 * rather than wrong (docs/process.md).
 	 */
-	if (w->obs.metrics_addr || w->obs.record_path || w->obs.report_path) {
-		ld_usage_error("run", "--metrics, --record and --report cover one queue: they "
-			       "do not work with --workers %u yet (the counter lines at SIGUSR1 "
+	if (w->obs.record_path || w->obs.report_path) {
+		ld_usage_error("run", "--record and --report cover one queue: they do not work "
+			       "with --workers %u yet (/metrics and the counter lines at SIGUSR1 "
 			       "and at exit cover every queue)", n);
 		return -1;
 	}

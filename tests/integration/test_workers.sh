@@ -42,13 +42,14 @@ while [ $i -le 34 ]; do
 	i=$((i + 1))
 done
 
-# w_start POLICY: luadivert with 2 workers and its own rules (UDP, output hook)
+# w_start POLICY [ARGS]: luadivert with 2 workers and its own rules (UDP, output hook)
 w_start() {
+	_wp=$1; shift
 	LD_N=$((LD_N + 1))
 	LD_LOG="$LDT_TMP/luadivert.$LD_N.log"
 	LD_PIDFILE="$LDT_TMP/luadivert.$LD_N.pid"
-	bg_ns "$NS" "$LUADIVERT" run "$1" --workers 2 --queue 0 --filter "udp and dst net 198.18.0.0/24" \
-		--hook output --pidfile "$LD_PIDFILE" >"$LD_LOG" 2>&1
+	bg_ns "$NS" "$LUADIVERT" run "$_wp" --workers 2 --queue 0 --filter "udp and dst net 198.18.0.0/24" \
+		--hook output --pidfile "$LD_PIDFILE" "$@" >"$LD_LOG" 2>&1
 	LD_PID=$LDT_LAST_PID
 	wait_for_output "$LD_LOG" ': diverting ' 10 || { cat "$LD_LOG" >&2; fail "luadivert did not start"; }
 }
@@ -96,7 +97,7 @@ spray() {
 }
 
 # ---------------------------------------------------------------- (a)
-w_start "$LDT_ROOT/tests/policies/workers_flows.lua"
+w_start "$LDT_ROOT/tests/policies/workers_flows.lua" --metrics 127.0.0.1:9464
 check "the rules balance over queues 0 and 1" sh -c \
 	'ip netns exec "$0" iptables-save -t mangle 2>/dev/null | grep -q -- "--queue-balance 0:1"' "$NS"
 check "two workers started, one per queue" sh -c \
@@ -104,6 +105,11 @@ check "two workers started, one per queue" sh -c \
 spray
 N=1000
 flows $N 2000 "$LDT_TMP/a"
+# /metrics labels each worker's queue
+ip netns exec "$NS" curl -sf --max-time 5 http://127.0.0.1:9464/metrics >"$LDT_TMP/metrics" ||
+	fail "no /metrics"
+M0=$(awk '$1 == "luadivert_packets_received_total{queue=\"0\"}" { print $2 }' "$LDT_TMP/metrics")
+M1=$(awk '$1 == "luadivert_packets_received_total{queue=\"1\"}" { print $2 }' "$LDT_TMP/metrics")
 ld_stop
 check "luadivert exited 0 ($LD_RC)" [ "$LD_RC" = 0 ]
 for i in 1 2 3 4 5 6 7 8; do
@@ -119,6 +125,8 @@ check "worker of queue 1 handled packets ($R1)" [ "${R1:-0}" -gt 0 ]
 TOT=$(grep "total (queues 0-1, 2 workers): received" "$LD_LOG" | tail -n 1 | awk '{ for (i = 1; i < NF; i++) if ($i == "received") print $(i + 1) }')
 check "total line = the sum ($TOT = $R0 + $R1) = every packet sent (8120)" sh -c \
 	'[ "$0" = $(($1 + $2)) ] && [ "$0" = 8120 ]' "${TOT:-0}" "${R0:-0}" "${R1:-0}"
+check "/metrics has both queues, as the counter lines say ($M0, $M1)" \
+	[ "$M0 $M1" = "$R0 $R1" ]
 check "dropped = 8 flows x 100 ($(q_counter 0 dropped) + $(q_counter 1 dropped))" \
 	[ $(( $(q_counter 0 dropped) + $(q_counter 1 dropped) )) = 800 ]
 check "both workers ran on_stop" [ "$(grep -c '^flows-worker' "$LD_TEST_STATS")" = 2 ]
