@@ -54,17 +54,17 @@ static void describe(int status, char *buf, size_t len)
 		snprintf(buf, len, "ended with status 0x%x", (unsigned)status);
 }
 
-static void tell(struct wproc *w, char m)
+void ld_sup_tell(struct wproc *w, char m)
 {
 	if (w->ctl >= 0 && send(w->ctl, &m, 1, MSG_NOSIGNAL) != 1)
 		ld_log("telling worker %ld '%c': %s", (long)w->pid, m, strerror(errno));
 }
 
 /* A command a serving worker must see between two batches, not after 16. */
-static void tell_serving(struct lane *l, struct wproc *w, char m)
+void ld_sup_tell_serving(struct lane *l, struct wproc *w, char m)
 {
 	__atomic_store_n(&l->sh->yield, 1, __ATOMIC_RELEASE);
-	tell(w, m);
+	ld_sup_tell(w, m);
 }
 
 void ld_sup_kill(struct wproc *w, enum why_killed why)
@@ -131,78 +131,6 @@ int ld_sup_check_policy(const struct super *s, char *err, size_t errlen)
 	return ld_lua_check_files(&lcfg, geteuid(), err, errlen);
 }
 
-/* One outcome per reload, whatever the number of lanes. */
-static void reload_done(struct super *s, int ok, const char *why)
-{
-	char msg[PATH_MAX + LD_SHARED_ERR_MAX + LD_RULES_FILTER_MAX + 1400];
-
-	if (ok)
-		snprintf(msg, sizeof(msg), "reloaded %s (fnv64 %016" PRIx64 ") in %.2f ms%s%s",
-			 s->cfg->w.policy, s->reload_hash,
-			 (double)(ld_now_ns() - s->reload_t0_ns) / 1e6,
-			 s->nlanes > 1 ? " in every worker" : "", s->reload_note);
-	else if (why && why[0] == '!')   /* a whole message */
-		snprintf(msg, sizeof(msg), "%s", why + 1);
-	else
-		snprintf(msg, sizeof(msg), "%s has errors, not reloading: %s", s->cfg->w.policy, why);
-	ld_reload_report(&s->reload, ok, msg, &s->lanes[0].sh->c);
-	for (unsigned i = 1; i < s->nlanes; i++) {   /* each queue's counters say it too */
-		if (ok)
-			s->lanes[i].sh->c.reloads++;
-		else
-			s->lanes[i].sh->c.reload_errors++;
-	}
-	s->reload_note[0] = '\0';
-	s->reloading = 0;
-	s->reload_committed = 0;
-}
-
-/*
- * Issue 16: a reload is all or nothing across the lanes. Before the rules
- * swap, any failure kills every candidate and every old worker that saved
- * or paused goes on serving (R).
- */
-static void abort_reload(struct super *s, const char *why)
-{
-	if (!s->reloading)
-		return;
-	free(s->next_set);
-	s->next_set = NULL;
-	LANES(s, l) {
-		ld_sup_kill(&l->nxt, K_ABORT);
-		if (l->cur.state == W_SAVING || l->cur.state == W_PAUSED) {
-			l->cur.state = W_SERVING;
-			l->cur.deadline_ns = 0;
-			tell(&l->cur, LD_CTL_RESUME);
-		}
-	}
-	reload_done(s, 0, why);
-}
-
-static void start_reload(struct super *s)
-{
-	char err[LD_SHARED_ERR_MAX];
-
-	ld_reload_begin(&s->reload);
-	s->reloading = 1;
-	s->reload_committed = 0;
-	s->reload_t0_ns = ld_now_ns();
-	if (ld_file_hash(s->cfg->w.policy, &s->reload_hash) < 0) {
-		reload_done(s, 0, strerror(errno));
-		return;
-	}
-	if (ld_sup_check_policy(s, err, sizeof(err)) < 0) {
-		reload_done(s, 0, err);
-		return;
-	}
-	LANES(s, l) {
-		if (ld_sup_spawn(s, l, &l->nxt, 1, s->cfg->reload_timeout_ms) < 0) {
-			abort_reload(s, "could not start a worker for it");
-			return;
-		}
-	}
-}
-
 /* Start a lane's worker again after a hang or a crash, or give up on the policy. */
 static void restart(struct super *s, struct lane *l)
 {
@@ -238,15 +166,6 @@ static void restart(struct super *s, struct lane *l)
 		ld_log("queue %u: no worker can be started: stopping", l->queue);
 		s->failed = 1;
 		ld_sup_begin_stop(s);
-	}
-}
-
-/* The reload is over when no lane has a candidate left. */
-static void reload_maybe_done(struct super *s)
-{
-	if (s->reloading && s->reload_committed && !ld_lanes_any_nxt(s)) {
-		ld_reload_watch_list(&s->reload, s->lanes[0].sh->modules);   /* issue 14 */
-		reload_done(s, 1, NULL);
 	}
 }
 
@@ -300,14 +219,14 @@ static void cur_gone(struct super *s, struct lane *l, int status)
 		l->nxt = (struct wproc){ .ctl = -1 };
 		l->cur.state = W_SERVING;
 		l->cur.deadline_ns = 0;
-		tell(&l->cur, LD_CTL_GO);
+		ld_sup_tell(&l->cur, LD_CTL_GO);
 		if (l->cur.with_policy && l->fallback) {
 			/* a reload brought a policy back: its restarts count afresh */
 			l->fallback = 0;
 			l->nrestarts = 0;
 			ld_log("queue %u: the policy runs again", l->queue);
 		}
-		reload_maybe_done(s);
+		ld_sup_reload_maybe_done(s);
 		return;
 	}
 	if (why == K_HANG) {
@@ -331,7 +250,7 @@ static void cur_gone(struct super *s, struct lane *l, int status)
 	if (s->reloading && !s->reload_committed) {
 		snprintf(msg, sizeof(msg), "the running worker%s died during the reload",
 			 s->nlanes > 1 ? " of a queue" : "");
-		abort_reload(s, msg);
+		ld_sup_abort_reload(s, msg);
 	} else if (l->nxt.pid > 0) {
 		ld_sup_kill(&l->nxt, K_ABORT);   /* committed: this lane starts afresh */
 	}
@@ -347,7 +266,7 @@ static void nxt_gone(struct super *s, struct lane *l, int status)
 	close_ctl(s, w);
 	*w = (struct wproc){ .ctl = -1 };
 	if (why == K_ABORT) {
-		reload_maybe_done(s);
+		ld_sup_reload_maybe_done(s);
 		return;   /* reported by whoever killed it */
 	}
 	if (why == K_DEADLINE)
@@ -366,10 +285,10 @@ static void nxt_gone(struct super *s, struct lane *l, int status)
 	if (s->reload_committed) {
 		/* past the swap: this lane's old worker leaves and a new one starts */
 		ld_log("queue %u: the new worker died after the swap: %s", l->queue, how);
-		reload_maybe_done(s);
+		ld_sup_reload_maybe_done(s);
 		return;
 	}
-	abort_reload(s, l->sh->err[0] && why == K_NONE ? l->sh->err : how);
+	ld_sup_abort_reload(s, l->sh->err[0] && why == K_NONE ? l->sh->err : how);
 }
 
 static void reap(struct super *s)
@@ -388,54 +307,6 @@ static void reap(struct super *s)
 	}
 }
 
-/*
- * Issue 18 across processes: the new workers wrote the rules their policy
- * declares into the shared region before V (the same policy in every
- * lane: lane 0's is read); compile them now, before anything changes. A
- * filter that does not compile refuses the reload.
- */
-static int plan_reload_rules(struct super *s)
-{
-	char err[LD_RULES_FILTER_MAX + 1200];
-
-	free(s->next_set);
-	s->next_set = NULL;
-	if (!s->rules_on)
-		return 0;   /* --no-rules */
-	if (ld_divert_plan(&s->divert, &s->lanes[0].sh->decl, &s->next_set, err, sizeof(err)) < 0) {
-		abort_reload(s, err);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Every new worker is ready and every old one paused (they read no packet):
- * swap the rules now, all or nothing, just before the code. Packets the
- * old rules queued and nobody read yet are judged by the new code
- * (docs/reload.md). A failed swap refuses the reload: the old ones resume.
- */
-static int swap_reload_rules(struct super *s)
-{
-	char err[LD_RULES_FILTER_MAX + 1200], what[LD_RULES_FILTER_MAX + 128];
-	char msg[PATH_MAX + LD_RULES_FILTER_MAX + 1400];
-	int changed = 0;
-
-	if (!s->next_set)
-		return 0;
-	if (ld_divert_swap(&s->divert, s->next_set, &changed, err, sizeof(err)) < 0) {
-		snprintf(msg, sizeof(msg), "!%s: not reloading, the divert rules could not be "
-			 "swapped (the old policy and rules stay): %s", s->cfg->w.policy, err);
-		abort_reload(s, msg);   /* frees next_set */
-		return -1;
-	}
-	s->next_set = NULL;   /* owned by s->divert now */
-	if (changed)
-		snprintf(s->reload_note, sizeof(s->reload_note), "; now diverting %s",
-			 ld_rules_set_describe(s->divert.cur, what, sizeof(what)));
-	return 0;
-}
-
 /* Every lane's first worker said V: bind, install the rules, then G to all. */
 static void first_valid(struct super *s)
 {
@@ -446,36 +317,7 @@ static void first_valid(struct super *s)
 	LANES(s, l) {
 		l->cur.state = W_SERVING;
 		l->cur.deadline_ns = 0;
-		tell(&l->cur, LD_CTL_GO);
-	}
-}
-
-/* Every lane's candidate said V and every old worker serves: all save. */
-static void all_valid(struct super *s)
-{
-	if (!ld_lanes_all(s, 1, W_VALID) || !ld_lanes_all(s, 0, W_SERVING))
-		return;
-	if (plan_reload_rules(s) < 0)
-		return;
-	LANES(s, l) {
-		l->cur.state = W_SAVING;
-		l->cur.deadline_ns = l->nxt.deadline_ns;
-		tell_serving(l, &l->cur, LD_CTL_SAVE);
-	}
-}
-
-/* Every lane's candidate ran on_reload: swap the rules, then every old one leaves. */
-static void all_ready(struct super *s)
-{
-	if (!ld_lanes_all(s, 1, W_READY))
-		return;
-	if (swap_reload_rules(s) < 0)
-		return;
-	s->reload_committed = 1;
-	LANES(s, l) {
-		l->cur.state = W_LEAVING;
-		l->cur.deadline_ns = ld_now_ns() + (uint64_t)s->cfg->stop_timeout_ms * MS;
-		tell(&l->cur, LD_CTL_HANDOVER);
+		ld_sup_tell(&l->cur, LD_CTL_GO);
 	}
 }
 
@@ -501,20 +343,20 @@ static void on_ctl(struct super *s, struct lane *l, struct wproc *w)
 		}
 		w->state = W_SERVING;
 		w->deadline_ns = 0;
-		tell(w, LD_CTL_GO);
+		ld_sup_tell(w, LD_CTL_GO);
 	} else if (w == &l->nxt && m == LD_CTL_VALID && w->state == W_LOADING && s->reloading) {
 		w->state = W_VALID;
-		all_valid(s);
+		ld_sup_all_valid(s);
 	} else if (w == &l->cur && w->state == W_SAVING && m == LD_CTL_SAVED) {
 		w->state = W_PAUSED;
 		w->deadline_ns = 0;
 		l->nxt.state = W_STATE;
-		tell(&l->nxt, LD_CTL_STATE);
+		ld_sup_tell(&l->nxt, LD_CTL_STATE);
 	} else if (w == &l->cur && w->state == W_SAVING && m == LD_CTL_SAVE_FAILED) {
-		abort_reload(s, l->sh->err);
+		ld_sup_abort_reload(s, l->sh->err);
 	} else if (w == &l->nxt && w->state == W_STATE && m == LD_CTL_READY) {
 		w->state = W_READY;
-		all_ready(s);
+		ld_sup_all_ready(s);
 	}
 }
 
@@ -529,7 +371,7 @@ void ld_sup_begin_stop(struct super *s)
 			ld_sup_kill(&l->nxt, K_ABORT);
 		free(s->next_set);
 		s->next_set = NULL;
-		reload_done(s, 0, "luadivert is stopping");
+		ld_sup_reload_done(s, 0, "luadivert is stopping");
 	}
 	LANES(s, l) {
 		if (l->cur.pid <= 0)
@@ -537,7 +379,7 @@ void ld_sup_begin_stop(struct super *s)
 		if (s->started && (l->cur.state == W_SERVING || l->cur.state == W_SAVING ||
 				   l->cur.state == W_PAUSED)) {
 			l->cur.state = W_STOPPING;
-			tell_serving(l, &l->cur, LD_CTL_QUIT);
+			ld_sup_tell_serving(l, &l->cur, LD_CTL_QUIT);
 		} else if (l->cur.state != W_STOPPING && l->cur.state != W_LEAVING) {
 			ld_sup_kill(&l->cur, K_ABORT);   /* still loading: nothing in hand */
 		}
@@ -621,7 +463,7 @@ static void on_tick(struct super *s)
 		lane_tick(s, l, now);
 	if (s->reload.pending && !s->stopping && !s->reloading && !ld_lanes_any_nxt(s) &&
 	    ld_lanes_all(s, 0, W_SERVING))
-		start_reload(s);
+		ld_sup_start_reload(s);
 }
 
 static int any_worker(const struct super *s)

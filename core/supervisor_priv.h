@@ -104,12 +104,22 @@ struct super {
 #define LANES(s, l) for (struct lane *l = (s)->lanes; l < (s)->lanes + (s)->nlanes; l++)
 
 /* supervisor.c */
+void ld_sup_tell(struct wproc *w, char m);
+void ld_sup_tell_serving(struct lane *l, struct wproc *w, char m);
 int ld_sup_check_policy(const struct super *s, char *err, size_t errlen);
 int ld_sup_spawn(struct super *s, struct lane *l, struct wproc *w, int with_policy,
 		 uint32_t deadline_ms);
 void ld_sup_kill(struct wproc *w, enum why_killed why);
 void ld_sup_begin_stop(struct super *s);
 int ld_sup_loop(struct super *s);
+
+/* supervisor_reload.c */
+void ld_sup_reload_done(struct super *s, int ok, const char *why);
+void ld_sup_abort_reload(struct super *s, const char *why);
+void ld_sup_start_reload(struct super *s);
+void ld_sup_reload_maybe_done(struct super *s);
+void ld_sup_all_valid(struct super *s);
+void ld_sup_all_ready(struct super *s);
 
 /* supervisor_start.c */
 int ld_sup_go_live(struct super *s);
