@@ -54,13 +54,24 @@ static void describe(int status, char *buf, size_t len)
 		snprintf(buf, len, "ended with status 0x%x", (unsigned)status);
 }
 
+/**
+ * ld_sup_tell() - send one control message (worker.h) to a worker
+ * @w: the worker (nothing if its socket is closed)
+ * @m: the message
+ */
 void ld_sup_tell(struct wproc *w, char m)
 {
 	if (w->ctl >= 0 && send(w->ctl, &m, 1, MSG_NOSIGNAL) != 1)
 		ld_log("telling worker %ld '%c': %s", (long)w->pid, m, strerror(errno));
 }
 
-/* A command a serving worker must see between two batches, not after 16. */
+/**
+ * ld_sup_tell_serving() - ld_sup_tell() to a serving worker, which must
+ * see it between two batches, not after 16 (the yield word of its lane)
+ * @l: the worker's lane
+ * @w: the worker
+ * @m: the message
+ */
 void ld_sup_tell_serving(struct lane *l, struct wproc *w, char m)
 {
 	__atomic_store_n(&l->sh->yield, 1, __ATOMIC_RELEASE);

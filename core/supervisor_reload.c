@@ -20,7 +20,14 @@
 #include "reload.h"
 #include "rules_swap.h"
 
-/* One outcome per reload, whatever the number of lanes. */
+/**
+ * ld_sup_reload_done() - report a reload's one outcome, whatever the number
+ * of lanes: the log, the status file, every lane's reloads/reload_errors
+ * @s: supervisor
+ * @ok: it succeeded
+ * @why: on failure, the reason ("!" + a whole message, or what follows
+ *       "POLICY has errors, not reloading: ")
+ */
 void ld_sup_reload_done(struct super *s, int ok, const char *why)
 {
 	char msg[PATH_MAX + LD_SHARED_ERR_MAX + LD_RULES_FILTER_MAX + 1400];
@@ -46,10 +53,12 @@ void ld_sup_reload_done(struct super *s, int ok, const char *why)
 	s->reload_committed = 0;
 }
 
-/*
- * Issue 16: a reload is all or nothing across the lanes. Before the rules
- * swap, any failure kills every candidate and every old worker that saved
- * or paused goes on serving (R).
+/**
+ * ld_sup_abort_reload() - a reload fails before the rules swap: every
+ * candidate is killed and every old worker that saved or paused goes on
+ * serving (R); nothing if no reload runs
+ * @s: supervisor
+ * @why: as for ld_sup_reload_done()
  */
 void ld_sup_abort_reload(struct super *s, const char *why)
 {
@@ -68,6 +77,11 @@ void ld_sup_abort_reload(struct super *s, const char *why)
 	ld_sup_reload_done(s, 0, why);
 }
 
+/**
+ * ld_sup_start_reload() - SIGHUP, `luadivert reload`, --watch: check the
+ * policy file, then start a candidate in every lane
+ * @s: supervisor; every lane's worker serves and no reload runs
+ */
 void ld_sup_start_reload(struct super *s)
 {
 	char err[LD_SHARED_ERR_MAX];
@@ -92,7 +106,11 @@ void ld_sup_start_reload(struct super *s)
 	}
 }
 
-/* The reload is over when no lane has a candidate left. */
+/**
+ * ld_sup_reload_maybe_done() - after the swap, report success once no lane
+ * has a candidate left (each handed over, or died and its lane restarts)
+ * @s: supervisor
+ */
 void ld_sup_reload_maybe_done(struct super *s)
 {
 	if (s->reloading && s->reload_committed && !ld_lanes_any_nxt(s)) {
@@ -149,7 +167,11 @@ static int swap_reload_rules(struct super *s)
 	return 0;
 }
 
-/* Every lane's candidate said V and every old worker serves: all save. */
+/**
+ * ld_sup_all_valid() - a candidate said V: once every lane's did and every
+ * old worker serves, plan the rules and tell every old worker to save (S)
+ * @s: supervisor
+ */
 void ld_sup_all_valid(struct super *s)
 {
 	if (!ld_lanes_all(s, 1, W_VALID) || !ld_lanes_all(s, 0, W_SERVING))
@@ -163,7 +185,11 @@ void ld_sup_all_valid(struct super *s)
 	}
 }
 
-/* Every lane's candidate ran on_reload: swap the rules, then every old one leaves. */
+/**
+ * ld_sup_all_ready() - a candidate said Y: once every lane's did, swap the
+ * rules (no way back after this) and tell every old worker to hand over (H)
+ * @s: supervisor
+ */
 void ld_sup_all_ready(struct super *s)
 {
 	if (!ld_lanes_all(s, 1, W_READY))
