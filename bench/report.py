@@ -128,6 +128,7 @@ def main():
     tcp_latency_memory(out, r)
     egress(out, r)
     report_issue16.section(out, r, num, fmt, ratio, table)
+    workers(out, r)
     goals_and_notes(out, r, notes, ref_pps, ref_cpu)
     text = "\n".join(out)
     print(text)
@@ -233,6 +234,54 @@ def tcp_latency_memory(out, r):
         out.append("- (no luadivert run)")
     out.append("")
     r["_growth"] = growth
+
+
+def workers(out, r):
+    """Section 7: --workers N against N bare-C loops (bench/workers_scaling.sh, issue 16)."""
+    if "workers.max" not in r:
+        return
+    top = int(num(r, "workers.max"))
+    ncpu = int(num(r, "workers.ncpu") or 0)
+    out.append("## Many cores: `--workers N` (bench/workers_scaling.sh)")
+    out.append("")
+    out.append(f"Drain of {r.get('workers.drain_n', '?')} 64-byte packets spread by "
+               "`--queue-balance` over N queues; median of "
+               f"{r.get('workers.runs', '?')} alternating rounds; {ncpu} CPUs. "
+               "Bare C = N bench/bare_nfq_batched loops, one per queue, in the same run. "
+               "Longest queue = the share of the packets the fullest queue held (the "
+               "kernel hashes addresses; both readers get the same split).")
+    out.append("")
+    out.append("| N | bare C pkt/s | luadivert pkt/s | luadivert / bare C | bare C vs N=1 | "
+               "luadivert vs N=1 | longest queue |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    b1, l1 = num(r, "workers.1.bare_pps"), num(r, "workers.1.ld_pps")
+    ratios = []
+    for n in range(1, top + 1):
+        b, l = num(r, f"workers.{n}.bare_pps"), num(r, f"workers.{n}.ld_pps")
+        share = num(r, f"workers.{n}.max_share")
+        ratio = l / b if b and l is not None else None
+        ratios.append(ratio)
+        f = lambda v: "n/a" if v is None else f"{v:,.0f}"
+        g = lambda v: "n/a" if v is None else f"{v:.2f}"
+        out.append(f"| {n} | {f(b)} | {f(l)} | {g(ratio)} | "
+                   f"{g(b / b1 / n if b and b1 else None)}x of linear | "
+                   f"{g(l / l1 / n if l and l1 else None)}x of linear | "
+                   f"{'n/a' if share is None else f'{share:.0%}'} |")
+    out.append("")
+    ok = None if any(x is None for x in ratios) else all(x >= 0.9 for x in ratios)
+    worst = min((x for x in ratios if x is not None), default=None)
+    out.append(f"- {'SKIP' if ok is None else 'PASS' if ok else 'FAIL'} luadivert --workers N "
+               f">= 0.9 of bare C at every N (issue 16)"
+               + (f": the lowest is {worst:.2f}" if worst is not None else ""))
+    if ncpu >= 8 and top >= 8:
+        l8 = num(r, "workers.8.ld_pps")
+        lin = l8 / l1 / 8 if l8 and l1 else None
+        out.append(f"- {'SKIP' if lin is None else 'PASS' if lin >= 0.85 else 'FAIL'} "
+                   f"luadivert >= 0.85 of linear from 1 to 8 workers"
+                   + (f": {lin:.2f}" if lin is not None else ""))
+    else:
+        out.append(f"- SKIP >= 0.85 of linear from 1 to 8 workers (this machine has {ncpu} CPUs)")
+    out.append("")
 
 
 def egress(out, r):

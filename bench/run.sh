@@ -27,12 +27,14 @@
 #  6. issue 16: bulk TCP with divert.OFFLOAD vs no queue (bench/offload_bench.sh),
 #     idle round trips with --busy-poll vs bare C (bench/busy_poll_bench.sh);
 #     BENCH_ONLY="offload busy_poll" runs just those;
-#  7. PROFILE=1: perf record of the drain runs of bare C batched and
+#  7. --workers N: luadivert with N workers against N bare-C loops on the same
+#     N queues, N = 1 .. CPUs (bench/workers_scaling.sh, issue 16);
+#  8. PROFILE=1: perf record of the drain runs of bare C batched and
 #     luadivert pass-all, reports in build/bench/profile/.
 # Prints the table and writes bench/RESULTS.md (bench/report.py).
 #
 # Knobs: BENCH_RUNS=7 BENCH_DRAIN_N=50000 BENCH_STEADY_S=0.5 BENCH_HEAP_N=1000000
-#        BENCH_TCP_S=2 BENCH_TCP_RUNS=3 BENCH_ONLY="bare_batched ld_pass ..."
+#        BENCH_TCP_S=2 BENCH_TCP_RUNS=3 BENCH_ONLY="bare_batched ld_pass workers ..."
 #        BENCH_RESULTS=bench/RESULTS.md LUADIVERT=./luadivert PROFILE=1
 LDT_AREA=bench
 LDT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -482,6 +484,11 @@ fi
 if want busy_poll && [ $LD_OK = 1 ]; then
 	log "idle latency with --busy-poll ($(elapsed) s)"
 	sh "$LDT_ROOT/bench/busy_poll_bench.sh" >>"$R" || note "bench/busy_poll_bench.sh failed"
+fi
+# ------------------------------- 7. --workers N against N bare-C loops (issue 16)
+if want workers && [ $LD_OK = 1 ]; then
+	log "--workers scaling ($(elapsed) s)"
+	sh "$LDT_ROOT/bench/workers_scaling.sh" >>"$R" || note "bench/workers_scaling.sh failed"
 fi
 
 # ------------------------------------------------------------------ report

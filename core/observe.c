@@ -29,6 +29,8 @@ struct ld_obs {
 	struct ld_record *rec;
 	struct ld_report *rep;
 	int64_t real_minus_mono;          /* live: packet clock to wall clock */
+	struct ld_metrics_source *more;   /* issue 16: the other queues of --workers N */
+	size_t nmore;
 };
 
 static void obs_render(void *ctx, struct ld_buf *out)
@@ -44,7 +46,36 @@ static void obs_render(void *ctx, struct ld_buf *out)
 		k.valid = 0;
 	if (o->rec)
 		ld_record_stats(o->rec, &src.record_written, &src.record_dropped);
-	ld_metrics_render(out, &src, 1);
+	if (!o->nmore) {
+		ld_metrics_render(out, &src, 1);
+		return;
+	}
+	/* issue 16: every queue of --workers N, each with its own label */
+	struct ld_kernel_counters ks[o->nmore];
+
+	o->more[0] = src;
+	for (size_t i = 1; i <= o->nmore; i++) {
+		o->more[i].k = &ks[i - 1];
+		o->more[i].now_ns = src.now_ns;
+		if (ld_kernel_counters_read(o->more[i].queue, &ks[i - 1]) < 0)
+			ks[i - 1].valid = 0;
+	}
+	ld_metrics_render(out, o->more, o->nmore + 1);
+}
+
+int ld_obs_add_queue(struct ld_obs *o, uint16_t queue, const struct ld_counters *c,
+		     const struct ld_metric_tables *t)
+{
+	struct ld_metrics_source *m = realloc(o->more, (o->nmore + 2) * sizeof(*m));
+
+	if (!m)
+		return -1;
+	o->more = m;
+	o->nmore++;
+	m[o->nmore] = (struct ld_metrics_source){ .queue = queue,
+						  .default_verdict = o->default_verdict,
+						  .c = c, .t = t };
+	return 0;
 }
 
 struct ld_obs *ld_obs_new(const struct ld_obs_cfg *cfg, uint16_t queue, uint32_t default_verdict,
@@ -197,6 +228,7 @@ int ld_obs_free(struct ld_obs *o, uint64_t now_ns, const char *title)
 	}
 	if (o->t && !o->cfg.tables)
 		munmap(o->t, sizeof(*o->t));
+	free(o->more);
 	free(o);
 	return bad ? -1 : 0;
 }

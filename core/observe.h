@@ -70,6 +70,22 @@ struct ld_record *ld_obs_record(struct ld_obs *o);
 struct ld_metric_tables *ld_obs_tables(struct ld_obs *o);
 
 /**
+ * ld_obs_add_queue() - issue 16 (--workers N): one more queue for /metrics,
+ * rendered after the first with its own queue label
+ * @o: observer (the supervisor's)
+ * @queue: the queue number
+ * @c: that queue's counters (shared with its worker)
+ * @t: that queue's metrics table (shared with its worker), or NULL
+ *
+ * --record and --report still cover the first queue only (run refuses
+ * them with more than one worker).
+ *
+ * Return: 0, or -1 (out of memory).
+ */
+int ld_obs_add_queue(struct ld_obs *o, uint16_t queue, const struct ld_counters *c,
+		     const struct ld_metric_tables *t);
+
+/**
  * ld_obs_fd() - descriptor to add to the event loop (EPOLLIN)
  * @o: observer
  *

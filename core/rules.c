@@ -1044,8 +1044,14 @@ static void install_script(const struct ld_rules_cfg *cfg, const struct ld_rules
 	 * `rules add` puts its tag in front */
 	ld_rules_filter_comment(cfg->comment, cfg->filter, comment, sizeof comment);
 	sb_add(b, " -m comment --comment \"%s\"", comment);
-	sb_add(b, " -j NFQUEUE --queue-num %u%s\n", (unsigned)cfg->queue,
-	       cfg->fail_closed ? "" : " --queue-bypass");
+	if (cfg->queues > 1)   /* issue 16: the kernel spreads flows over the workers' queues */
+		sb_add(b, " -j NFQUEUE --queue-balance %u:%u%s%s\n", (unsigned)cfg->queue,
+		       (unsigned)cfg->queue + cfg->queues - 1u,
+		       cfg->cpu_fanout ? " --queue-cpu-fanout" : "",
+		       cfg->fail_closed ? "" : " --queue-bypass");
+	else
+		sb_add(b, " -j NFQUEUE --queue-num %u%s\n", (unsigned)cfg->queue,
+		       cfg->fail_closed ? "" : " --queue-bypass");
 	for (i = 0; i < sizeof hook_chains / sizeof hook_chains[0]; i++)
 		if (hooks & (1u << i))
 			sb_add(b, "-A %s -j %s\n", hook_chains[i], chain);

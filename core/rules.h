@@ -12,6 +12,7 @@
  *   three offload rules, see offload.h                           (offload_gen != 0)
  *   -A LUADIVERT-QN [-m bpf --bytecode "..."] -m comment --comment "filter: EXPR"
  *                   -j NFQUEUE --queue-num N [--queue-bypass]
+ *                   (queues > 1: --queue-balance N:N+queues-1 [--queue-cpu-fanout])
  *   -A PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING -j LUADIVERT-QN   (one per hook)
  *
  * Each family's rules go in with ONE iptables-restore --noflush run (atomic
@@ -93,6 +94,10 @@ enum {
 
 struct ld_rules_cfg {
 	uint16_t    queue;        /* NFQUEUE number */
+	uint16_t    queues;       /* issue 16: 0 or 1: --queue-num queue; N > 1: --queue-balance
+	                           * queue:queue+N-1 (the kernel hashes by flow: one queue per worker) */
+	int         cpu_fanout;   /* with queues > 1: --queue-cpu-fanout (the CPU picks the queue,
+	                           * not the flow hash) */
 	const char *filter;       /* pcap filter expression; NULL or "" = every packet */
 	unsigned    hooks;        /* enum ld_hook_bit mask; 0 = LD_HOOK_DEFAULT */
 	int         family;       /* 0 = IPv4 and IPv6, 4 = IPv4 only, 6 = IPv6 only */

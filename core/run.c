@@ -27,6 +27,7 @@
 #include "worker.h"
 #include "offload.h"
 #include "busy_poll.h"
+#include "workers_cli.h"
 
 static const char run_usage[] =
 	"usage: luadivert run POLICY [options]\n"
@@ -37,6 +38,11 @@ static const char run_usage[] =
 	"\n"
 	"options:\n"
 	"  -q, --queue N              queue number (0..65535, default 0)\n"
+	"  -w, --workers N|auto       N worker processes, one per queue Q..Q+N-1 (Q: --queue),\n"
+	"                             each pinned to a CPU; the rules spread flows over the\n"
+	"                             queues (--queue-balance); auto: one per CPU (default 1)\n"
+	"      --cpu-fanout           with --workers: the CPU that handles a packet picks\n"
+	"                             its queue (--queue-cpu-fanout), not the flow hash\n"
 	"  -f, --filter EXPR          divert only packets matching this tcpdump filter\n"
 	"                             (default: every packet at the hooks; a policy table's\n"
 	"                             filter, hook and family fields win over these three)\n"
@@ -110,10 +116,13 @@ enum {
 	OPT_HANDLER_TIMEOUT, OPT_INIT_TIMEOUT, OPT_RELOAD_TIMEOUT, OPT_STOP_TIMEOUT,
 	OPT_MAX_RESTARTS, OPT_RESTART_WINDOW,
 	OPT_USER, OPT_MEMORY_MAX, OPT_INSECURE, OPT_NO_SANDBOX, OPT_NO_OFFLOAD, OPT_BUSY_POLL,
+	OPT_CPU_FANOUT,
 };
 
 static const struct option run_opts[] = {
 	{ "queue", required_argument, NULL, 'q' },
+	{ "workers", required_argument, NULL, 'w' },
+	{ "cpu-fanout", no_argument, NULL, OPT_CPU_FANOUT },
 	{ "queue-maxlen", required_argument, NULL, OPT_MAXLEN },
 	{ "fail-open", no_argument, NULL, OPT_FAIL_OPEN },
 	{ "default-verdict", required_argument, NULL, OPT_DEFAULT },
@@ -218,12 +227,20 @@ int ld_cmd_run(int argc, char **argv)
 	ld_rules_cfg_init(&rules, 0);
 	optind = 1;
 	opterr = 0;   /* one message, ours */
-	while ((opt = getopt_long(argc, argv, "q:f:h", run_opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "q:w:f:h", run_opts, NULL)) != -1) {
 		switch (opt) {
 		case 'q':
 			if (ld_parse_u32(optarg, 0, 65535, &v) < 0)
 				return ld_usage_error("run", "--queue: '%s' is not 0..65535", optarg);
 			cfg.nfq.queue = (uint16_t)v;
+			break;
+		case 'w':
+			if (ld_parse_workers(optarg, &sup.workers) < 0)
+				return ld_usage_error("run", "--workers: '%s' is not 1..%d or auto",
+						      optarg, LD_WORKERS_MAX);
+			break;
+		case OPT_CPU_FANOUT:
+			rules.cpu_fanout = 1;
 			break;
 		case OPT_MAXLEN:
 			if (ld_parse_u32(optarg, 1, 1u << 24, &cfg.nfq.maxlen) < 0)
@@ -374,6 +391,8 @@ int ld_cmd_run(int argc, char **argv)
 		ld_default_pidfile(cfg.nfq.queue, pidfile, sizeof(pidfile));
 	rules.queue = cfg.nfq.queue;
 	rules.offload_gen = cfg.no_offload ? 0 : LD_OFFLOAD_GEN_FIRST;
+	if (ld_workers_check(&sup, &cfg, &rules, no_rules) < 0)
+		return LD_EXIT_USAGE;
 	if (hooks) {
 		rules.hooks = hooks;
 		given |= LD_DECL_HOOK;

@@ -5,7 +5,9 @@
  * One event loop (epoll) over the signalfd, a 20 ms tick for deadlines,
  * inotify (--watch) and the workers' control sockets (protocol: worker.h).
  * Every state change of a worker happens here, so the rules are simple:
- * at most one serving worker ("cur") and one reload candidate ("nxt");
+ * per lane (one per queue, issue 16) at most one serving worker ("cur") and
+ * one reload candidate ("nxt"); a reload runs in every lane at once and
+ * swaps none of them until all are ready;
  * a worker is only ever killed with SIGKILL and only ever reaped here, and
  * after a serving worker is reaped the shared region is recovered before
  * anything else touches the queue.
@@ -52,17 +54,28 @@ static void describe(int status, char *buf, size_t len)
 		snprintf(buf, len, "ended with status 0x%x", (unsigned)status);
 }
 
-static void tell(struct wproc *w, char m)
+/**
+ * ld_sup_tell() - send one control message (worker.h) to a worker
+ * @w: the worker (nothing if its socket is closed)
+ * @m: the message
+ */
+void ld_sup_tell(struct wproc *w, char m)
 {
 	if (w->ctl >= 0 && send(w->ctl, &m, 1, MSG_NOSIGNAL) != 1)
 		ld_log("telling worker %ld '%c': %s", (long)w->pid, m, strerror(errno));
 }
 
-/* A command a serving worker must see between two batches, not after 16. */
-static void tell_serving(struct super *s, struct wproc *w, char m)
+/**
+ * ld_sup_tell_serving() - ld_sup_tell() to a serving worker, which must
+ * see it between two batches, not after 16 (the yield word of its lane)
+ * @l: the worker's lane
+ * @w: the worker
+ * @m: the message
+ */
+void ld_sup_tell_serving(struct lane *l, struct wproc *w, char m)
 {
-	__atomic_store_n(&s->sh->yield, 1, __ATOMIC_RELEASE);
-	tell(w, m);
+	__atomic_store_n(&l->sh->yield, 1, __ATOMIC_RELEASE);
+	ld_sup_tell(w, m);
 }
 
 void ld_sup_kill(struct wproc *w, enum why_killed why)
@@ -82,7 +95,8 @@ static void close_ctl(struct super *s, struct wproc *w)
 	}
 }
 
-int ld_sup_spawn(struct super *s, struct wproc *w, int with_policy, uint32_t deadline_ms)
+int ld_sup_spawn(struct super *s, struct lane *l, struct wproc *w, int with_policy,
+		 uint32_t deadline_ms)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	pid_t me = getpid(), pid;
@@ -92,7 +106,7 @@ int ld_sup_spawn(struct super *s, struct wproc *w, int with_policy, uint32_t dea
 		ld_log("worker control socket: %s", strerror(errno));
 		return -1;
 	}
-	s->sh->err[0] = '\0';
+	l->sh->err[0] = '\0';
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -103,7 +117,8 @@ int ld_sup_spawn(struct super *s, struct wproc *w, int with_policy, uint32_t dea
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		_exit(ld_worker_process(&s->wcfg, s->sh, &s->nfq, sv[1], with_policy, me));
+		ld_lane_pin(l);   /* issue 16: before the sandbox (no seccomp rule needed) */
+		_exit(ld_worker_process(&l->wcfg, l->sh, &l->nfq, sv[1], with_policy, me));
 	}
 	close(sv[1]);
 	*w = (struct wproc){ .pid = pid, .ctl = sv[0], .state = W_LOADING,
@@ -127,103 +142,71 @@ int ld_sup_check_policy(const struct super *s, char *err, size_t errlen)
 	return ld_lua_check_files(&lcfg, geteuid(), err, errlen);
 }
 
-static void reload_done(struct super *s, int ok, const char *why)
-{
-	char msg[PATH_MAX + LD_SHARED_ERR_MAX + LD_RULES_FILTER_MAX + 1400];
-
-	if (ok)
-		snprintf(msg, sizeof(msg), "reloaded %s (fnv64 %016" PRIx64 ") in %.2f ms%s",
-			 s->cfg->w.policy, s->reload_hash,
-			 (double)(ld_now_ns() - s->reload_t0_ns) / 1e6, s->reload_note);
-	else if (why && why[0] == '!')   /* a whole message */
-		snprintf(msg, sizeof(msg), "%s", why + 1);
-	else
-		snprintf(msg, sizeof(msg), "%s has errors, not reloading: %s", s->cfg->w.policy, why);
-	ld_reload_report(&s->reload, ok, msg, &s->sh->c);
-	s->reload_note[0] = '\0';
-}
-
-static void start_reload(struct super *s)
-{
-	char err[LD_SHARED_ERR_MAX];
-
-	ld_reload_begin(&s->reload);
-	s->reload_t0_ns = ld_now_ns();
-	if (ld_file_hash(s->cfg->w.policy, &s->reload_hash) < 0) {
-		reload_done(s, 0, strerror(errno));
-		return;
-	}
-	if (ld_sup_check_policy(s, err, sizeof(err)) < 0) {
-		reload_done(s, 0, err);
-		return;
-	}
-	if (ld_sup_spawn(s, &s->nxt, 1, s->cfg->reload_timeout_ms) < 0)
-		reload_done(s, 0, "could not start a worker for it");
-}
-
-/* Start a worker again after a hang or a crash, or give up on the policy. */
-static void restart(struct super *s)
+/* Start a lane's worker again after a hang or a crash, or give up on the policy. */
+static void restart(struct super *s, struct lane *l)
 {
 	uint64_t now = ld_now_ns(), window = (uint64_t)s->cfg->restart_window_s * 1000 * MS;
 	uint32_t recent = 0, max = s->cfg->max_restarts;
 	char err[LD_SHARED_ERR_MAX];
 
-	for (uint32_t i = 0; i < s->nrestarts && i < max; i++)
-		if (now - s->restarts[i] < window)
+	for (uint32_t i = 0; i < l->nrestarts && i < max; i++)
+		if (now - l->restarts[i] < window)
 			recent++;
 	/* the new worker reads the policy file again: it must still be safe */
-	if (!s->fallback && ld_sup_check_policy(s, err, sizeof(err)) < 0) {
-		s->fallback = 1;
-		s->sh->c.gave_up = 1;
+	if (!l->fallback && ld_sup_check_policy(s, err, sizeof(err)) < 0) {
+		l->fallback = 1;
+		l->sh->c.gave_up = 1;
 		ld_log("queue %u: not restarting the policy: %s; every packet gets the default "
 		       "verdict (%s) until a reload succeeds or luadivert stops",
-		       s->cfg->w.nfq.queue, err, verdict_name(s->cfg->w.nfq.default_verdict));
+		       l->queue, err, verdict_name(s->cfg->w.nfq.default_verdict));
 	}
-	if (!s->fallback && recent >= max) {
-		s->fallback = 1;
-		s->sh->c.gave_up = 1;
+	if (!l->fallback && recent >= max) {
+		l->fallback = 1;
+		l->sh->c.gave_up = 1;
 		ld_log("queue %u: giving up on %s: %u restarts within %u s; every packet gets "
 		       "the default verdict (%s) until a reload succeeds or luadivert stops",
-		       s->cfg->w.nfq.queue, s->cfg->w.policy, recent, s->cfg->restart_window_s,
+		       l->queue, s->cfg->w.policy, recent, s->cfg->restart_window_s,
 		       verdict_name(s->cfg->w.nfq.default_verdict));
 	}
-	if (!s->fallback) {
+	if (!l->fallback) {
 		if (max)
-			s->restarts[s->nrestarts++ % max] = now;
-		s->sh->c.worker_restarts++;
+			l->restarts[l->nrestarts++ % max] = now;
+		l->sh->c.worker_restarts++;
 	}
-	if (ld_sup_spawn(s, &s->cur, !s->fallback, s->cfg->init_timeout_ms) < 0) {
-		ld_log("queue %u: no worker can be started: stopping", s->cfg->w.nfq.queue);
+	if (ld_sup_spawn(s, l, &l->cur, !l->fallback, s->cfg->init_timeout_ms) < 0) {
+		ld_log("queue %u: no worker can be started: stopping", l->queue);
 		s->failed = 1;
-		s->stopping = 1;
+		ld_sup_begin_stop(s);
 	}
 }
 
-/* The serving worker is gone: verdict what it had, then replace it. */
-static void cur_gone(struct super *s, int status)
+/* A lane's serving worker is gone: verdict what it had, then replace it. */
+static void cur_gone(struct super *s, struct lane *l, int status)
 {
-	struct wproc *w = &s->cur;
+	struct wproc *w = &l->cur;
 	enum wstate was = w->state;
 	enum why_killed why = w->killed;
-	char how[128];
+	uint32_t dv = s->cfg->w.nfq.default_verdict;
+	char how[128], msg[200];
 	uint32_t given;
 
 	close_ctl(s, w);
 	w->pid = 0;
 	w->state = W_NONE;
-	/* a batch is recorded after its verdicts: one in hand never was */
-	if (s->sh->phase == LD_PHASE_BATCH || s->sh->phase == LD_PHASE_SEND)
-		ld_obs_missed(s->obs, s->sh->inhand_n < LD_BATCH_MAX ? s->sh->inhand_n :
+	/* a batch is recorded after its verdicts: one in hand never was (the
+	 * record is refused with several lanes, so this is lane 0's) */
+	if (l->sh->phase == LD_PHASE_BATCH || l->sh->phase == LD_PHASE_SEND)
+		ld_obs_missed(s->obs, l->sh->inhand_n < LD_BATCH_MAX ? l->sh->inhand_n :
 				      LD_BATCH_MAX);
-	given = ld_shared_recover(s->sh, &s->nfq, s->cfg->w.nfq.default_verdict);
+	given = ld_shared_recover(l->sh, &l->nfq, dv);
 	if (!s->started) {
 		/* the first worker never served: the policy cannot start */
 		if (why == K_DEADLINE)
 			ld_log("%s: loading the policy and running init took longer than %u ms "
 			       "(--init-timeout): the worker was killed", s->cfg->w.policy,
 			       s->cfg->init_timeout_ms);
-		else if (s->sh->err[0])
-			ld_log("%s", s->sh->err);
+		else if (l->sh->err[0])
+			ld_log("%s", l->sh->err);
 		else if (why != K_STOP && why != K_ABORT) {
 			describe(status, how, sizeof(how));
 			ld_log("%s: the worker %s while loading the policy", s->cfg->w.policy, how);
@@ -231,7 +214,7 @@ static void cur_gone(struct super *s, int status)
 		/* a signal before the policy was up is a stop, not a failure */
 		if (!(s->stopping && why == K_ABORT))
 			s->failed = 1;
-		s->stopping = 1;
+		ld_sup_begin_stop(s);   /* the other lanes' first workers go too */
 		return;
 	}
 	if (s->stopping) {
@@ -242,150 +225,120 @@ static void cur_gone(struct super *s, int status)
 			s->stop_killed = 1;
 			ld_log("queue %u: the worker did not stop within %u ms (--stop-timeout): "
 			       "killed; %u packets in hand got the default verdict (%s)",
-			       s->cfg->w.nfq.queue, s->cfg->stop_timeout_ms, given,
-			       verdict_name(s->cfg->w.nfq.default_verdict));
+			       l->queue, s->cfg->stop_timeout_ms, given, verdict_name(dv));
 		}
 		return;
 	}
-	if (was == W_LEAVING && s->nxt.state == W_READY) {
+	if (was == W_LEAVING && l->nxt.state == W_READY) {
 		/* handover: the successor takes the queue and the held packets */
-		s->cur = s->nxt;
-		s->nxt = (struct wproc){ .ctl = -1 };
-		s->cur.state = W_SERVING;
-		s->cur.deadline_ns = 0;
-		tell(&s->cur, LD_CTL_GO);
-		if (s->cur.with_policy && s->fallback) {
+		l->cur = l->nxt;
+		l->nxt = (struct wproc){ .ctl = -1 };
+		l->cur.state = W_SERVING;
+		l->cur.deadline_ns = 0;
+		ld_sup_tell(&l->cur, LD_CTL_GO);
+		if (l->cur.with_policy && l->fallback) {
 			/* a reload brought a policy back: its restarts count afresh */
-			s->fallback = 0;
-			s->nrestarts = 0;
-			ld_log("queue %u: the policy runs again", s->cfg->w.nfq.queue);
+			l->fallback = 0;
+			l->nrestarts = 0;
+			ld_log("queue %u: the policy runs again", l->queue);
 		}
-		ld_reload_watch_list(&s->reload, s->sh->modules);   /* issue 14 */
-		reload_done(s, 1, NULL);
+		ld_sup_reload_maybe_done(s);
 		return;
 	}
 	if (why == K_HANG) {
-		s->sh->c.worker_hangs++;
+		l->sh->c.worker_hangs++;
 		ld_log("queue %u: the policy ran one batch for more than %u ms (--handler-timeout): "
 		       "worker killed, %u packets in hand got the default verdict (%s)",
-		       s->cfg->w.nfq.queue, s->cfg->handler_timeout_ms, given,
-		       verdict_name(s->cfg->w.nfq.default_verdict));
+		       l->queue, s->cfg->handler_timeout_ms, given, verdict_name(dv));
 	} else if (why == K_DEADLINE) {
-		s->sh->c.worker_hangs++;
-		ld_log("queue %u: %s: the worker was killed", s->cfg->w.nfq.queue,
+		l->sh->c.worker_hangs++;
+		ld_log("queue %u: %s: the worker was killed", l->queue,
 		       was == W_LOADING ? "loading the policy and init took longer than "
 					  "--init-timeout after a restart"
 		       : was == W_SAVING ? "save() took longer than --reload-timeout"
 					 : "the worker did not hand over within --stop-timeout");
 	} else {
-		s->sh->c.worker_crashes++;
+		l->sh->c.worker_crashes++;
 		describe(status, how, sizeof(how));
 		ld_log("queue %u: the worker %s; %u packets in hand got the default verdict (%s)%s%s",
-		       s->cfg->w.nfq.queue, how, given, verdict_name(s->cfg->w.nfq.default_verdict),
-		       s->sh->err[0] ? ": " : "", s->sh->err);
+		       l->queue, how, given, verdict_name(dv), l->sh->err[0] ? ": " : "", l->sh->err);
 	}
-	if (s->nxt.pid > 0) {
-		ld_sup_kill(&s->nxt, K_ABORT);
-		reload_done(s, 0, "the running worker died during the reload");
+	if (s->reloading && !s->reload_committed) {
+		snprintf(msg, sizeof(msg), "the running worker%s died during the reload",
+			 s->nlanes > 1 ? " of a queue" : "");
+		ld_sup_abort_reload(s, msg);
+	} else if (l->nxt.pid > 0) {
+		ld_sup_kill(&l->nxt, K_ABORT);   /* committed: this lane starts afresh */
 	}
-	restart(s);
+	restart(s, l);
 }
 
-static void nxt_gone(struct super *s, int status)
+static void nxt_gone(struct super *s, struct lane *l, int status)
 {
-	struct wproc *w = &s->nxt;
+	struct wproc *w = &l->nxt;
 	char how[128];
 	enum why_killed why = w->killed;
 
 	close_ctl(s, w);
 	*w = (struct wproc){ .ctl = -1 };
-	if (why == K_ABORT)
+	if (why == K_ABORT) {
+		ld_sup_reload_maybe_done(s);
 		return;   /* reported by whoever killed it */
+	}
 	if (why == K_DEADLINE)
 		snprintf(how, sizeof(how), "it did not load, init and take over within %u ms "
 			 "(--reload-timeout); the new worker was killed", s->cfg->reload_timeout_ms);
-	else if (s->sh->err[0])
-		snprintf(how, sizeof(how), "%.120s", s->sh->err);
+	else if (l->sh->err[0])
+		snprintf(how, sizeof(how), "%.120s", l->sh->err);
 	else
 		describe(status, how, sizeof(how));
-	reload_done(s, 0, s->sh->err[0] && why == K_NONE ? s->sh->err : how);
-	if (s->cur.state == W_SAVING || s->cur.state == W_PAUSED) {
-		s->cur.state = W_SERVING;
-		s->cur.deadline_ns = 0;
-		tell(&s->cur, LD_CTL_RESUME);
+	if (s->nlanes > 1 && !(l->sh->err[0] && why == K_NONE)) {
+		char tmp[sizeof(how)];
+
+		snprintf(tmp, sizeof(tmp), "%s", how);
+		snprintf(how, sizeof(how), "queue %u's new worker: %.100s", l->queue, tmp);
 	}
+	if (s->reload_committed) {
+		/* past the swap: this lane's old worker leaves and a new one starts */
+		ld_log("queue %u: the new worker died after the swap: %s", l->queue, how);
+		ld_sup_reload_maybe_done(s);
+		return;
+	}
+	ld_sup_abort_reload(s, l->sh->err[0] && why == K_NONE ? l->sh->err : how);
 }
 
 static void reap(struct super *s)
 {
+	struct wproc *w;
+	struct lane *l;
 	int status;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (pid == s->cur.pid)
-			cur_gone(s, status);
-		else if (pid == s->nxt.pid)
-			nxt_gone(s, status);
+		l = ld_lane_of_pid(s, pid, &w);
+		if (l && w == &l->cur)
+			cur_gone(s, l, status);
+		else if (l)
+			nxt_gone(s, l, status);
 	}
 }
 
-/*
- * Issue 18 across processes: the new worker wrote the rules its policy
- * declares into the shared region before V; compile them now, before
- * anything changes. A filter that does not compile refuses the reload.
- */
-static int plan_reload_rules(struct super *s)
+/* Every lane's first worker said V: bind, install the rules, then G to all. */
+static void first_valid(struct super *s)
 {
-	char err[LD_RULES_FILTER_MAX + 1200];
-
-	free(s->next_set);
-	s->next_set = NULL;
-	if (!s->rules_on)
-		return 0;   /* --no-rules */
-	if (ld_divert_plan(&s->divert, &s->sh->decl, &s->next_set, err, sizeof(err)) < 0) {
-		ld_sup_kill(&s->nxt, K_ABORT);
-		reload_done(s, 0, err);
-		return -1;
+	if (!ld_lanes_all(s, 0, W_READY))
+		return;
+	if (ld_sup_go_live(s) < 0)
+		return;
+	LANES(s, l) {
+		l->cur.state = W_SERVING;
+		l->cur.deadline_ns = 0;
+		ld_sup_tell(&l->cur, LD_CTL_GO);
 	}
-	return 0;
-}
-
-/*
- * The new worker is ready and the old one paused (it reads no packet):
- * swap the rules now, all or nothing, just before the code. Packets the
- * old rules queued and nobody read yet are judged by the new code
- * (docs/reload.md). A failed swap refuses the reload: the old one resumes.
- */
-static int swap_reload_rules(struct super *s)
-{
-	char err[LD_RULES_FILTER_MAX + 1200], what[LD_RULES_FILTER_MAX + 128];
-	char msg[PATH_MAX + LD_RULES_FILTER_MAX + 1400];
-	int changed = 0;
-
-	if (!s->next_set)
-		return 0;
-	if (ld_divert_swap(&s->divert, s->next_set, &changed, err, sizeof(err)) < 0) {
-		free(s->next_set);
-		s->next_set = NULL;
-		ld_sup_kill(&s->nxt, K_ABORT);
-		snprintf(msg, sizeof(msg), "!%s: not reloading, the divert rules could not be "
-			 "swapped (the old policy and rules stay): %s", s->cfg->w.policy, err);
-		reload_done(s, 0, msg);
-		s->cur.state = W_SERVING;
-		s->cur.deadline_ns = 0;
-		tell(&s->cur, LD_CTL_RESUME);
-		return -1;
-	}
-	s->next_set = NULL;   /* owned by s->divert now */
-	s->sh->offload_gen = s->divert.cur->cfg.offload_gen;   /* issue 16 */
-	if (changed)
-		snprintf(s->reload_note, sizeof(s->reload_note), "; now diverting %s",
-			 ld_rules_set_describe(s->divert.cur, what, sizeof(what)));
-	return 0;
 }
 
 /* A message on a worker's control socket. */
-static void on_ctl(struct super *s, struct wproc *w)
+static void on_ctl(struct super *s, struct lane *l, struct wproc *w)
 {
 	char m;
 	ssize_t n = recv(w->ctl, &m, 1, MSG_DONTWAIT);
@@ -397,38 +350,29 @@ static void on_ctl(struct super *s, struct wproc *w)
 	}
 	if (w->killed != K_NONE)
 		return;   /* said before it was killed */
-	if (w == &s->cur && m == LD_CTL_VALID && w->state == W_LOADING) {
-		if (!s->started && ld_sup_go_live(s) < 0)
+	if (w == &l->cur && m == LD_CTL_VALID && w->state == W_LOADING) {
+		if (!s->started) {
+			w->state = W_READY;   /* waits for the other lanes' first workers */
+			w->deadline_ns = 0;
+			first_valid(s);
 			return;
+		}
 		w->state = W_SERVING;
 		w->deadline_ns = 0;
-		tell(w, LD_CTL_GO);
-	} else if (w == &s->nxt && m == LD_CTL_VALID && w->state == W_LOADING &&
-		   s->cur.state == W_SERVING) {
-		if (plan_reload_rules(s) < 0)
-			return;
-		/* validated: the running one saves and pauses */
-		s->cur.state = W_SAVING;
-		s->cur.deadline_ns = w->deadline_ns;
-		tell_serving(s, &s->cur, LD_CTL_SAVE);
-	} else if (w == &s->cur && w->state == W_SAVING && m == LD_CTL_SAVED) {
+		ld_sup_tell(w, LD_CTL_GO);
+	} else if (w == &l->nxt && m == LD_CTL_VALID && w->state == W_LOADING && s->reloading) {
+		w->state = W_VALID;
+		ld_sup_all_valid(s);
+	} else if (w == &l->cur && w->state == W_SAVING && m == LD_CTL_SAVED) {
 		w->state = W_PAUSED;
 		w->deadline_ns = 0;
-		s->nxt.state = W_STATE;
-		tell(&s->nxt, LD_CTL_STATE);
-	} else if (w == &s->cur && w->state == W_SAVING && m == LD_CTL_SAVE_FAILED) {
-		reload_done(s, 0, s->sh->err);
-		ld_sup_kill(&s->nxt, K_ABORT);
-		w->state = W_SERVING;
-		w->deadline_ns = 0;
-		tell(w, LD_CTL_RESUME);
-	} else if (w == &s->nxt && w->state == W_STATE && m == LD_CTL_READY) {
-		if (swap_reload_rules(s) < 0)
-			return;
+		l->nxt.state = W_STATE;
+		ld_sup_tell(&l->nxt, LD_CTL_STATE);
+	} else if (w == &l->cur && w->state == W_SAVING && m == LD_CTL_SAVE_FAILED) {
+		ld_sup_abort_reload(s, l->sh->err);
+	} else if (w == &l->nxt && w->state == W_STATE && m == LD_CTL_READY) {
 		w->state = W_READY;
-		s->cur.state = W_LEAVING;
-		s->cur.deadline_ns = ld_now_ns() + (uint64_t)s->cfg->stop_timeout_ms * MS;
-		tell(&s->cur, LD_CTL_HANDOVER);
+		ld_sup_all_ready(s);
 	}
 }
 
@@ -438,33 +382,42 @@ void ld_sup_begin_stop(struct super *s)
 		return;
 	s->stopping = 1;
 	s->stop_deadline_ns = ld_now_ns() + (uint64_t)s->cfg->stop_timeout_ms * MS;
-	if (s->nxt.pid > 0) {
-		ld_sup_kill(&s->nxt, K_ABORT);
-		reload_done(s, 0, "luadivert is stopping");
+	if (s->reloading) {
+		LANES(s, l)
+			ld_sup_kill(&l->nxt, K_ABORT);
+		free(s->next_set);
+		s->next_set = NULL;
+		ld_sup_reload_done(s, 0, "luadivert is stopping");
 	}
-	if (s->cur.pid <= 0)
-		return;
-	if (s->cur.state == W_SERVING || s->cur.state == W_SAVING || s->cur.state == W_PAUSED) {
-		s->cur.state = W_STOPPING;
-		tell_serving(s, &s->cur, LD_CTL_QUIT);
-	} else if (s->cur.state != W_STOPPING && s->cur.state != W_LEAVING) {
-		ld_sup_kill(&s->cur, K_ABORT);   /* still loading: nothing in hand */
+	LANES(s, l) {
+		if (l->cur.pid <= 0)
+			continue;
+		if (s->started && (l->cur.state == W_SERVING || l->cur.state == W_SAVING ||
+				   l->cur.state == W_PAUSED)) {
+			l->cur.state = W_STOPPING;
+			ld_sup_tell_serving(l, &l->cur, LD_CTL_QUIT);
+		} else if (l->cur.state != W_STOPPING && l->cur.state != W_LEAVING) {
+			ld_sup_kill(&l->cur, K_ABORT);   /* still loading: nothing in hand */
+		}
 	}
 }
 
 static void print_counters(struct super *s)
 {
-	struct ld_kernel_counters k;
-
 	uint64_t now = ld_now_ns();
 
-	ld_kernel_counters_read(s->cfg->w.nfq.queue, &k);
-	/* issue 14 item 22: a readable table with rates, then the line scripts parse */
-	ld_counters_print_rates(stderr, s->cfg->w.nfq.queue, &s->sh->c, &s->usr1_prev,
-				(double)(now - s->usr1_at) / 1e9, &k, &s->usr1_kprev);
-	ld_counters_print(stderr, s->cfg->w.nfq.queue, &s->sh->c, &k);
-	s->usr1_prev = s->sh->c;
-	s->usr1_kprev = k;
+	LANES(s, l) {
+		struct ld_kernel_counters k;
+
+		ld_kernel_counters_read(l->queue, &k);
+		/* issue 14 item 22: a readable table with rates, then the line scripts parse */
+		ld_counters_print_rates(stderr, l->queue, &l->sh->c, &l->usr1_prev,
+					(double)(now - s->usr1_at) / 1e9, &k, &l->usr1_kprev);
+		ld_counters_print(stderr, l->queue, &l->sh->c, &k);
+		l->usr1_prev = l->sh->c;
+		l->usr1_kprev = k;
+	}
+	ld_lanes_print_total(s, 1);
 	s->usr1_at = now;
 }
 
@@ -493,36 +446,56 @@ static void on_signals(struct super *s)
 	}
 }
 
+static void lane_tick(struct super *s, struct lane *l, uint64_t now)
+{
+	uint64_t busy = __atomic_load_n(&l->sh->busy_since_ns, __ATOMIC_ACQUIRE);
+	struct wproc *c = &l->cur;
+
+	/* busy is read after now: a batch that began in between is not late
+	 * (busy > now; the unsigned difference would look like an age of 584 years) */
+	if (c->pid > 0 && l->sh->phase == LD_PHASE_BATCH && busy && busy < now &&
+	    now - busy > (uint64_t)s->cfg->handler_timeout_ms * MS &&
+	    (c->state == W_SERVING || c->state == W_STOPPING ||
+	     c->state == W_SAVING || c->state == W_LEAVING) && !s->stopping)
+		ld_sup_kill(c, K_HANG);
+	if (c->pid > 0 && c->deadline_ns && now > c->deadline_ns && !s->stopping)
+		ld_sup_kill(c, K_DEADLINE);
+	if (l->nxt.pid > 0 && l->nxt.deadline_ns && now > l->nxt.deadline_ns)
+		ld_sup_kill(&l->nxt, K_DEADLINE);
+	if (s->stopping && now > s->stop_deadline_ns && c->pid > 0)
+		ld_sup_kill(c, K_STOP);
+}
+
 static void on_tick(struct super *s)
 {
-	uint64_t now = ld_now_ns(), busy = __atomic_load_n(&s->sh->busy_since_ns, __ATOMIC_ACQUIRE);
+	uint64_t now = ld_now_ns();
 	uint64_t ticks;
 
 	if (read(s->tickfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
-		ld_log_limited(&s->lim, "tick: %s", strerror(errno));
+		ld_log_limited(&s->lanes[0].lim, "tick: %s", strerror(errno));
 	if (s->started)
 		ld_obs_tick(s->obs, now);   /* issue 13: a --report sample when one is due */
-	if (s->cur.pid > 0 && s->sh->phase == LD_PHASE_BATCH && busy &&
-	    now - busy > (uint64_t)s->cfg->handler_timeout_ms * MS &&
-	    (s->cur.state == W_SERVING || s->cur.state == W_STOPPING ||
-	     s->cur.state == W_SAVING || s->cur.state == W_LEAVING) && !s->stopping)
-		ld_sup_kill(&s->cur, K_HANG);
-	if (s->cur.pid > 0 && s->cur.deadline_ns && now > s->cur.deadline_ns && !s->stopping)
-		ld_sup_kill(&s->cur, K_DEADLINE);
-	if (s->nxt.pid > 0 && s->nxt.deadline_ns && now > s->nxt.deadline_ns)
-		ld_sup_kill(&s->nxt, K_DEADLINE);
-	if (s->stopping && now > s->stop_deadline_ns && s->cur.pid > 0)
-		ld_sup_kill(&s->cur, K_STOP);
-	if (s->reload.pending && !s->stopping && s->nxt.pid <= 0 && s->cur.state == W_SERVING)
-		start_reload(s);
+	LANES(s, l)
+		lane_tick(s, l, now);
+	if (s->reload.pending && !s->stopping && !s->reloading && !ld_lanes_any_nxt(s) &&
+	    ld_lanes_all(s, 0, W_SERVING))
+		ld_sup_start_reload(s);
+}
+
+static int any_worker(const struct super *s)
+{
+	for (unsigned i = 0; i < s->nlanes; i++)
+		if (s->lanes[i].cur.pid > 0 || s->lanes[i].nxt.pid > 0)
+			return 1;
+	return 0;
 }
 
 int ld_sup_loop(struct super *s)
 {
-	struct epoll_event evs[8];
+	struct epoll_event evs[16];
 
-	while (!(s->stopping && s->cur.pid <= 0 && s->nxt.pid <= 0)) {
-		int n = epoll_wait(s->epfd, evs, 8, -1);
+	while (!(s->stopping && !any_worker(s))) {
+		int n = epoll_wait(s->epfd, evs, 16, -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -539,12 +512,19 @@ int ld_sup_loop(struct super *s)
 				on_tick(s);
 			else if (fd == s->reload.watch_fd)
 				ld_reload_watch_event(&s->reload);
-			else if (fd == s->cur.ctl)
-				on_ctl(s, &s->cur);
-			else if (fd == s->nxt.ctl)
-				on_ctl(s, &s->nxt);
-			else if (fd == ld_obs_fd(s->obs))
+			else if (fd >= 0 && fd == ld_obs_fd(s->obs))
 				ld_obs_handle(s->obs);   /* issue 13: GET /metrics */
+			else
+				LANES(s, l) {
+					if (fd == l->cur.ctl) {
+						on_ctl(s, l, &l->cur);
+						break;
+					}
+					if (fd == l->nxt.ctl) {
+						on_ctl(s, l, &l->nxt);
+						break;
+					}
+				}
 		}
 	}
 	return 0;

@@ -37,6 +37,7 @@ enum {
 	LD_MAX_RESTARTS_DEFAULT = 5,           /* restarts within the window before giving up */
 	LD_RESTART_WINDOW_S_DEFAULT = 60,
 	LD_MAX_RESTARTS_MAX = 1000,
+	LD_WORKERS_MAX = 256,                  /* --workers */
 };
 
 struct ld_super_cfg {
@@ -51,6 +52,7 @@ struct ld_super_cfg {
 	uint32_t max_restarts;
 	uint32_t restart_window_s;
 	int allow_insecure;              /* --allow-insecure-policy: skip the file checks */
+	uint32_t workers;                /* issue 16: queues Q..Q+workers-1, one worker each; 0 = 1 */
 };
 
 /**

@@ -46,12 +46,13 @@ static int epoll_in(int epfd, int fd)
 static int start_rules(struct super *s)
 {
 	const struct ld_super_cfg *cfg = s->cfg;
-	const struct ld_policy_rules *decl = &s->sh->decl;
+	const struct ld_policy_rules *decl = &s->lanes[0].sh->decl;
 	struct ld_rules_set *set;
 	char err[LD_RULES_FILTER_MAX + 1200], what[LD_RULES_FILTER_MAX + 128];
 
 	/* issue 16: with --no-rules, the user's rules are those of `rules print` */
-	s->sh->offload_gen = cfg->w.no_offload ? 0 : LD_OFFLOAD_GEN_FIRST;
+	LANES(s, l)
+		l->sh->offload_gen = cfg->w.no_offload ? 0 : LD_OFFLOAD_GEN_FIRST;
 	if (!cfg->rules) {
 		if (decl->declared)
 			ld_log("queue %u: %s declares divert rules; --no-rules: not installing them",
@@ -69,7 +70,8 @@ static int start_rules(struct super *s)
 		return -1;
 	}
 	s->rules_on = 1;
-	s->sh->offload_gen = set->cfg.offload_gen;
+	LANES(s, l)
+		l->sh->offload_gen = set->cfg.offload_gen;
 	ld_log("queue %u: diverting %s%s", cfg->w.nfq.queue,
 	       ld_rules_set_describe(set, what, sizeof(what)),
 	       decl->declared ? " (as the policy declares)" : "");
@@ -82,14 +84,16 @@ int ld_sup_go_live(struct super *s)
 	const struct ld_super_cfg *cfg = s->cfg;
 	char err[1024];
 
-	if (ld_nfq_bind(&s->nfq, err, sizeof(err)) < 0) {
-		ld_log("%s", err);
-		goto fail;
+	LANES(s, l) {
+		if (ld_nfq_bind(&l->nfq, err, sizeof(err)) < 0) {
+			ld_log("%s", err);
+			goto fail;
+		}
 	}
 	if (start_rules(s) < 0)
 		goto fail;
 	/* issue 14: --watch watches the modules the worker reported */
-	ld_reload_watch_list(&s->reload, s->sh->modules);
+	ld_reload_watch_list(&s->reload, s->lanes[0].sh->modules);
 	if (ld_pidfile_write(cfg->pidfile, cfg->w.nfq.queue) < 0)
 		ld_log("warning: pid file %s: %s (luadivert reload will not find us)",
 		       cfg->pidfile, strerror(errno));
@@ -106,8 +110,13 @@ int ld_sup_go_live(struct super *s)
 	ld_reload_set_status_file(&s->reload, s->status);
 	ld_obs_tick(s->obs, ld_now_ns());   /* issue 13: the report's time 0 */
 	s->started = 1;
-	ld_log("queue %u: running %s (pid %ld, worker %ld)", cfg->w.nfq.queue, cfg->w.policy,
-	       (long)getpid(), (long)s->cur.pid);
+	if (s->nlanes == 1)
+		ld_log("queue %u: running %s (pid %ld, worker %ld)", cfg->w.nfq.queue, cfg->w.policy,
+		       (long)getpid(), (long)s->lanes[0].cur.pid);
+	else
+		LANES(s, l)
+			ld_log("queue %u: running %s (pid %ld, worker %ld of %u, CPU %d)", l->queue,
+			       cfg->w.policy, (long)getpid(), (long)l->cur.pid, s->nlanes, l->cpu);
 	if (!cfg->w.sandbox.disabled)
 		ld_log("queue %u: the worker runs the policy as user %s with CAP_NET_ADMIN and "
 		       "CAP_NET_RAW only, NoNewPrivs, seccomp (docs/sandbox.md)", cfg->w.nfq.queue,
@@ -119,7 +128,8 @@ int ld_sup_go_live(struct super *s)
 fail:
 	s->failed = 1;
 	ld_sup_begin_stop(s);
-	ld_sup_kill(&s->cur, K_ABORT);
+	LANES(s, l)
+		ld_sup_kill(&l->cur, K_ABORT);
 	return -1;
 }
 
@@ -145,22 +155,28 @@ static int setup(struct super *s, char *err, size_t errlen)
 	struct ld_nfq_cfg qcfg = cfg->w.nfq;
 	struct itimerspec tick = { { 0, TICK_MS * MS }, { 0, TICK_MS * MS } };
 
-	s->sh = ld_shared_create(cfg->w.hold_max, cfg->w.hold_copies, cfg->w.hold_bytes,
-				 LD_STATE_MAX_DEFAULT);
-	if (!s->sh) {
-		snprintf(err, errlen, "shared memory: %s", strerror(errno));
-		return -1;
-	}
-	s->restarts = calloc(cfg->max_restarts ? cfg->max_restarts : 1, sizeof(*s->restarts));
-	if (!s->restarts) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
 	/* Held packets stay in the kernel queue: make room for them. */
 	if (cfg->w.hold_max && qcfg.maxlen < cfg->w.hold_max + LD_QUEUE_HEADROOM)
 		qcfg.maxlen = cfg->w.hold_max + LD_QUEUE_HEADROOM;
-	if (ld_nfq_socket(&s->nfq, &qcfg, LD_BATCH_MAX * 2, &s->sh->c, &s->lim, err, errlen) < 0)
-		return -1;
+	/* issue 16: per lane (queue) its own region and socket */
+	LANES(s, l) {
+		l->sh = ld_shared_create(cfg->w.hold_max, cfg->w.hold_copies, cfg->w.hold_bytes,
+					 LD_STATE_MAX_DEFAULT);
+		if (!l->sh) {
+			snprintf(err, errlen, "shared memory: %s", strerror(errno));
+			return -1;
+		}
+		l->restarts = calloc(cfg->max_restarts ? cfg->max_restarts : 1,
+				     sizeof(*l->restarts));
+		if (!l->restarts) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		qcfg.queue = l->queue;
+		if (ld_nfq_socket(&l->nfq, &qcfg, LD_BATCH_MAX * 2, &l->sh->c, &l->lim, err,
+				  errlen) < 0)
+			return -1;
+	}
 	if (ld_reload_init(&s->reload, cfg->w.policy, cfg->w.watch, err, errlen) < 0)
 		return -1;
 	/*
@@ -181,15 +197,36 @@ static int setup(struct super *s, char *err, size_t errlen)
 		struct ld_obs_cfg ocfg = cfg->w.obs;
 
 		ocfg.tables = s->tables;
-		s->obs = ld_obs_new(&ocfg, cfg->w.nfq.queue, cfg->w.nfq.default_verdict, &s->sh->c,
-				    err, errlen);
+		/* with --workers N > 1 none of them is given (run.c): lane 0's counters */
+		s->obs = ld_obs_new(&ocfg, cfg->w.nfq.queue, cfg->w.nfq.default_verdict,
+				    &s->lanes[0].sh->c, err, errlen);
 		if (!s->obs)
 			return -1;
 	}
-	s->wcfg = cfg->w;
-	s->wcfg.obs = (struct ld_obs_cfg){ .worker = 1, .record = ld_obs_record(s->obs),
-					   .tables = s->tables,
-					   .record_path = cfg->w.obs.record_path };
+	LANES(s, l) {
+		l->wcfg = cfg->w;
+		l->wcfg.nfq.queue = l->queue;
+		l->wcfg.obs = (struct ld_obs_cfg){ .worker = 1, .record = ld_obs_record(s->obs),
+						   .tables = s->tables,
+						   .record_path = cfg->w.obs.record_path };
+		if (!l->idx)
+			continue;
+		/* issue 16: lanes past the first get a metrics table of their own
+		 * (two workers must not fill the same slots); /metrics shows each
+		 * queue with its label */
+		l->tables = mmap(NULL, sizeof(*l->tables), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (l->tables == MAP_FAILED) {
+			l->tables = NULL;
+			snprintf(err, errlen, "metrics table: %s", strerror(errno));
+			return -1;
+		}
+		l->wcfg.obs.tables = l->tables;
+		if (ld_obs_add_queue(s->obs, l->queue, &l->sh->c, l->tables) < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	s->tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (s->epfd < 0 || s->tickfd < 0 || timerfd_settime(s->tickfd, 0, &tick, NULL) < 0 ||
@@ -208,8 +245,9 @@ static void finish(struct super *s)
 	const struct ld_super_cfg *cfg = s->cfg;
 	struct ld_kernel_counters k;
 	char err[LD_RULES_FILTER_MAX + 1200];
-	/* issue 16: with offload rules, unhook first and remove once the queue
-	 * is empty (policy_rules.h: else the kernel drops what is queued) */
+	unsigned nbound = 0;
+	/* issue 16: with offload rules, unhook first and remove once the queues
+	 * are empty (policy_rules.h: else the kernel drops what is queued) */
 	int later = s->rules_on && ld_divert_unhook(&s->divert, err, sizeof(err)) == 0;
 
 	if (s->rules_on && !later && ld_rules_remove(cfg->rules, err, sizeof(err)) < 0) {
@@ -217,27 +255,33 @@ static void finish(struct super *s)
 		       "removes them)", err, cfg->w.nfq.queue);
 		s->failed = 1;
 	}
-	if (s->sh) {
-		/* a worker that was killed could not release its held packets */
-		if (s->sh->heap.n)
-			ld_shared_send_copies(s->sh, cfg->w.held_on_exit == LD_HELD_DROP);
-		if (s->nfq.nl && s->sh->heap.n)
-			ld_shared_release_all(s->sh, &s->nfq, cfg->w.held_on_exit == LD_HELD_DROP);
-		if (s->sh->seen_any && !s->nfq.seen_any) {
-			s->nfq.last_id = s->sh->last_id;
-			s->nfq.seen_any = 1;
+	LANES(s, l) {
+		if (l->sh) {
+			/* a worker that was killed could not release its held packets */
+			if (l->sh->heap.n)
+				ld_shared_send_copies(l->sh, cfg->w.held_on_exit == LD_HELD_DROP);
+			if (l->nfq.nl && l->sh->heap.n)
+				ld_shared_release_all(l->sh, &l->nfq,
+						      cfg->w.held_on_exit == LD_HELD_DROP);
+			if (l->sh->seen_any && !l->nfq.seen_any) {
+				l->nfq.last_id = l->sh->last_id;
+				l->nfq.seen_any = 1;
+			}
+		}
+		if (l->nfq.nl) {
+			int bound = l->nfq.bound;
+
+			/* The queue's kernel counters vanish with it: read them first. */
+			ld_kernel_counters_read(l->queue, &k);
+			ld_nfq_close(&l->nfq, cfg->w.nfq.default_verdict);
+			ld_log_limit_flush(&l->lim);
+			if (bound)
+				ld_counters_print(stderr, l->queue, &l->sh->c, &k);
+			nbound += bound;
 		}
 	}
-	if (s->nfq.nl) {
-		int bound = s->nfq.bound;
-
-		/* The queue's kernel counters vanish with it: read them first. */
-		ld_kernel_counters_read(cfg->w.nfq.queue, &k);
-		ld_nfq_close(&s->nfq, cfg->w.nfq.default_verdict);
-		ld_log_limit_flush(&s->lim);
-		if (bound)
-			ld_counters_print(stderr, cfg->w.nfq.queue, &s->sh->c, &k);
-	}
+	if (nbound == s->nlanes)
+		ld_lanes_print_total(s, 0);   /* issue 16: N > 1 only */
 	if (later && ld_rules_remove(cfg->rules, err, sizeof(err)) < 0) {
 		ld_log("removing the divert rules: %s (`luadivert rules cleanup --queue %u` "
 		       "removes them)", err, cfg->w.nfq.queue);
@@ -267,19 +311,15 @@ static void finish(struct super *s)
 		close(s->epfd);
 	if (s->tickfd >= 0)
 		close(s->tickfd);
-	free(s->restarts);
-	ld_shared_destroy(s->sh);
 }
 
 int ld_supervise(const struct ld_super_cfg *cfg)
 {
-	struct super s = { .cfg = cfg, .epfd = -1, .tickfd = -1, .lock_fd = -1,
-			   .cur = { .ctl = -1 }, .nxt = { .ctl = -1 } };
+	struct super s = { .cfg = cfg, .epfd = -1, .tickfd = -1 };
 	char err[1024];
-	int rc;
+	int rc, gave_up = 0;
 
 	s.reload.watch_fd = -1;
-	s.nfq.fd = -1;
 	if (cfg->rules)
 		s.divert.cmdline = *cfg->rules;
 	else
@@ -292,8 +332,7 @@ int ld_supervise(const struct ld_super_cfg *cfg)
 		return LD_EXIT_FAIL;
 	}
 	/* one luadivert per queue; on this failure the rules are the other's */
-	s.lock_fd = ld_rules_lock(cfg->w.nfq.queue, err, sizeof(err));
-	if (s.lock_fd < 0) {
+	if (ld_lanes_new(&s, err, sizeof(err)) < 0) {
 		ld_log("%s", err);
 		close(s.sigfd);
 		return LD_EXIT_FAIL;
@@ -301,23 +340,36 @@ int ld_supervise(const struct ld_super_cfg *cfg)
 	if (ld_sup_check_policy(&s, err, sizeof(err)) < 0 || setup(&s, err, sizeof(err)) < 0) {
 		ld_log("%s", err);
 		s.failed = 1;
-	} else if (ld_sup_spawn(&s, &s.cur, 1, cfg->init_timeout_ms) < 0) {
-		s.failed = 1;
-	} else if (ld_sup_loop(&s) < 0) {
-		s.failed = 1;
-		ld_sup_kill(&s.cur, K_ABORT);
-		ld_sup_kill(&s.nxt, K_ABORT);
-		while (waitpid(-1, NULL, 0) > 0)
-			;
+	} else {
+		/* every lane's first worker loads the policy; the queues are bound
+		 * once all of them said V (first_valid() in supervisor.c) */
+		LANES(&s, l) {
+			if (ld_sup_spawn(&s, l, &l->cur, 1, cfg->init_timeout_ms) < 0) {
+				s.failed = 1;
+				ld_sup_begin_stop(&s);
+				break;
+			}
+		}
+		if (ld_sup_loop(&s) < 0) {
+			s.failed = 1;
+			LANES(&s, l) {
+				ld_sup_kill(&l->cur, K_ABORT);
+				ld_sup_kill(&l->nxt, K_ABORT);
+			}
+			while (waitpid(-1, NULL, 0) > 0)
+				;
+		}
 	}
 	finish(&s);
-	ld_rules_unlock(s.lock_fd, cfg->w.nfq.queue);
+	LANES(&s, l)
+		gave_up |= l->fallback;
+	ld_lanes_free(&s);
 	close(s.sigfd);
 	if (s.failed)
 		rc = LD_EXIT_FAIL;
 	else if (s.stop_killed)
 		rc = LD_EXIT_STOP_KILLED;
-	else if (s.fallback)
+	else if (gave_up)
 		rc = LD_EXIT_GAVE_UP;
 	else
 		rc = LD_EXIT_OK;
