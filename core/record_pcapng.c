@@ -77,6 +77,8 @@ struct ld_record {
 	uint8_t *ring;           /* sh->ring */
 	size_t size;
 	_Atomic int stop;        /* the writer's own process only */
+	_Atomic int pause_req;   /* ld_record_pause(): wait at the loop's top */
+	_Atomic int paused;      /* the writer waits there, holding no lock */
 	pthread_t thread;
 	int thread_started;
 	uint8_t *blk;            /* the writer's block being assembled (PN_BLOCK_MAX) */
@@ -277,6 +279,15 @@ static void *pn_writer(void *arg)
 	for (;;) {
 		int stop = atomic_load(&r->stop);
 
+		if (atomic_load(&r->pause_req)) {
+			const struct timespec t = { 0, 100000 };
+
+			atomic_store(&r->paused, 1);
+			while (atomic_load(&r->pause_req))
+				nanosleep(&t, NULL);
+			atomic_store(&r->paused, 0);
+			continue;
+		}
 		if (!pn_drain(r)) {
 			if (stop)
 				break;
@@ -380,6 +391,25 @@ void ld_record_packet(struct ld_record *r, const struct ld_record_pkt *p)
 			nanosleep(&t, NULL);
 		}
 	}
+}
+
+int ld_record_pause(struct ld_record *r)
+{
+	const struct timespec t = { 0, 50000 };
+
+	if (!r || !r->thread_started)
+		return 0;
+	atomic_store(&r->pause_req, 1);
+	/* a drain pass is short: 2 s means the disk hangs; fork anyway */
+	for (int i = 0; i < 40000 && !atomic_load(&r->paused); i++)
+		nanosleep(&t, NULL);
+	return atomic_load(&r->paused) ? 0 : -1;
+}
+
+void ld_record_resume(struct ld_record *r)
+{
+	if (r)
+		atomic_store(&r->pause_req, 0);
 }
 
 void ld_record_missed(struct ld_record *r, uint64_t n)

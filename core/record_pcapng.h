@@ -61,6 +61,24 @@ struct ld_record *ld_record_open(const char *path, uint64_t max_bytes, int block
 void ld_record_packet(struct ld_record *r, const struct ld_record_pkt *p);
 
 /**
+ * ld_record_pause() - stop the writer thread at a point where it holds no
+ * lock (of malloc, stdio or a sanitizer), before the process forks: a
+ * child inherits locks held by other threads at the fork, and would wait
+ * for them forever
+ * @r: recorder, may be NULL
+ *
+ * Return: 0, or -1 when the writer did not pause within 2 s (a write that
+ * hangs); the caller forks anyway.
+ */
+int ld_record_pause(struct ld_record *r);
+
+/**
+ * ld_record_resume() - let the writer go on after ld_record_pause()
+ * @r: recorder, may be NULL
+ */
+void ld_record_resume(struct ld_record *r);
+
+/**
  * ld_record_missed() - count packets that were diverted but never reached
  * ld_record_packet() (a worker killed with a batch in hand)
  * @r: recorder

@@ -107,8 +107,14 @@ int ld_sup_spawn(struct super *s, struct lane *l, struct wproc *w, int with_poli
 		return -1;
 	}
 	l->sh->err[0] = '\0';
+	/* no other thread may hold a lock the child would inherit (the record
+	 * writer is the supervisor's only other thread) */
+	if (ld_record_pause(ld_obs_record(s->obs)) < 0)
+		ld_log("--record: the writer did not pause for a fork");
 	fflush(NULL);
 	pid = fork();
+	if (pid != 0)
+		ld_record_resume(ld_obs_record(s->obs));
 	if (pid < 0) {
 		ld_log("fork: %s", strerror(errno));
 		close(sv[0]);

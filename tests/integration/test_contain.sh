@@ -43,7 +43,7 @@ hs_start() {
 	bg_ns "$NS" env LD_HOSTILE="$_mode" "$LUADIVERT" run "${HS_POLICY:-$POLICY}" --queue 0 \
 		--pidfile "$LD_PIDFILE" "$@" >"$LD_LOG" 2>&1
 	LD_PID=$LDT_LAST_PID
-	wait_for_output "$LD_LOG" 'running ' 10 || { cat "$LD_LOG" >&2; fail "luadivert did not start"; }
+	wait_for_output "$LD_LOG" ': running .* [(]pid [0-9]+, worker' 10 || { cat "$LD_LOG" >&2; fail "luadivert did not start"; }
 }
 worker_pid() { cat "/proc/$LD_PID/task/$LD_PID/children" 2>/dev/null | awk '{ print $1 }'; }
 poison() {  # poison DELAY_S [COUNT]: datagrams to 9001 after DELAY_S, in the background
