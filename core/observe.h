@@ -132,13 +132,14 @@ void ld_obs_tick(struct ld_obs *o, uint64_t now_ns);
 int ld_obs_timeout_ms(const struct ld_obs *o);
 
 /**
- * ld_obs_missed() - packets --record will never see: a worker was killed
- * with them in hand (the supervisor gave them their verdicts); counted as
- * not recorded, so the record's count stays true
- * @o: observer
- * @n: how many
+ * ld_obs_settle() - count as not recorded the packets received that never
+ * reached the record: a batch a killed worker had in hand (it records after
+ * the verdicts), packets the queue's close swept; so that written + not
+ * recorded = received
+ * @o: observer (the supervisor's)
+ * @received: the queue's received counter now
  */
-void ld_obs_missed(struct ld_obs *o, uint64_t n);
+void ld_obs_settle(struct ld_obs *o, uint64_t received);
 
 /**
  * ld_obs_recorded() - --record's counts so far

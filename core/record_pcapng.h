@@ -79,6 +79,15 @@ int ld_record_pause(struct ld_record *r);
 void ld_record_resume(struct ld_record *r);
 
 /**
+ * ld_record_produced() - packets handed to ld_record_packet() so far, by any
+ * process (written, left out, or still in the ring)
+ * @r: recorder
+ *
+ * Return: the count.
+ */
+uint64_t ld_record_produced(const struct ld_record *r);
+
+/**
  * ld_record_missed() - count packets that were diverted but never reached
  * ld_record_packet() (a worker killed with a batch in hand)
  * @r: recorder

@@ -201,9 +201,7 @@ static void cur_gone(struct super *s, struct lane *l, int status)
 	w->state = W_NONE;
 	/* a batch is recorded after its verdicts: one in hand never was (the
 	 * record is refused with several lanes, so this is lane 0's) */
-	if (l->sh->phase == LD_PHASE_BATCH || l->sh->phase == LD_PHASE_SEND)
-		ld_obs_missed(s->obs, l->sh->inhand_n < LD_BATCH_MAX ? l->sh->inhand_n :
-				      LD_BATCH_MAX);
+	ld_obs_settle(s->obs, l->sh->c.received);
 	given = ld_shared_recover(l->sh, &l->nfq, dv);
 	if (!s->started) {
 		/* the first worker never served: the policy cannot start */

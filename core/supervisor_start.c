@@ -294,9 +294,12 @@ static void finish(struct super *s)
 	if (s->metrics_file[0])
 		unlink(s->metrics_file);
 	if (s->obs) {
-		/* no worker is left: the record's ring has its last packet */
+		/* no worker is left: the record's ring has its last packet; what
+		 * the queue's close swept was never recorded */
 		char title[PATH_MAX + 32];
 
+		if (s->nlanes && s->lanes[0].sh)
+			ld_obs_settle(s->obs, s->lanes[0].sh->c.received);
 		snprintf(title, sizeof(title), "luadivert run %s, queue %u", cfg->w.policy,
 			 cfg->w.nfq.queue);
 		if (ld_obs_free(s->obs, ld_now_ns(), title) < 0)
