@@ -19,6 +19,8 @@
  */
 #include "../../core/cli.c"
 #include "../../core/rules.c"
+#include "../../core/rules_compile.c"
+#include "../../core/rules_save.c"
 #include "../../core/rules_cli.c"
 #include "../../core/rules_exec.c"
 #include "../../core/rules_lock.c"

@@ -8,6 +8,8 @@
  */
 #include "../../core/log.c"
 #include "../../core/rules.c"
+#include "../../core/rules_compile.c"
+#include "../../core/rules_save.c"
 #include "../../core/rules_exec.c"
 #include "../../core/rules_lock.c"
 #include "../../core/rules_swap.c"

@@ -7,6 +7,8 @@
  * Prints one "ok"/"not ok" line per check; exits 1 if any failed.
  */
 #include "../../core/rules.c"
+#include "../../core/rules_compile.c"
+#include "../../core/rules_save.c"
 #include "../../core/rules_exec.c"
 #include "../../core/rules_lock.c"
 
@@ -199,8 +201,8 @@ static void test_save_text(void)
 	check(strcmp(lines[2], "mangle 12 2 -A PREROUTING -i lo -j LUADIVERT-Q12") == 0,
 	      "walk: a jump with matches, its table and queue");
 	check(strcmp(text, save_text) == 0, "walk: the text is left as it was");
-	check(has_rules(text) && !has_rules("*mangle\n:INPUT ACCEPT [0:0]\nCOMMIT\n") &&
-	      has_rules("*filter\n:MINE - [0:0]\nCOMMIT\n"), "has_rules: rules or user chains");
+	check(rules_has_rules(text) && !rules_has_rules("*mangle\n:INPUT ACCEPT [0:0]\nCOMMIT\n") &&
+	      rules_has_rules("*filter\n:MINE - [0:0]\nCOMMIT\n"), "has_rules: rules or user chains");
 
 	r->queue = -1;
 	r->keep = keep_12;
