@@ -27,16 +27,6 @@
 
 #include "log.h"
 
-/* Sanitizer builds: LeakSanitizer reads /proc/self and ptraces the process
- * at exit, which a non-dumpable process (any setuid'd one) forbids. */
-#if defined(__SANITIZE_ADDRESS__)
-#define LD_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LD_SANITIZED 1
-#endif
-#endif
-
 #define KEEP_CAPS ((1ull << CAP_NET_ADMIN) | (1ull << CAP_NET_RAW))
 
 int ld_sandbox_user(const struct ld_sandbox_cfg *cfg, uid_t *uid, gid_t *gid, char *name,

@@ -16,6 +16,19 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/*
+ * LD_SANITIZED: an ASan build. LeakSanitizer reads /proc/self and ptraces
+ * the process at exit, which a non-dumpable process (any setuid'd one)
+ * forbids, and needs system calls the allow-list does not otherwise give.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define LD_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LD_SANITIZED 1
+#endif
+#endif
+
 /* What a system call outside the allow-list gets. */
 enum ld_sandbox_deny {
 	LD_SANDBOX_DENY_ERRNO = 0,  /* fails with EPERM: the caller sees an error */

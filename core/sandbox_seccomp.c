@@ -22,14 +22,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define LD_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LD_SANITIZED 1
-#endif
-#endif
-
 /* One argument comparison (libseccomp's SCMP_An macros leave datum_b out,
  * which clang's -Wmissing-field-initializers rejects). */
 static struct scmp_arg_cmp arg_cmp(unsigned arg, enum scmp_compare op, scmp_datum_t a,
