@@ -49,6 +49,7 @@
 
 #include "counters.h"
 #include "hold_store.h"
+#include "inject.h"
 #include "ld_abi.h"
 #include "nfq.h"
 #include "policy_rules.h"
@@ -95,6 +96,9 @@ struct ld_shared {
 	volatile uint32_t rel_n;            /* release log: popped, verdict maybe unsent;
 					     * .taken 1 = copy not sent yet, 2 = sent */
 	struct ld_held rel[LD_SHARED_REL_MAX];
+	/* the worker's raw sendmmsg of taken copies in flight; tag = rel index:
+	 * the kernel's msg_len says which of them left (inject.h) */
+	struct ld_inject_log sendlog;
 	struct ld_heap heap;                /* .v = base + heap_off, same address in all */
 	struct ld_counters c;
 
@@ -172,6 +176,21 @@ static inline uint8_t *ld_shared_state(struct ld_shared *sh)
  * Return: packets in hand that got @default_verdict.
  */
 uint32_t ld_shared_recover(struct ld_shared *sh, struct ld_nfq *q, uint32_t default_verdict);
+
+/**
+ * ld_shared_settle_sends() - mark sent the release-log copies the kernel
+ * took in the sendmmsg logged in sh->sendlog
+ * @sh: region
+ *
+ * The worker calls it after each logged call (inject.h: inj->settle), the
+ * supervisor in ld_shared_recover() for a worker killed before it could:
+ * inside the call or just after it. A logged message with msg_len != 0
+ * left; its release-log entry (the tag) becomes "sent" (taken = 2) and is
+ * not sent again. Tags are checked against the log's bounds: the worker
+ * writes them, the supervisor trusts nothing it cannot check.
+ * Return: entries it marked sent.
+ */
+uint32_t ld_shared_settle_sends(struct ld_shared *sh);
 
 /**
  * ld_shared_release_all() - verdict every held packet now (the supervisor,
