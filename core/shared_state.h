@@ -169,10 +169,12 @@ static inline uint8_t *ld_shared_state(struct ld_shared *sh)
  * Verdicts sent twice are harmless: the kernel refuses a verdict for an id
  * it no longer holds (ENOENT). Held packets keep their release time.
  * Taken-over copies (sent through a raw socket, so a second send would be
- * a second packet) are never sent here: those in the release log not
- * marked sent go back into the heap for the next worker, those marked sent
- * leave it; a taken packet in hand gets DROP (its original, again); the
- * hold store's free state is rebuilt from the copies still referenced.
+ * a second packet) are never sent here: first the dead worker's sendmmsg
+ * in flight is settled (ld_shared_settle_sends()), then those in the
+ * release log not marked sent go back into the heap for the next worker,
+ * those marked sent leave it; a taken packet in hand gets DROP (its
+ * original, again); the hold store's free state is rebuilt from the
+ * copies still referenced.
  * Return: packets in hand that got @default_verdict.
  */
 uint32_t ld_shared_recover(struct ld_shared *sh, struct ld_nfq *q, uint32_t default_verdict);
