@@ -326,7 +326,12 @@ uint32_t ld_shared_recover(struct ld_shared *sh, struct ld_nfq *q, uint32_t defa
 		 * Killed inside the receive: the ids read are unknown but start
 		 * at rx_from. Verdict one batch's worth of them; any still unread
 		 * get this verdict early, and the next worker's own is refused.
+		 * The next worker must not take one of those over, though: its
+		 * DROP would be refused too, but its copy would go out as a
+		 * second packet (ld_shared_early()).
 		 */
+		sh->early_from = sh->rx_from;
+		__atomic_store_n(&sh->early_n, LD_BATCH_MAX, __ATOMIC_RELEASE);
 		for (uint32_t i = 0; i < LD_BATCH_MAX; i++) {
 			uint32_t id = sh->rx_from + i;
 

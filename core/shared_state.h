@@ -99,6 +99,11 @@ struct ld_shared {
 	/* the worker's raw sendmmsg of taken copies in flight; tag = rel index:
 	 * the kernel's msg_len says which of them left (inject.h) */
 	struct ld_inject_log sendlog;
+	/* written by the supervisor's recovery: ids it verdicted without
+	 * knowing whether they were read (killed inside the receive); they may
+	 * still wait in the queue socket for the next worker (ld_shared_early()) */
+	uint32_t early_from;
+	volatile uint32_t early_n;
 	struct ld_heap heap;                /* .v = base + heap_off, same address in all */
 	struct ld_counters c;
 
@@ -178,6 +183,23 @@ static inline uint8_t *ld_shared_state(struct ld_shared *sh)
  * Return: packets in hand that got @default_verdict.
  */
 uint32_t ld_shared_recover(struct ld_shared *sh, struct ld_nfq *q, uint32_t default_verdict);
+
+/**
+ * ld_shared_early() - whether @id may have got its verdict from the
+ * supervisor already (ld_shared_recover() of a worker killed inside the
+ * receive), before any worker decided it
+ * @sh: region
+ * @id: packet id
+ *
+ * Such a packet may still be read by the next worker. A verdict of its own
+ * is then refused (harmless), but a copy taken over and sent later would
+ * be a second packet: the worker keeps these in the kernel queue instead.
+ * Return: nonzero when @id is in the last such window of ids.
+ */
+static inline int ld_shared_early(const struct ld_shared *sh, uint32_t id)
+{
+	return id - sh->early_from < __atomic_load_n(&sh->early_n, __ATOMIC_ACQUIRE);
+}
 
 /**
  * ld_shared_settle_sends() - mark sent the release-log copies the kernel

@@ -280,8 +280,10 @@ static int hold_packet(struct ld_worker *w, struct ld_packet *p)
 		e.set &= ~(uint32_t)LD_SET_MODIFIED;
 	if (e.dup && !len_ok(p))
 		e.dup = 0;
-	/* Without a raw socket for its family a copy could not be sent: keep it queued. */
-	if (can_inject(w, p))
+	/* Without a raw socket for its family a copy could not be sent: keep it
+	 * queued; also when the supervisor may have verdicted it already, after a
+	 * crash (its copy would be a second packet; shared_state.h). */
+	if (can_inject(w, p) && !ld_shared_early(w->sh, p->id))
 		take = ld_takeover_take(&w->take, p, p->tstamp_ns, &e.copy);
 	else
 		take = LD_TAKE_KEEP;

@@ -7,7 +7,8 @@
  *   - the release log is sent again with each packet's own verdict and bytes;
  *   - the heap keeps one entry per id, drops a stale entry whose copy slot a
  *     newer packet owns, and the free-slot stack is rebuilt without leaks;
- *   - killed inside the receive: one batch's worth of ids from rx_from;
+ *   - killed inside the receive: one batch's worth of ids from rx_from, and
+ *     those ids are marked early (the next worker does not take them over);
  *   - release_all gives every held packet its verdict (or drop);
  *   - taken-over copies in the hold store (test_recover_copies): one that was
  *     released and logged sent is never sent again, one logged unsent goes
@@ -140,6 +141,9 @@ static void test_recover(void)
 	CHECK(ld_shared_recover(sh, &q, LD_DROP) == LD_BATCH_MAX);
 	CHECK(find(100) && find(100 + LD_BATCH_MAX - 1) && !find(100 + LD_BATCH_MAX));
 	CHECK(find(100)->verdict == LD_DROP);
+	/* the next worker takes none of those over: they may wait in its socket */
+	CHECK(!ld_shared_early(sh, 99) && ld_shared_early(sh, 100));
+	CHECK(ld_shared_early(sh, 100 + LD_BATCH_MAX - 1) && !ld_shared_early(sh, 100 + LD_BATCH_MAX));
 
 	/* at exit: release_all */
 	e = (struct ld_held){ .id = 40, .due_ns = 5, .verdict = LD_PASS, .slot = LD_HELD_NO_SLOT };
