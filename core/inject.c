@@ -269,8 +269,10 @@ uint32_t ld_inject_send_tagged(struct ld_inject *inj, const uint8_t *const *pkts
 	/*
 	 * One sendmmsg per family, IPv4 first. The headers point into m[],
 	 * which does not move. Writing each entry (msg_len = 0 included)
-	 * here also makes its page present: the kernel's msg_len store after
-	 * a send cannot fault, so it cannot fail for a pending SIGKILL.
+	 * here also makes its page present, so the kernel's msg_len store
+	 * after a send does not fault and cannot fail for a pending SIGKILL
+	 * (unless the page were swapped out within these microseconds:
+	 * docs/process.md says what that would cost).
 	 */
 	for (int pass = 0; pass < 2; pass++) {
 		for (uint32_t j = 0; j < k; j++) {
