@@ -123,7 +123,8 @@ int ld_takeover_take(struct ld_takeover *t, const struct ld_packet *p, uint64_t 
  * full area). Return the segments the kernel took.
  */
 static uint32_t send_segments(struct ld_takeover *t, struct ld_inject *inj,
-			      const struct ld_gso_plan *plan, const uint8_t *data, uint32_t outdev)
+			      const struct ld_gso_plan *plan, const uint8_t *data, uint32_t outdev,
+			      const uint32_t *tags)
 {
 	const uint8_t *pkts[LD_INJECT_BATCH];
 	uint32_t lens[LD_INJECT_BATCH];
@@ -131,7 +132,7 @@ static uint32_t send_segments(struct ld_takeover *t, struct ld_inject *inj,
 
 	for (uint32_t i = 0; i < plan->nseg; i++) {
 		if (n == LD_INJECT_BATCH || used + plan->hdr_len + plan->mss > LD_TAKEOVER_SEG_AREA) {
-			sent += ld_inject_send_many(inj, pkts, lens, n, outdev);
+			sent += ld_inject_send_tagged(inj, pkts, lens, tags, n, outdev);
 			n = used = 0;
 		}
 		pkts[n] = t->seg + used;
@@ -140,16 +141,28 @@ static uint32_t send_segments(struct ld_takeover *t, struct ld_inject *inj,
 		n++;
 	}
 	if (n)
-		sent += ld_inject_send_many(inj, pkts, lens, n, outdev);
+		sent += ld_inject_send_tagged(inj, pkts, lens, tags, n, outdev);
 	return sent;
 }
 
-uint32_t ld_takeover_send(struct ld_takeover *t, struct ld_inject *inj, uint8_t *data,
+/*
+ * ld_takeover_send() with a tag: a release's packets (segments) go through
+ * ld_inject_send_tagged(), so that the sender's log names them (inject.h).
+ */
+static uint32_t send_copy(struct ld_takeover *t, struct ld_inject *inj, uint8_t *data,
 			  uint32_t len, uint32_t outdev, uint32_t flags, uint32_t times,
-			  uint64_t now_ns, uint32_t *failed)
+			  uint64_t now_ns, uint32_t tag, uint32_t *failed)
 {
 	uint32_t mtu = t->store ? dev_mtu(t, outdev, now_ns) : 0, sent = 0;
+	uint32_t tags[LD_INJECT_BATCH];
+	const uint32_t *tp = NULL;
 	struct ld_gso_plan plan;
+
+	if (tag != LD_INJECT_NO_TAG) {
+		for (uint32_t i = 0; i < LD_INJECT_BATCH; i++)
+			tags[i] = tag;
+		tp = tags;
+	}
 
 	*failed = 0;
 	if (!times)
@@ -167,7 +180,7 @@ uint32_t ld_takeover_send(struct ld_takeover *t, struct ld_inject *inj, uint8_t 
 		*failed += f;
 		t->segmented++;
 		for (uint32_t k = 0; k < times; k++) {
-			uint32_t n = send_segments(t, inj, &plan, data, outdev);
+			uint32_t n = send_segments(t, inj, &plan, data, outdev, tp);
 
 			t->segments += n;
 			*failed += plan.nseg - n;
@@ -178,7 +191,10 @@ uint32_t ld_takeover_send(struct ld_takeover *t, struct ld_inject *inj, uint8_t 
 	if (flags & LD_PKT_CSUM_NOTREADY)
 		ld_csum_fill_l4(data, len);
 	for (uint32_t k = 0; k < times; k++) {
-		if (ld_inject_send_dev(inj, data, len, outdev) == 0)
+		const uint8_t *one = data;
+
+		if (tp ? ld_inject_send_tagged(inj, &one, &len, tp, 1, outdev) == 1
+		       : ld_inject_send_dev(inj, data, len, outdev) == 0)
 			sent++;
 		else
 			(*failed)++;
@@ -186,9 +202,18 @@ uint32_t ld_takeover_send(struct ld_takeover *t, struct ld_inject *inj, uint8_t 
 	return sent;
 }
 
+uint32_t ld_takeover_send(struct ld_takeover *t, struct ld_inject *inj, uint8_t *data,
+			  uint32_t len, uint32_t outdev, uint32_t flags, uint32_t times,
+			  uint64_t now_ns, uint32_t *failed)
+{
+	return send_copy(t, inj, data, len, outdev, flags, times, now_ns, LD_INJECT_NO_TAG,
+			 failed);
+}
+
 uint32_t ld_takeover_flush(struct ld_takeover *t, struct ld_inject *inj, uint32_t *failed)
 {
-	uint32_t sent = t->bn ? ld_inject_send_many(inj, t->bp, t->bl, t->bn, t->bdev) : 0;
+	uint32_t sent = t->bn ? ld_inject_send_tagged(inj, t->bp, t->bl, t->btag, t->bn, t->bdev)
+			      : 0;
 
 	*failed = t->bn - sent;
 	t->bn = 0;
@@ -198,7 +223,7 @@ uint32_t ld_takeover_flush(struct ld_takeover *t, struct ld_inject *inj, uint32_
 
 uint32_t ld_takeover_release(struct ld_takeover *t, struct ld_inject *inj, uint32_t copy,
 			     uint32_t len, uint32_t outdev, uint32_t flags, uint32_t times,
-			     uint64_t now_ns, uint32_t *failed)
+			     uint64_t now_ns, uint32_t tag, uint32_t *failed)
 {
 	uint32_t sent = 0, mtu, f = 0;
 
@@ -211,8 +236,8 @@ uint32_t ld_takeover_release(struct ld_takeover *t, struct ld_inject *inj, uint3
 		sent = ld_takeover_flush(t, inj, failed);
 		ld_store_get(t->store, copy, len, t->buf);
 		/* Checksums of taken copies were completed at take time. */
-		sent += ld_takeover_send(t, inj, t->buf, len, outdev,
-					 flags & ~(uint32_t)LD_PKT_CSUM_NOTREADY, times, now_ns, &f);
+		sent += send_copy(t, inj, t->buf, len, outdev,
+				  flags & ~(uint32_t)LD_PKT_CSUM_NOTREADY, times, now_ns, tag, &f);
 		*failed += f;
 	} else {
 		for (uint32_t k = 0; k < times; k++) {
@@ -224,6 +249,7 @@ uint32_t ld_takeover_release(struct ld_takeover *t, struct ld_inject *inj, uint3
 			/* Queued for the next flush, in release order. */
 			t->bp[t->bn] = t->seg + t->bused;
 			t->bl[t->bn] = len;
+			t->btag[t->bn] = tag;
 			t->bdev = outdev;
 			ld_store_get(t->store, copy, len, t->seg + t->bused);
 			t->bused += (len + 7) & ~7u;

@@ -69,6 +69,7 @@ struct ld_takeover {
 	uint8_t  *seg;            /* LD_TAKEOVER_SEG_AREA: segments being built */
 	const uint8_t *bp[LD_INJECT_BATCH]; /* released copies queued in the segment area */
 	uint32_t  bl[LD_INJECT_BATCH];
+	uint32_t  btag[LD_INJECT_BATCH]; /* their release's tag (ld_inject_send_tagged()) */
 	uint32_t  bn;             /* how many */
 	uint32_t  bused;          /* bytes of the segment area they take */
 	uint32_t  bdev;           /* their output device */
@@ -137,6 +138,9 @@ uint32_t ld_takeover_send(struct ld_takeover *t, struct ld_inject *inj, uint8_t 
  * @flags: enum ld_packet_flag
  * @times: 0 only frees it (a drop)
  * @now_ns: clock
+ * @tag: logged with every packet (segment) of this copy by
+ *       ld_inject_send_tagged() in inj->log; LD_INJECT_NO_TAG when the
+ *       caller keeps no log
  * @failed: as ld_takeover_send(), for what was sent by this call
  *
  * Copies that need no segmenting are queued (up to LD_INJECT_BATCH, in
@@ -147,7 +151,7 @@ uint32_t ld_takeover_send(struct ld_takeover *t, struct ld_inject *inj, uint8_t 
  */
 uint32_t ld_takeover_release(struct ld_takeover *t, struct ld_inject *inj, uint32_t copy,
 			     uint32_t len, uint32_t outdev, uint32_t flags, uint32_t times,
-			     uint64_t now_ns, uint32_t *failed);
+			     uint64_t now_ns, uint32_t tag, uint32_t *failed);
 
 /**
  * ld_takeover_flush() - send the copies ld_takeover_release() queued

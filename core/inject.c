@@ -222,31 +222,14 @@ int ld_inject_send_dev(struct ld_inject *inj, const uint8_t *pkt, uint32_t len,
 	return -1;
 }
 
-uint32_t ld_inject_send_many(struct ld_inject *inj, const uint8_t *const *pkts,
-			     const uint32_t *lens, uint32_t n, uint32_t ifindex)
+/* Send mm[from..to) on @fd; a refused message is counted and skipped. */
+static uint32_t send_range(struct ld_inject *inj, int fd, struct mmsghdr *mm, uint32_t from,
+			   uint32_t to)
 {
-	struct inj_msg m[LD_INJECT_BATCH];
-	struct mmsghdr mm[LD_INJECT_BATCH];
-	uint32_t sent = 0, k = 0, i = 0;
-	int fd = -1;
+	uint32_t sent = 0, i = from;
 
-	if (n > LD_INJECT_BATCH)
-		n = LD_INJECT_BATCH;
-	/* Refused packets are counted by prepare() and left out. */
-	for (uint32_t j = 0; j < n; j++) {
-		if (prepare(inj, pkts[j], lens[j], ifindex, &m[k], &mm[k].msg_hdr) < 0)
-			continue;
-		if (fd >= 0 && m[k].fd != fd) {
-			/* one family per call: send the rest one by one */
-			sent += ld_inject_send_dev(inj, pkts[j], lens[j], ifindex) == 0;
-			continue;
-		}
-		fd = m[k].fd;
-		/* prepare() pointed the header at m[k]'s own fields: still valid here */
-		k++;
-	}
-	while (i < k) {
-		int r = sendmmsg(fd, mm + i, k - i, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (i < to) {
+		int r = sendmmsg(fd, mm + i, to - i, MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (r > 0) {
 			i += (uint32_t)r;
@@ -261,6 +244,64 @@ uint32_t ld_inject_send_many(struct ld_inject *inj, const uint8_t *const *pkts,
 		}
 	}
 	return sent;
+}
+
+uint32_t ld_inject_send_tagged(struct ld_inject *inj, const uint8_t *const *pkts,
+			       const uint32_t *lens, const uint32_t *tags, uint32_t n,
+			       uint32_t ifindex)
+{
+	struct inj_msg m[LD_INJECT_BATCH];
+	struct msghdr hdr[LD_INJECT_BATCH];
+	uint32_t tag[LD_INJECT_BATCH];
+	struct mmsghdr own[LD_INJECT_BATCH];
+	struct ld_inject_log *log = tags ? inj->log : NULL;
+	struct mmsghdr *mm = log ? log->mm : own;
+	uint32_t sent, k = 0, at = 0, v6_from = 0;
+
+	if (n > LD_INJECT_BATCH)
+		n = LD_INJECT_BATCH;
+	/* Refused packets are counted by prepare() and left out. */
+	for (uint32_t j = 0; j < n; j++) {
+		if (prepare(inj, pkts[j], lens[j], ifindex, &m[k], &hdr[k]) < 0)
+			continue;
+		tag[k++] = tags ? tags[j] : LD_INJECT_NO_TAG;
+	}
+	/*
+	 * One sendmmsg per family, IPv4 first. The headers point into m[],
+	 * which does not move. Writing each entry (msg_len = 0 included)
+	 * here also makes its page present, so the kernel's msg_len store
+	 * after a send does not fault and cannot fail for a pending SIGKILL
+	 * (unless the page were swapped out within these microseconds:
+	 * docs/process.md says what that would cost).
+	 */
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t j = 0; j < k; j++) {
+			if ((m[j].fd == inj->fd4) != (pass == 0))
+				continue;
+			mm[at].msg_hdr = hdr[j];
+			mm[at].msg_len = 0;
+			if (log)
+				log->tag[at] = tag[j];
+			at++;
+		}
+		if (pass == 0)
+			v6_from = at;
+	}
+	if (log)
+		__atomic_store_n(&log->n, k, __ATOMIC_RELEASE);   /* before the first send */
+	sent = send_range(inj, inj->fd4, mm, 0, v6_from) + send_range(inj, inj->fd6, mm, v6_from, k);
+	if (log) {
+		if (inj->settle)
+			inj->settle(inj->settle_ctx, log);
+		__atomic_store_n(&log->n, 0, __ATOMIC_RELEASE);
+	}
+	return sent;
+}
+
+uint32_t ld_inject_send_many(struct ld_inject *inj, const uint8_t *const *pkts,
+			     const uint32_t *lens, uint32_t n, uint32_t ifindex)
+{
+	return ld_inject_send_tagged(inj, pkts, lens, NULL, n, ifindex);
 }
 
 int ld_inject_send(struct ld_inject *inj, const uint8_t *pkt, uint32_t len)

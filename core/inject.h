@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 enum {
 	/*
@@ -32,6 +33,28 @@ enum {
 	 */
 	LD_INJECT_MARK_DEFAULT = 0x4c440000,
 	LD_INJECT_BATCH = 64,          /* packets per ld_inject_send_many() */
+};
+
+#define LD_INJECT_NO_TAG 0xffffffffu   /* a packet ld_inject_send_tagged() logs not */
+
+/*
+ * struct ld_inject_log - the sendmmsg in flight, where a process that
+ * outlives the sender reads it (the supervisor's shared region).
+ *
+ * A raw send, unlike a verdict, is not refused the second time: whoever
+ * recovers from a killed sender must know which packets left. The kernel
+ * says so itself: sendmmsg writes each message's msg_len into @mm right
+ * after that message went out, before it looks at the next one. So @mm is
+ * the array the call is given, not a copy: a message with msg_len != 0
+ * was taken by the kernel, one with 0 was not, whenever the sender died.
+ * A SIGKILL does not stop a non-blocking raw sendmmsg between two
+ * messages (nothing in it sleeps, so nothing checks for signals): the
+ * process dies on the way out of the call, after the last msg_len store.
+ */
+struct ld_inject_log {
+	volatile uint32_t n;               /* messages of the call in flight; 0: none */
+	uint32_t tag[LD_INJECT_BATCH];     /* the caller's tag of each message */
+	struct mmsghdr mm[LD_INJECT_BATCH]; /* the sendmmsg array; msg_len 0 = not sent */
 };
 
 struct ld_inject {
@@ -44,6 +67,11 @@ struct ld_inject {
 	uint64_t no_buffer;    /* ... of which EAGAIN/ENOBUFS: socket or device queue full */
 	uint64_t invalid;      /* not IPv4/IPv6, truncated, or no socket for the family */
 	int      last_errno;   /* errno of the last failure, 0 if none */
+	/* set by the caller after ld_inject_open(); NULL: tagged sends log nothing */
+	struct ld_inject_log *log;
+	/* called after a logged call returned, while log->n still covers it; then n = 0 */
+	void   (*settle)(void *ctx, const struct ld_inject_log *log);
+	void    *settle_ctx;
 };
 
 /**
@@ -95,12 +123,32 @@ int ld_inject_send_dev(struct ld_inject *inj, const uint8_t *pkt, uint32_t len,
  * @ifindex: output interface for all of them, 0 to route normally
  *
  * For the segments of one GSO packet: one system call instead of one per
- * segment. Packets of another family than the first are sent one by one.
+ * segment (one per family when IPv4 and IPv6 are mixed).
  * Return: packets the kernel took; each refusal is counted as in
  * ld_inject_send().
  */
 uint32_t ld_inject_send_many(struct ld_inject *inj, const uint8_t *const *pkts,
 			     const uint32_t *lens, uint32_t n, uint32_t ifindex);
+
+/**
+ * ld_inject_send_tagged() - ld_inject_send_many(), logged in inj->log
+ * @inj: open injector
+ * @pkts: packet bytes, each starting at its IP header
+ * @lens: bytes at each
+ * @tags: the caller's tag of each packet, copied into the log
+ * @n: packets (at most LD_INJECT_BATCH are looked at)
+ * @ifindex: output interface for all of them, 0 to route normally
+ *
+ * Without inj->log, as ld_inject_send_many(). With it, the messages are
+ * built in inj->log->mm (IPv4 first, then IPv6: one sendmmsg per family),
+ * log->n is set before the first system call, inj->settle() is called
+ * after the last one, and log->n is reset to 0. Refused packets (not IP,
+ * no socket) are not in the log.
+ * Return: packets the kernel took.
+ */
+uint32_t ld_inject_send_tagged(struct ld_inject *inj, const uint8_t *const *pkts,
+			       const uint32_t *lens, const uint32_t *tags, uint32_t n,
+			       uint32_t ifindex);
 
 /**
  * ld_inject_close() - close the sockets (counters are kept)

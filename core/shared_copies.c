@@ -60,7 +60,7 @@ uint32_t ld_shared_send_copies(struct ld_shared *sh, int drop)
 			continue;
 		}
 		ld_takeover_release(&t, &inj, e->copy, e->len, e->outdev, e->flags, times,
-				    ld_now_ns(), &f);
+				    ld_now_ns(), LD_INJECT_NO_TAG, &f);
 		failed += f;
 		if (times) {
 			sh->c.passed++;

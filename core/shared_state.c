@@ -266,9 +266,38 @@ static void count(struct ld_counters *c, uint32_t verdict)
 		c->passed++;
 }
 
+uint32_t ld_shared_settle_sends(struct ld_shared *sh)
+{
+	struct ld_inject_log *log = &sh->sendlog;
+	uint32_t n = __atomic_load_n(&log->n, __ATOMIC_ACQUIRE), marked = 0;
+	uint32_t rel_n = sh->rel_n < LD_SHARED_REL_MAX ? sh->rel_n : LD_SHARED_REL_MAX;
+
+	if (n > LD_INJECT_BATCH)
+		n = LD_INJECT_BATCH;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t tag = log->tag[i];
+
+		if (!log->mm[i].msg_len || tag >= rel_n || sh->rel[tag].taken != 1)
+			continue;
+		__atomic_store_n(&sh->rel[tag].taken, 2u, __ATOMIC_RELEASE);
+		marked++;
+	}
+	__atomic_store_n(&log->n, 0, __ATOMIC_RELEASE);
+	return marked;
+}
+
 uint32_t ld_shared_recover(struct ld_shared *sh, struct ld_nfq *q, uint32_t default_verdict)
 {
-	uint32_t given = 0, phase = sh->phase;
+	uint32_t given = 0, phase = sh->phase, settled;
+
+	/*
+	 * Killed inside its sendmmsg of copies, or after it but before it
+	 * marked them: the kernel's msg_len stores say which ones left.
+	 */
+	settled = ld_shared_settle_sends(sh);
+	if (settled)
+		ld_log("recovering held copies: %u sent by the dead worker's last send, "
+		       "not sent again", settled);
 
 	/* Released packets whose verdict the dead worker may not have sent. */
 	for (uint32_t i = 0; i < sh->rel_n && i < LD_SHARED_REL_MAX; i++)
@@ -297,7 +326,12 @@ uint32_t ld_shared_recover(struct ld_shared *sh, struct ld_nfq *q, uint32_t defa
 		 * Killed inside the receive: the ids read are unknown but start
 		 * at rx_from. Verdict one batch's worth of them; any still unread
 		 * get this verdict early, and the next worker's own is refused.
+		 * The next worker must not take one of those over, though: its
+		 * DROP would be refused too, but its copy would go out as a
+		 * second packet (ld_shared_early()).
 		 */
+		sh->early_from = sh->rx_from;
+		__atomic_store_n(&sh->early_n, LD_BATCH_MAX, __ATOMIC_RELEASE);
 		for (uint32_t i = 0; i < LD_BATCH_MAX; i++) {
 			uint32_t id = sh->rx_from + i;
 

@@ -49,6 +49,7 @@
 
 #include "counters.h"
 #include "hold_store.h"
+#include "inject.h"
 #include "ld_abi.h"
 #include "nfq.h"
 #include "policy_rules.h"
@@ -95,6 +96,14 @@ struct ld_shared {
 	volatile uint32_t rel_n;            /* release log: popped, verdict maybe unsent;
 					     * .taken 1 = copy not sent yet, 2 = sent */
 	struct ld_held rel[LD_SHARED_REL_MAX];
+	/* the worker's raw sendmmsg of taken copies in flight; tag = rel index:
+	 * the kernel's msg_len says which of them left (inject.h) */
+	struct ld_inject_log sendlog;
+	/* written by the supervisor's recovery: ids it verdicted without
+	 * knowing whether they were read (killed inside the receive); they may
+	 * still wait in the queue socket for the next worker (ld_shared_early()) */
+	uint32_t early_from;
+	volatile uint32_t early_n;
 	struct ld_heap heap;                /* .v = base + heap_off, same address in all */
 	struct ld_counters c;
 
@@ -165,13 +174,47 @@ static inline uint8_t *ld_shared_state(struct ld_shared *sh)
  * Verdicts sent twice are harmless: the kernel refuses a verdict for an id
  * it no longer holds (ENOENT). Held packets keep their release time.
  * Taken-over copies (sent through a raw socket, so a second send would be
- * a second packet) are never sent here: those in the release log not
- * marked sent go back into the heap for the next worker, those marked sent
- * leave it; a taken packet in hand gets DROP (its original, again); the
- * hold store's free state is rebuilt from the copies still referenced.
+ * a second packet) are never sent here: first the dead worker's sendmmsg
+ * in flight is settled (ld_shared_settle_sends()), then those in the
+ * release log not marked sent go back into the heap for the next worker,
+ * those marked sent leave it; a taken packet in hand gets DROP (its
+ * original, again); the hold store's free state is rebuilt from the
+ * copies still referenced.
  * Return: packets in hand that got @default_verdict.
  */
 uint32_t ld_shared_recover(struct ld_shared *sh, struct ld_nfq *q, uint32_t default_verdict);
+
+/**
+ * ld_shared_early() - whether @id may have got its verdict from the
+ * supervisor already (ld_shared_recover() of a worker killed inside the
+ * receive), before any worker decided it
+ * @sh: region
+ * @id: packet id
+ *
+ * Such a packet may still be read by the next worker. A verdict of its own
+ * is then refused (harmless), but a copy taken over and sent later would
+ * be a second packet: the worker keeps these in the kernel queue instead.
+ * Return: nonzero when @id is in the last such window of ids.
+ */
+static inline int ld_shared_early(const struct ld_shared *sh, uint32_t id)
+{
+	return id - sh->early_from < __atomic_load_n(&sh->early_n, __ATOMIC_ACQUIRE);
+}
+
+/**
+ * ld_shared_settle_sends() - mark sent the release-log copies the kernel
+ * took in the sendmmsg logged in sh->sendlog
+ * @sh: region
+ *
+ * The worker calls it after each logged call (inject.h: inj->settle), the
+ * supervisor in ld_shared_recover() for a worker killed before it could:
+ * inside the call or just after it. A logged message with msg_len != 0
+ * left; its release-log entry (the tag) becomes "sent" (taken = 2) and is
+ * not sent again. Tags are checked against the log's bounds: the worker
+ * writes them, the supervisor trusts nothing it cannot check.
+ * Return: entries it marked sent.
+ */
+uint32_t ld_shared_settle_sends(struct ld_shared *sh);
 
 /**
  * ld_shared_release_all() - verdict every held packet now (the supervisor,

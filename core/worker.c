@@ -84,6 +84,13 @@ static int epoll_add(int epfd, int fd)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/* After each logged sendmmsg of taken copies (inject.h): mark what left. */
+static void settle_sends(void *ctx, const struct ld_inject_log *log)
+{
+	(void)log;   /* it is ((struct ld_shared *)ctx)->sendlog */
+	ld_shared_settle_sends(ctx);
+}
+
 /* divert.inject() live: the raw sockets, with the skip mark (core/lua_inject.h). */
 static int worker_inject(void *ctx, const uint8_t *pkt, uint32_t len, int inbound,
 			 uint32_t ifindex)
@@ -147,6 +154,10 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, struct ld_share
 		ld_log("duplicates disabled: %s", err);
 		w->inject.fd4 = w->inject.fd6 = -1;
 	}
+	/* taken copies' sends are logged where the supervisor sees them (mark_sent()) */
+	w->inject.log = &sh->sendlog;
+	w->inject.settle = settle_sends;
+	w->inject.settle_ctx = sh;
 	/* Held packets are released by a timerfd; the default 50 us timer slack
 	 * would be most of the release error (docs/shaping.md measures it). */
 	if (prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL) < 0)
@@ -269,8 +280,10 @@ static int hold_packet(struct ld_worker *w, struct ld_packet *p)
 		e.set &= ~(uint32_t)LD_SET_MODIFIED;
 	if (e.dup && !len_ok(p))
 		e.dup = 0;
-	/* Without a raw socket for its family a copy could not be sent: keep it queued. */
-	if (can_inject(w, p))
+	/* Without a raw socket for its family a copy could not be sent: keep it
+	 * queued; also when the supervisor may have verdicted it already, after a
+	 * crash (its copy would be a second packet; shared_state.h). */
+	if (can_inject(w, p) && !ld_shared_early(w->sh, p->id))
 		take = ld_takeover_take(&w->take, p, p->tstamp_ns, &e.copy);
 	else
 		take = LD_TAKE_KEEP;
@@ -350,11 +363,14 @@ static void inject_copies(struct ld_worker *w, uint8_t *data, uint32_t len, uint
 #define SHARED_SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELEASE)
 
 /*
- * Taken copies logged in sh->rel[pend_from..@upto) went out: say so in the
- * log at once, so that ld_shared_recover() never sends them again (a raw
- * send, unlike a verdict, is not refused the second time). Between the
- * sendmmsg and these stores a kill could still cost a duplicate: a window
- * of a few instructions, the narrowest a send without an id allows.
+ * Taken copies logged in sh->rel[pend_from..@upto) were handed to the
+ * kernel: say so in the log, so that the next worker never sends them
+ * again (a raw send, unlike a verdict, is not refused the second time).
+ * The ones the kernel took are marked already, right after their
+ * sendmmsg, by settle_sends(); this marks the rest (refused ones: a retry
+ * would be refused too), and it is not what closes the window: a kill
+ * between the sendmmsg and these stores is recovered from sh->sendlog,
+ * where the kernel itself wrote which messages left (inject.h).
  */
 static void mark_sent(struct ld_worker *w, uint32_t upto)
 {
@@ -376,8 +392,9 @@ static void release_copy(struct ld_worker *w, const struct ld_held *e, int drop,
 	uint32_t failed, times = (drop || (e->verdict & 0xff) == LD_DROP) ? 0 : 1 + e->dup;
 	uint32_t before = w->take.bn;
 
+	/* tagged with its release-log index: settle_sends() marks it from the log */
 	ld_takeover_release(&w->take, &w->inject, e->copy, e->len, e->outdev, e->flags, times,
-			    now, &failed);
+			    now, w->sh->rel_n - 1, &failed);
 	if (w->take.bn == 0)
 		mark_sent(w, w->sh->rel_n);            /* sent at once (GSO), or nothing queued */
 	else if (w->take.bn < before + times)

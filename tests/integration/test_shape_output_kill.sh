@@ -4,8 +4,10 @@
 # is dropped at once and the copy waits in the hold store, which lives in
 # the supervisor's shared region (core/shared_state.h). A dead worker must
 # lose none of those copies and send none twice: the release log marks the
-# copies sent, ld_shared_recover() puts the unsent ones back in the heap
-# and rebuilds the store's free list for the next worker.
+# copies sent (from the kernel's own msg_len stores into the shared
+# sendmmsg array when the kill came inside or just after that call),
+# ld_shared_recover() puts the unsent ones back in the heap and rebuilds
+# the store's free list for the next worker.
 # A sends a sequence-numbered UDP stream to B through a 200 ms delay at
 # A's output; the worker is killed twice while ~400 copies are held; B
 # counts every sequence number exactly once.

@@ -7,13 +7,18 @@
  *   - the release log is sent again with each packet's own verdict and bytes;
  *   - the heap keeps one entry per id, drops a stale entry whose copy slot a
  *     newer packet owns, and the free-slot stack is rebuilt without leaks;
- *   - killed inside the receive: one batch's worth of ids from rx_from;
+ *   - killed inside the receive: one batch's worth of ids from rx_from, and
+ *     those ids are marked early (the next worker does not take them over);
  *   - release_all gives every held packet its verdict (or drop);
  *   - taken-over copies in the hold store (test_recover_copies): one that was
  *     released and logged sent is never sent again, one logged unsent goes
  *     back into the heap, a stale heap entry of a popped copy goes, chunks of
  *     a put whose entry was never pushed are freed, the free list is rebuilt
  *     whatever state it was left in, and a taken packet in hand gets DROP.
+ *   - killed inside (or just after) a sendmmsg of copies (test_recover_in_flight):
+ *     the messages the kernel wrote a msg_len for are marked sent and stay
+ *     gone, the one it did not send goes back into the heap, and a tag that
+ *     names no release-log entry is ignored.
  * Built with ASan+UBSan (Makefile: build/unit/). Prints "N passed, N failed".
  */
 #include <stdio.h>
@@ -136,6 +141,9 @@ static void test_recover(void)
 	CHECK(ld_shared_recover(sh, &q, LD_DROP) == LD_BATCH_MAX);
 	CHECK(find(100) && find(100 + LD_BATCH_MAX - 1) && !find(100 + LD_BATCH_MAX));
 	CHECK(find(100)->verdict == LD_DROP);
+	/* the next worker takes none of those over: they may wait in its socket */
+	CHECK(!ld_shared_early(sh, 99) && ld_shared_early(sh, 100));
+	CHECK(ld_shared_early(sh, 100 + LD_BATCH_MAX - 1) && !ld_shared_early(sh, 100 + LD_BATCH_MAX));
 
 	/* at exit: release_all */
 	e = (struct ld_held){ .id = 40, .due_ns = 5, .verdict = LD_PASS, .slot = LD_HELD_NO_SLOT };
@@ -224,10 +232,63 @@ static void test_recover_copies(void)
 	ld_shared_destroy(sh);
 }
 
+static void test_recover_in_flight(void)
+{
+	struct ld_shared *sh = ld_shared_create(16, 0, 64 * 1024, 4096);
+	struct ld_nfq q = { .fd = -1 };
+	struct ld_held e = { .due_ns = 100, .verdict = LD_PASS, .slot = LD_HELD_NO_SLOT,
+			     .taken = 1, .len = 500 };
+	struct ld_inject_log *log;
+	struct ld_store *st;
+	static uint8_t in[500];
+
+	CHECK(sh != NULL && ld_shared_hold_store(sh) != NULL);
+	if (!sh)
+		return;
+	st = ld_shared_hold_store(sh);
+	log = &sh->sendlog;
+	/* 14 still held; 11, 12, 13 released and logged, their copies queued
+	 * and freed (no put comes between); 12 also still in the heap (killed
+	 * mid-pop) */
+	e.id = 14;
+	e.copy = ld_store_put(st, in, sizeof(in));
+	ld_heap_push(&sh->heap, &e);
+	for (uint32_t i = 0; i < 3; i++) {
+		e.id = 11 + i;
+		e.copy = ld_store_put(st, in, sizeof(in));
+		if (i == 1)
+			ld_heap_push(&sh->heap, &e);
+		sh->rel[i] = e;
+		ld_store_free(st, e.copy);
+	}
+	sh->rel_n = 3;
+	/* the sendmmsg in flight: the kernel sent 11 and 12, not 13 */
+	for (uint32_t i = 0; i < 4; i++) {
+		log->tag[i] = i;
+		log->mm[i].msg_len = i < 2 ? 500 : 0;
+	}
+	log->tag[3] = 200;   /* names no log entry: ignored */
+	log->mm[3].msg_len = 500;
+	log->n = 4;
+	CHECK(ld_shared_recover(sh, &q, LD_PASS) == 0);
+	CHECK(log->n == 0);
+	CHECK(heap_has(sh, 11) == 0 && heap_has(sh, 12) == 0);
+	CHECK(heap_has(sh, 13) == 1 && heap_has(sh, 14) == 1);
+	CHECK(sh->heap.n == 2);
+	CHECK(st->stored == 2);
+	/* a log with nothing in flight marks nothing */
+	sh->rel[0] = e;
+	sh->rel_n = 1;
+	log->mm[0].msg_len = 500;
+	CHECK(ld_shared_settle_sends(sh) == 0 && sh->rel[0].taken == 1);
+	ld_shared_destroy(sh);
+}
+
 int main(void)
 {
 	test_recover();
 	test_recover_copies();
+	test_recover_in_flight();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
