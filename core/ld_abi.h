@@ -55,7 +55,7 @@ enum {
 enum ld_packet_flag {
 	LD_PKT_GSO           = 1,   /* NFQA_SKB_GSO: a GSO packet, may exceed the MTU */
 	LD_PKT_CSUM_NOTREADY = 2,   /* NFQA_SKB_CSUMNOTREADY: L4 checksum not filled in yet */
-	LD_PKT_CSUM_NOTVERIFIED = 4, /* NFQA_SKB_CSUM_NOTVERIFIED: nobody has checked the L4 checksum */
+	/* 4: unused (NFQA_SKB_CSUM_NOTVERIFIED was copied here and never read) */
 	LD_PKT_HAS_UID       = 8,   /* uid is valid (socket owner known) */
 	LD_PKT_HAS_GID       = 16,  /* gid is valid */
 	LD_PKT_HAS_CT        = 32,  /* ct_info and ct_mark are valid */

@@ -77,8 +77,6 @@ static void parse_skbinfo(uint32_t skbinfo, struct ld_packet *p)
 	 * sum; the stack or the NIC finishes it after our verdict. */
 	if (skbinfo & NFQA_SKB_CSUMNOTREADY)
 		p->flags |= LD_PKT_CSUM_NOTREADY;
-	if (skbinfo & NFQA_SKB_CSUM_NOTVERIFIED)
-		p->flags |= LD_PKT_CSUM_NOTVERIFIED;
 }
 
 /*

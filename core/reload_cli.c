@@ -73,7 +73,7 @@ int ld_cmd_reload(int argc, char **argv)
 	pid_t pid = 0, holder;
 	int opt;
 
-	optind = 1;
+	optind = 0;   /* glibc: 0 fully resets getopt, which main() may have used */
 	opterr = 0;   /* one message, ours */
 	while ((opt = getopt_long(argc, argv, "q:p:t:h", opts, NULL)) != -1) {
 		switch (opt) {

@@ -73,7 +73,7 @@ int rp_parse(struct rp *r, int argc, char **argv)
 	r->default_verdict = LD_PASS;
 	r->max_held = RP_MAX_HELD;
 	r->snaplen = -1;
-	optind = 0;  /* glibc: start over, main() may have parsed already */
+	optind = 0;   /* glibc: 0 fully resets getopt, which main() may have used */
 	opterr = 0;   /* one message, ours */
 	while ((c = getopt_long(argc, argv, "w:qh", opts, NULL)) != -1) {
 		switch (c) {

@@ -225,7 +225,7 @@ int ld_cmd_run(int argc, char **argv)
 	int opt, no_rules = 0;
 
 	ld_rules_cfg_init(&rules, 0);
-	optind = 1;
+	optind = 0;   /* glibc: 0 fully resets getopt, which main() may have used */
 	opterr = 0;   /* one message, ours */
 	while ((opt = getopt_long(argc, argv, "q:w:f:h", run_opts, NULL)) != -1) {
 		switch (opt) {
@@ -464,7 +464,7 @@ int ld_cmd_check(int argc, char **argv)
 	char err[1024], what[LD_RULES_FILTER_MAX + 160];
 	int opt, rc;
 
-	optind = 1;
+	optind = 0;   /* glibc: 0 fully resets getopt, which main() may have used */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {

@@ -258,7 +258,7 @@ int ld_cmd_stats(int argc, char **argv)
 	struct ld_buf b = { 0 };
 	struct sigaction sa = { .sa_handler = st_on_signal };
 
-	optind = 1;
+	optind = 0;   /* glibc: 0 fully resets getopt, which main() may have used */
 	while ((opt = getopt_long(argc, argv, "q:wh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'q':
