@@ -235,12 +235,9 @@ end
 -- writing the complete transport checksum, or nil when the protocol has
 -- none we know.
 function M.fill_l4(ip, ipver, l4, l4len, proto, dstoff)
-	l4len = udp_len(l4, l4len, proto)
-	local s = l4_head(ip, ipver, l4, l4len, proto, dstoff)
-	if not s then return nil end
 	local a = addr(l4)
-	ip = nil; l4 = nil  -- luacheck: ignore 311
-	local c = l4_finish(s, a, l4len, proto)
+	local c = M.l4(ip, ipver, l4, l4len, proto, dstoff)
+	if not c then return nil end
 	wr16(cast(u8p, a), CSUM_OFF[proto], c)
 	return true
 end
