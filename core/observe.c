@@ -29,7 +29,6 @@ struct ld_obs {
 	struct ld_record *rec;
 	struct ld_report *rep;
 	int64_t real_minus_mono;          /* live: packet clock to wall clock */
-	uint64_t missed;                  /* received, never handed to the record */
 	struct ld_metrics_source *more;   /* issue 16: the other queues of --workers N */
 	size_t nmore;
 };
@@ -200,11 +199,9 @@ void ld_obs_settle(struct ld_obs *o, uint64_t received)
 
 	if (!o->rec)
 		return;
-	have = ld_record_produced(o->rec) + o->missed;
-	if (received > have) {
+	have = ld_record_settled(o->rec);
+	if (received > have)
 		ld_record_missed(o->rec, received - have);
-		o->missed = received - have + o->missed;
-	}
 }
 
 void ld_obs_recorded(const struct ld_obs *o, uint64_t *written, uint64_t *dropped)

@@ -63,7 +63,6 @@ struct pn_shared {
 	_Atomic int broken;      /* a write failed: record no more */
 	_Atomic uint64_t written;
 	_Atomic uint64_t dropped;
-	_Atomic uint64_t produced;   /* ld_record_packet() calls: written, dropped or in the ring */
 	uint8_t ring[];          /* size bytes */
 };
 
@@ -357,8 +356,6 @@ void ld_record_packet(struct ld_record *r, const struct ld_record_pkt *p)
 	size_t need = pn_align8(sizeof(e) + p->len);
 	size_t head = atomic_load_explicit(&r->sh->head, memory_order_relaxed);
 
-	atomic_fetch_add_explicit(&r->sh->produced, 1, memory_order_relaxed);
-
 	if (atomic_load_explicit(&r->sh->broken, memory_order_relaxed) || need > r->size / 2) {
 		atomic_fetch_add_explicit(&r->sh->dropped, 1, memory_order_relaxed);
 		return;
@@ -415,9 +412,15 @@ void ld_record_resume(struct ld_record *r)
 		atomic_store(&r->pause_req, 0);
 }
 
-uint64_t ld_record_produced(const struct ld_record *r)
+uint64_t ld_record_settled(struct ld_record *r)
 {
-	return atomic_load_explicit(&r->sh->produced, memory_order_relaxed);
+	const struct timespec t = { 0, 100000 };
+
+	/* no producer is left: what it committed drains within a few ms */
+	for (int i = 0; i < 20000 && r->thread_started && !atomic_load(&r->stop) &&
+			atomic_load(&r->sh->tail) != atomic_load(&r->sh->head); i++)
+		nanosleep(&t, NULL);
+	return atomic_load(&r->sh->written) + atomic_load(&r->sh->dropped);
 }
 
 void ld_record_missed(struct ld_record *r, uint64_t n)

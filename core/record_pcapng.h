@@ -79,13 +79,17 @@ int ld_record_pause(struct ld_record *r);
 void ld_record_resume(struct ld_record *r);
 
 /**
- * ld_record_produced() - packets handed to ld_record_packet() so far, by any
- * process (written, left out, or still in the ring)
+ * ld_record_settled() - once no process produces any more (the worker died
+ * or stopped): wait until the writer drained the ring (at most 2 s), then
+ * the packets written plus those left out
  * @r: recorder
+ *
+ * A packet a killed producer was copying is not in the ring (the head had
+ * not moved), so it is in neither count.
  *
  * Return: the count.
  */
-uint64_t ld_record_produced(const struct ld_record *r);
+uint64_t ld_record_settled(struct ld_record *r);
 
 /**
  * ld_record_missed() - count packets that were diverted but never reached
