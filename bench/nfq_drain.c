@@ -30,20 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void __attribute__((noreturn)) die(const char *what)
-{
-	fprintf(stderr, "nfq_drain: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
-		die("clock_gettime");
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "drain_common.h"
 
 /* packets waiting in QUEUE, or -1 when the queue does not exist */
 static long queue_waiting(unsigned queue)

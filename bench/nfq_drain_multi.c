@@ -26,22 +26,9 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "drain_common.h"
+
 enum { PIDS_MAX = 1024 };
-
-static void __attribute__((noreturn)) die(const char *what)
-{
-	fprintf(stderr, "nfq_drain_multi: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
-		die("clock_gettime");
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* packets waiting in FIRST..FIRST+N-1, the most in one (*max), queues bound (*bound) */
 static long waiting_in(unsigned first, unsigned n, long *max, unsigned *bound)

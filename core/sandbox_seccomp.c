@@ -132,24 +132,16 @@ static int add_wx(scmp_filter_ctx ctx)
 static int add_checked(scmp_filter_ctx ctx)
 {
 	const scmp_datum_t pid = (scmp_datum_t)getpid();
-	int rc;
+	/* terminal and socket queries; issue 17: a taken-over GSO copy is cut to
+	 * its output device's MTU, read (never set) by ifindex on a socket
+	 * opened before the sandbox */
+	static const unsigned long ioctls[] = { TCGETS, FIONREAD, FIONBIO, SIOCGIFNAME,
+						SIOCGIFMTU };
+	int rc = 0;
 
-	rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-			      arg_eq(1, TCGETS));
-	if (rc == 0)
+	for (size_t i = 0; i < sizeof(ioctls) / sizeof(ioctls[0]) && rc == 0; i++)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				      arg_eq(1, FIONREAD));
-	if (rc == 0)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				      arg_eq(1, FIONBIO));
-	/* issue 17: a taken-over GSO copy is cut to its output device's MTU,
-	 * read (never set) by ifindex on a socket opened before the sandbox */
-	if (rc == 0)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				      arg_eq(1, SIOCGIFNAME));
-	if (rc == 0)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				      arg_eq(1, SIOCGIFMTU));
+				      arg_eq(1, ioctls[i]));
 #ifndef LD_SANITIZED   /* the sanitizer list allows them whole */
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
