@@ -254,9 +254,12 @@ nfq_stats() {
 # Every wait is bounded; each returns 0 when ready and 1 on timeout.
 
 # wait_until TIMEOUT_S CMD...: poll CMD every 50 ms until it succeeds.
-# (the helpers name their variables _ldt_* and _wu_*: sh has no locals, and a caller's
-# loop counter must survive them)
+# (the helpers name their variables _ldt_* and _wu_*, so that a caller's loop
+# counter survives them; wait_until's own are also local (dash and bash have
+# local), so that a condition that calls wait_until itself cannot end this
+# loop early)
 wait_until() {
+	local _wu_t _wu_i
 	_wu_t=$(( $1 * 20 )); shift; _wu_i=0
 	while ! "$@" >/dev/null 2>&1; do
 		_wu_i=$((_wu_i + 1))
