@@ -120,8 +120,10 @@ struct ld_worker *ld_worker_new(const struct ld_worker_cfg *cfg, struct ld_share
 	w->inject.log = &sh->sendlog;
 	w->inject.settle = settle_sends;
 	w->inject.settle_ctx = sh;
-	/* Held packets are released by a timerfd; the default 50 us timer slack
-	 * would be most of the release error (docs/shaping.md measures it). */
+	/* Held packets are released by a timerfd, armed a lead early; the
+	 * default 50 us timer slack would add to the release error
+	 * (docs/shaping.md measures it). */
+	ld_timer_lead_init(&w->lead, cfg->timer_lead_us);
 	if (prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL) < 0)
 		ld_log("timer slack: %s (releases may be up to 50 us late)", strerror(errno));
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -326,8 +328,7 @@ static int handle_queue(struct ld_worker *w)
 			return 0;
 		sh->rx_from = w->nfq.last_id + 1;
 		SHARED_SET(sh->phase, LD_PHASE_RECV);
-		now = ld_now_ns();
-		n = ld_nfq_recv_batch(&w->nfq, w->pkts, now);
+		n = ld_nfq_recv_batch(&w->nfq, w->pkts, 0);
 		if (n <= 0) {
 			SHARED_SET(sh->phase, LD_PHASE_IDLE);
 			if (n < 0) {
@@ -336,8 +337,15 @@ static int handle_queue(struct ld_worker *w)
 			}
 			return 0;
 		}
-		for (int i = 0; i < n; i++)
+		/* The batch's time is read after the receive: a packet that came
+		 * in while this process was preempted between a clock read and
+		 * the recvmmsg would carry a time from before it existed, and its
+		 * hold would end early (found by test_timer_lead.sh: 130 us). */
+		now = ld_now_ns();
+		for (int i = 0; i < n; i++) {
+			w->pkts[i].tstamp_ns = now;
 			sh->inhand[i] = w->pkts[i].id;
+		}
 		sh->inhand_n = (uint32_t)n;
 		sh->last_id = w->nfq.last_id;
 		sh->seen_any = 1;
@@ -401,10 +409,13 @@ int ld_worker_run(struct ld_worker *w)
 	worker_release_held(w, ld_now_ns(), 0, 0);
 	ld_busy_poll_init(&spin, w->cfg.busy_poll_us);
 	while (!w->stop) {
-		int n = epoll_wait(w->epfd, evs, 8, ld_busy_poll_timeout(&spin));
+		/* woken a lead before a due time: poll until it (timer_lead.h) */
+		int n = epoll_wait(w->epfd, evs, 8, w->poll_until_ns ? 0 : ld_busy_poll_timeout(&spin));
 
-		if (n == 0 && ld_busy_poll_idle(&spin))
-			continue;   /* --busy-poll: spinning, nothing yet */
+		if (w->poll_until_ns)
+			worker_poll_due(w);
+		if (n == 0 && (ld_busy_poll_idle(&spin) || w->poll_until_ns))
+			continue;   /* --busy-poll or a due time ahead: polling, nothing yet */
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -423,11 +434,11 @@ int ld_worker_run(struct ld_worker *w)
 				}
 			} else if (fd == w->tfd) {
 				uint64_t ticks;
+				ssize_t got = read(w->tfd, &ticks, sizeof(ticks));
 
-				if (read(w->tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+				if (got < 0 && errno != EAGAIN)
 					ld_log_limited(&w->lim, "timerfd: %s", strerror(errno));
-				w->armed_ns = 0;
-				worker_release_held(w, ld_now_ns(), 0, 0);
+				worker_timer_fired(w, got == (ssize_t)sizeof(ticks));
 			} else if (fd == w->ctl_fd) {
 				worker_handle_ctl(w);
 			}

@@ -49,6 +49,7 @@ struct ld_worker_cfg {
 	struct ld_sandbox_cfg sandbox;  /* applied in the worker before the policy loads */
 	int no_offload;         /* --no-offload: divert.OFFLOAD is a plain pass, no offload rules */
 	uint32_t busy_poll_us;  /* --busy-poll: spin this long after a packet before sleeping */
+	int32_t timer_lead_us;  /* --timer-lead: LD_TIMER_LEAD_AUTO or microseconds (timer_lead.h) */
 };
 
 /*

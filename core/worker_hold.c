@@ -17,10 +17,11 @@
 
 #include "payload_check.h"
 
+/* Arm the timer a lead before the first due time (timer_lead.h), or disarm it. */
 static void arm_timer(struct ld_worker *w)
 {
 	const struct ld_held *top = ld_heap_peek(w->heap);
-	uint64_t due = top ? top->due_ns : 0;
+	uint64_t due = top ? ld_timer_lead_fire_at(&w->lead, top->due_ns) : 0;
 	struct itimerspec its = { 0 };
 
 	if (due == w->armed_ns)
@@ -34,6 +35,10 @@ static void arm_timer(struct ld_worker *w)
 		return;
 	}
 	w->armed_ns = due;
+	/* a time already past fires at once (worker_timer_fired() learns nothing from it) */
+	w->armed_from_ns = due ? ld_now_ns() : 0;
+	if (w->armed_from_ns < due)
+		w->armed_from_ns = due;
 }
 
 /* A length the core may copy or send: whole, and within the buffer it lies in. */
@@ -239,6 +244,41 @@ static void finish_releases(struct ld_worker *w)
 				      r->flags, r->outdev);
 		w->store_free[w->sh->store_nfree++] = r->slot;
 	}
+}
+
+/*
+ * The timer fired (@fired: its expiry was read, so this wake-up is its own).
+ * It was armed a lead early: learn from how late it woke; when the first
+ * due time is still ahead, within the lead, the event loop polls until
+ * then (w->poll_until_ns; worker_poll_due()), else release now.
+ */
+void worker_timer_fired(struct ld_worker *w, int fired)
+{
+	const struct ld_held *top = ld_heap_peek(w->heap);
+	uint64_t now = ld_now_ns();
+
+	/* A timer armed for a time already past says nothing of the latency. */
+	if (fired && w->armed_ns && w->armed_from_ns == w->armed_ns)
+		ld_timer_lead_observe(&w->lead, w->armed_ns, now);
+	w->armed_ns = 0;
+	w->poll_until_ns = top ? ld_timer_lead_poll_until(&w->lead, top->due_ns, now) : 0;
+	if (w->poll_until_ns) {
+		w->poll_from_ns = now;
+		return;
+	}
+	worker_release_held(w, now, 0, 0);
+}
+
+/* Polling for a due time (worker_timer_fired()): release once it has come. */
+void worker_poll_due(struct ld_worker *w)
+{
+	uint64_t now = ld_now_ns();
+
+	if (now < w->poll_until_ns)
+		return;
+	ld_timer_lead_polled(&w->lead, w->poll_from_ns, now);
+	w->poll_until_ns = 0;
+	worker_release_held(w, now, 0, 0);
 }
 
 /*

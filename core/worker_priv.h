@@ -19,6 +19,7 @@
 #include "inject.h"
 #include "lua_inject.h"
 #include "loop_guard.h"
+#include "timer_lead.h"
 
 /* A released packet whose stored bytes are still needed after the send. */
 struct ld_release {
@@ -50,6 +51,10 @@ struct ld_worker {
 	int epfd;
 	int tfd;
 	uint64_t armed_ns;       /* when the timerfd fires, 0 = disarmed */
+	uint64_t armed_from_ns;  /* the same, or when it was armed if that was later */
+	uint64_t poll_until_ns;  /* woken a lead early: poll, not sleep, until then (0: not) */
+	uint64_t poll_from_ns;   /* when that poll began */
+	struct ld_timer_lead lead; /* armed this long before the due time (timer_lead.h) */
 	int ctl_fd;              /* control socket to the supervisor */
 	int serving;             /* G received: the queue is ours */
 	int stop;
@@ -122,6 +127,19 @@ int worker_hold_packet(struct ld_worker *w, struct ld_packet *p);
  */
 void worker_inject_copies(struct ld_worker *w, uint8_t *data, uint32_t len, uint32_t dup,
 			  uint32_t flags, uint32_t outdev);
+/**
+ * worker_timer_fired() - the hold timer fired: release what is due, on time
+ * @w: worker
+ * @fired: 1 when the timerfd's expiry count was read (not a stale event)
+ */
+void worker_timer_fired(struct ld_worker *w, int fired);
+
+/**
+ * worker_poll_due() - while polling for a due time: release when it has come
+ * @w: worker
+ */
+void worker_poll_due(struct ld_worker *w);
+
 /**
  * worker_release_held() - verdict every held packet due by @now
  * @w: worker

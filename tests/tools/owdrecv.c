@@ -5,6 +5,7 @@
  * receiver's own wake-up latency is not part of the measure.
  *
  *   owdrecv --port P [--count N] [--idle-ms MS] [--time-limit SECONDS] [--ready FILE]
+ *           [--dump FILE]
  *
  * The kernel stamp is CLOCK_REALTIME; the sender's (tool_common.h) is
  * CLOCK_MONOTONIC. The offset between the two clocks is read at start (the
@@ -12,6 +13,10 @@
  * over runs short enough for clock slewing not to matter. Prints one line:
  *
  *   {"received":R,"p50":..,"p90":..,"p99":..,"p999":..,"max":..,"min":..}  (microseconds)
+ *
+ * --dump FILE writes a line per datagram, in arrival order: its sequence
+ * number, the sender's stamp and the one-way delay, both in ns (where in a
+ * run the slow ones are).
  */
 #include "tool_common.h"
 
@@ -21,9 +26,12 @@
 #include <unistd.h>
 
 static const char usage[] =
-	"owdrecv --port P [--count N] [--idle-ms MS] [--time-limit SECONDS] [--ready FILE]";
+	"owdrecv --port P [--count N] [--idle-ms MS] [--time-limit SECONDS] [--ready FILE]\n"
+	"        [--dump FILE]";
 
 static int64_t *lat;        /* one-way delays, ns */
+static uint64_t *sent_at;   /* --dump: the sender's stamps, ns */
+static uint64_t *seqs;      /* --dump: the datagrams' sequence numbers */
 static size_t nlat, caplat;
 
 static int64_t realtime_minus_monotonic(void)
@@ -71,11 +79,12 @@ int main(int argc, char **argv)
 		{ "idle-ms", required_argument, NULL, 'i' },
 		{ "time-limit", required_argument, NULL, 't' },
 		{ "ready", required_argument, NULL, 'r' },
+		{ "dump", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	uint64_t port = 0, count = 0, idle_ms = 1000, limit_ns = 10ull * TOOL_NS_PER_SEC;
-	const char *ready = NULL;
+	const char *ready = NULL, *dump = NULL;
 	int c, one = 1, bufsz = 8 << 20;
 
 	tool_name = "owdrecv";
@@ -86,6 +95,7 @@ int main(int argc, char **argv)
 		case 'i': idle_ms = parse_u64(usage, "--idle-ms", optarg, 1, 600000); break;
 		case 't': limit_ns = parse_seconds(usage, "--time-limit", optarg); break;
 		case 'r': ready = optarg; break;
+		case 'd': dump = optarg; break;
 		case 'h': printf("usage: %s\n", usage); return 0;
 		default: usage_error(usage, "unknown option");
 		}
@@ -166,17 +176,33 @@ int main(int argc, char **argv)
 			if (nlat == caplat) {
 				size_t nc = caplat ? caplat * 2 : 65536;
 				int64_t *p = realloc(lat, nc * sizeof(*lat));
-				if (!p)
+				uint64_t *q = p ? realloc(sent_at, nc * sizeof(*sent_at)) : NULL;
+				uint64_t *r = q ? realloc(seqs, nc * sizeof(*seqs)) : NULL;
+				if (!p || !q || !r)
 					die("out of memory");
 				lat = p;
+				sent_at = q;
+				seqs = r;
 				caplat = nc;
 			}
+			sent_at[nlat] = sent;
+			seqs[nlat] = 0;
+			for (int b = 7; b >= 0; b--)
+				seqs[nlat] = seqs[nlat] << 8 | bufs[i][b];
 			lat[nlat++] = rx - (int64_t)sent;
 		}
 	}
 	if (!nlat) {
 		printf("{\"received\":%" PRIu64 "}\n", received);
 		return 0;
+	}
+	if (dump) {
+		FILE *f = fopen(dump, "w");
+
+		for (size_t i = 0; f && i < nlat; i++)
+			fprintf(f, "%" PRIu64 " %" PRIu64 " %" PRId64 "\n", seqs[i], sent_at[i], lat[i]);
+		if (!f || fclose(f) == EOF)
+			die("dump file %s:", dump);
 	}
 	qsort(lat, nlat, sizeof(*lat), cmp_i64);
 	printf("{\"received\":%" PRIu64 ",\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f"
