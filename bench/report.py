@@ -284,6 +284,11 @@ def workers(out, r):
     out.append("")
 
 
+# bench/shape_egress.sh's example links: key, file, rate caps in Mbit/s
+EXAMPLES = [("3g", "shape_3g.lua"), ("sat", "shape_satellite.lua")]
+EXAMPLE_CAPS = {"3g": {"up": 0.384, "down": 2.0}, "sat": {"up": 2.0, "down": 10.0}}
+
+
 def egress(out, r):
     """Section 5: shaping the host's own traffic (bench/shape_egress.sh)."""
     if "egress.in_mbps" not in r:
@@ -301,6 +306,25 @@ def egress(out, r):
             ["rate = 100mbit at the sender's output (payload)", fmt(rt, 1), "-"]]
     out += table(["pipe", "Mbit/s", "ratio to input"], rows)
     out.append("")
+    if "egress.3g_up_mbps" in r:
+        out.append(f"The example links, run in the sender as a user would: one iperf3 run of "
+                   f"{r.get('egress.ex_seconds', '?')} s each way after the first "
+                   f"{r.get('egress.ex_omit', '?')} s (slow start over the long round trip and "
+                   "its recovery), the steady rate. IP rate = payload x 1500 / 1448.")
+        out.append("")
+        rows = []
+        for key, name in EXAMPLES:
+            for d in ("up", "down"):
+                cap = EXAMPLE_CAPS[key][d]
+                m = num(r, f"egress.{key}_{d}_mbps")
+                if m is None:
+                    continue
+                ip = m * 1500 / 1448 if m is not None else None
+                rows.append([f"{name} {'upload (output)' if d == 'up' else 'download (input)'}",
+                             fmt(m, 3), fmt(ip, 3), f"{cap:g}",
+                             f"{ip / cap * 100:.1f}%" if ip is not None else "-"])
+        out += table(["link", "payload Mbit/s", "IP Mbit/s", "cap", "of cap"], rows)
+        out.append("")
 
 
 def goals_and_notes(out, r, notes, ref_pps, ref_cpu):
@@ -402,6 +426,16 @@ def goals_and_notes(out, r, notes, ref_pps, ref_cpu):
          + (f" ({eip:.1f} Mbit/s of IP packets, {er:.1f} of payload)" if er is not None else ""),
          None if er is None else 95 <= eip <= 105,
          f"egress TCP through rate = 100mbit gets {eip:.1f} Mbit/s of IP packets." if er is not None else "")
+
+    # The uploads of the example links (issue 17), in IP bytes as the pipes count.
+    for key, name in EXAMPLES:
+        m = num(r, f"egress.{key}_up_mbps")
+        cap = EXAMPLE_CAPS[key]["up"]
+        ip = m * 1500 / 1448 if m is not None else None
+        goal(f"{name} upload at the sender's output: >= 90% of its {cap:g} Mbit/s cap (issue 17)"
+             + (f" ({ip / cap * 100:.1f}%, {ip:.3f} Mbit/s of IP packets)" if ip is not None else ""),
+             None if ip is None else ip >= 0.9 * cap,
+             f"the {name} upload reaches {ip / cap * 100:.1f}% of its cap." if ip is not None else "")
 
     for text, ok, miss in report_issue16.goals(r, num):
         goal(text, ok, miss)
