@@ -1,4 +1,5 @@
 #!/bin/sh
+# ldt: serial (its first check compares TCP throughput at output and input)
 # Shaping the host's own traffic (issue 17). A held packet of local origin
 # is taken over: copied, the original dropped at once (freeing its socket's
 # memory), the copy sent at release through the raw socket, segmented to
@@ -80,17 +81,34 @@ check "start: the other rule feeding queue 0 is named" \
 	grep -q "another rule already sends packets here.*-A FORWARD -p udp .*--dport 9 -j NFQUEUE" "$LD_LOG"
 check "start: luadivert's own rules are not reported" [ "$(grep -c 'another rule' "$LD_LOG")" = 1 ]
 check "input, IPv4: all bytes arrive, hash equal" same_hash "$LDT_TMP/in4"
-OUT=$(json_get "$LDT_TMP/out4.recv" mbps); IN=$(json_get "$LDT_TMP/in4.recv" mbps)
-RATIO=$(awk -v o="$OUT" -v i="$IN" 'BEGIN { printf "%.2f", (i > 0 ? o / i : 0) }')
-log "TCP through 50 ms: output $OUT Mbit/s, input $IN Mbit/s, ratio $RATIO"
-# The issue's goal is >= 0.8 (and bench/ checks >= 0.9 as a PASS/FAIL line);
-# this VM is shared and noisy, so the test asserts the functional fact with
-# a margin: the upload is not throttled by its own held packets (before the
-# take-over the ratio was 0.001). The sanitized build pays for every byte it
-# copies and sums at output (segmentation, checksums), not at input: 0.2.
-MIN=0.5
+# The issue's goal: the upload through 50 ms at output reaches >= 0.8 of the
+# same pipe at input (before the take-over: 0.001; bench/shape_egress.sh
+# checks >= 0.9 on an idle machine). One short transfer on a shared VM can
+# lose to a stall, so up to two more output/input pairs are measured, back
+# to back, when the first falls short; every pair is logged. The sanitized
+# build pays for every byte it copies and sums at output (segmentation,
+# checksums), not at input: 0.2 there.
+MIN=0.8
 case "$LUADIVERT" in *asan*) MIN=0.2 ;; esac
-check "output throughput is comparable to input ($RATIO >= $MIN)" within "$RATIO" "$MIN" 100
+ratio_of() {  # ratio_of OUT IN: output Mbit/s / input Mbit/s
+	awk -v o="$(json_get "$1.recv" mbps)" -v i="$(json_get "$2.recv" mbps)" \
+		'BEGIN { printf "%.2f", (i > 0 ? o / i : 0) }'
+}
+RATIO=$(ratio_of "$LDT_TMP/out4" "$LDT_TMP/in4")
+RATIOS=$RATIO
+for try in 2 3; do
+	within "$RATIO" "$MIN" 100 && break
+	ld_run "$A" "$LDT_TMP/d50.lua" --hook output --filter "tcp dst port 5201"
+	xfer "$ADDR_B" $BYTES "$LDT_TMP/out4.$try"
+	ld_stop
+	ld_run "$B" "$LDT_TMP/d50.lua" --hook input --filter "tcp dst port 5201"
+	xfer "$ADDR_B" $BYTES "$LDT_TMP/in4.$try"
+	ld_stop
+	RATIO=$(ratio_of "$LDT_TMP/out4.$try" "$LDT_TMP/in4.$try")
+	RATIOS="$RATIOS $RATIO"
+done
+log "TCP through 50 ms, output/input ratio of each pair: $RATIOS"
+check "output throughput >= $MIN of input (pairs: $RATIOS)" within "$RATIO" "$MIN" 100
 
 # 2. UDP at 50 Mbit/s (5000 x 1250-byte IP packets/s) through 100 ms, 2 s.
 # A blocked sender (its socket charged for every held packet) would not get
