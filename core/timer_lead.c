@@ -41,7 +41,7 @@ void ld_timer_lead_observe(struct ld_timer_lead *t, uint64_t fire_ns, uint64_t n
 	}
 }
 
-uint64_t ld_timer_lead_poll_until(struct ld_timer_lead *t, uint64_t due_ns, uint64_t now_ns)
+uint64_t ld_timer_lead_poll_until(const struct ld_timer_lead *t, uint64_t due_ns, uint64_t now_ns)
 {
 	if (due_ns <= now_ns || due_ns - now_ns > t->lead_ns)
 		return 0;
